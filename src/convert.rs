@@ -1,0 +1,322 @@
+//! The one place prost types become domain types and back.
+//!
+//! `TryFrom<v1::X>` is also haloyd's re-validation of what a client sent: every rule
+//! in [`crate::rules`] runs again here, and the error names the request field.
+
+use crate::rules::{self, Violation};
+use crate::spec::{
+    AppSpec, DeploymentStrategy, DomainSpec, EnvVar, History, ImageSource, ImageSpec, RegistryAuth,
+    Secret, VolumeMount, VolumeSource,
+};
+use crate::v1;
+
+/// A request field that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {violation}")]
+pub struct ConversionError {
+    /// Path of the offending field, e.g. `spec.volumes[1]`.
+    pub field: String,
+    pub violation: Violation,
+}
+
+fn at(field: impl Into<String>) -> impl FnOnce(Violation) -> ConversionError {
+    let field = field.into();
+    move |violation| ConversionError { field, violation }
+}
+
+fn missing(field: &str) -> ConversionError {
+    ConversionError {
+        field: field.to_string(),
+        violation: Violation::new("the field is missing", "send it; it is required"),
+    }
+}
+
+impl From<AppSpec> for v1::AppSpec {
+    fn from(spec: AppSpec) -> Self {
+        Self {
+            name: spec.name,
+            image: Some(spec.image.into()),
+            deployment_strategy: v1::DeploymentStrategy::from(spec.deployment_strategy).into(),
+            domains: spec.domains.into_iter().map(Into::into).collect(),
+            acme_email: spec.acme_email.unwrap_or_default(),
+            replicas: spec.replicas,
+            port: u32::from(spec.port),
+            health_check_path: spec.health_check_path,
+            env: spec.env.into_iter().map(Into::into).collect(),
+            volumes: spec.volumes.into_iter().map(Into::into).collect(),
+            network: spec.network.unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<v1::AppSpec> for AppSpec {
+    type Error = ConversionError;
+
+    fn try_from(pb: v1::AppSpec) -> Result<Self, Self::Error> {
+        rules::app_name(&pb.name).map_err(at("spec.name"))?;
+        let image = pb.image.ok_or_else(|| missing("spec.image"))?.try_into()?;
+        let deployment_strategy = match v1::DeploymentStrategy::try_from(pb.deployment_strategy) {
+            Ok(v1::DeploymentStrategy::Replace) => DeploymentStrategy::Replace,
+            Ok(_) => DeploymentStrategy::Rolling,
+            Err(_) => {
+                return Err(ConversionError {
+                    field: "spec.deployment_strategy".into(),
+                    violation: Violation::new(
+                        format!("unknown strategy {}", pb.deployment_strategy),
+                        "use ROLLING or REPLACE",
+                    ),
+                });
+            }
+        };
+        let domains = pb
+            .domains
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| domain_from_pb(d, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        rules::distinct_hosts(&domains).map_err(at("spec.domains"))?;
+        let acme_email = (!pb.acme_email.is_empty()).then_some(pb.acme_email);
+        if let Some(email) = &acme_email {
+            rules::email(email).map_err(at("spec.acme_email"))?;
+        }
+        let replicas = rules::replicas(i64::from(pb.replicas)).map_err(at("spec.replicas"))?;
+        let port = rules::port(i64::from(pb.port)).map_err(at("spec.port"))?;
+        let health_check_path = if pb.health_check_path.is_empty() {
+            crate::spec::DEFAULT_HEALTH_CHECK_PATH.to_string()
+        } else {
+            rules::health_check_path(&pb.health_check_path)
+                .map_err(at("spec.health_check_path"))?;
+            pb.health_check_path
+        };
+        let env = pb
+            .env
+            .into_iter()
+            .enumerate()
+            .map(|(i, var)| {
+                rules::env_name(&var.name).map_err(at(format!("spec.env[{i}].name")))?;
+                Ok(EnvVar {
+                    name: var.name,
+                    value: Secret::new(var.value),
+                    sensitive: var.sensitive,
+                })
+            })
+            .collect::<Result<Vec<_>, ConversionError>>()?;
+        let volumes = pb
+            .volumes
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let text = if v.options.is_empty() {
+                    format!("{}:{}", v.source, v.target)
+                } else {
+                    format!("{}:{}:{}", v.source, v.target, v.options.join(","))
+                };
+                rules::volume(&text).map_err(at(format!("spec.volumes[{i}]")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let network = (!pb.network.is_empty()).then_some(pb.network);
+        if let Some(network) = &network {
+            rules::network_name(network).map_err(at("spec.network"))?;
+        }
+        if !domains.is_empty() && acme_email.is_none() {
+            return Err(ConversionError {
+                field: "spec.acme_email".into(),
+                violation: Violation::new(
+                    "domains are set but acme_email is empty",
+                    "send the ACME contact address with the domains",
+                ),
+            });
+        }
+        Ok(Self {
+            name: pb.name,
+            image,
+            deployment_strategy,
+            domains,
+            acme_email,
+            replicas,
+            port,
+            health_check_path,
+            env,
+            volumes,
+            network,
+        })
+    }
+}
+
+impl From<DeploymentStrategy> for v1::DeploymentStrategy {
+    fn from(strategy: DeploymentStrategy) -> Self {
+        match strategy {
+            DeploymentStrategy::Rolling => Self::Rolling,
+            DeploymentStrategy::Replace => Self::Replace,
+        }
+    }
+}
+
+impl From<ImageSpec> for v1::ImageSpec {
+    fn from(image: ImageSpec) -> Self {
+        let source = match image.source {
+            ImageSource::Registry => v1::ImageSourceKind::Registry,
+            ImageSource::Local => v1::ImageSourceKind::Local,
+        };
+        Self {
+            repository: image.repository,
+            tag: image.tag,
+            source: source.into(),
+            registry: image.registry.map(Into::into),
+            history: Some(image.history.into()),
+        }
+    }
+}
+
+impl TryFrom<v1::ImageSpec> for ImageSpec {
+    type Error = ConversionError;
+
+    fn try_from(pb: v1::ImageSpec) -> Result<Self, Self::Error> {
+        rules::image_repository(&pb.repository).map_err(at("spec.image.repository"))?;
+        let tag = if pb.tag.is_empty() {
+            crate::spec::DEFAULT_TAG.to_string()
+        } else {
+            rules::image_tag(&pb.tag).map_err(at("spec.image.tag"))?;
+            pb.tag
+        };
+        let source = match v1::ImageSourceKind::try_from(pb.source) {
+            Ok(v1::ImageSourceKind::Local) => ImageSource::Local,
+            _ => ImageSource::Registry,
+        };
+        let history = match pb.history {
+            Some(h) => h.try_into()?,
+            None => History::default(),
+        };
+        if let History::Registry { .. } = history {
+            rules::immutable_tag(&tag).map_err(at("spec.image.tag"))?;
+        }
+        let registry = pb
+            .registry
+            .map(|r| {
+                if r.server.is_empty() {
+                    return Err(missing("spec.image.registry.server"));
+                }
+                Ok(RegistryAuth {
+                    server: r.server,
+                    username: Secret::new(r.username),
+                    password: Secret::new(r.password),
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            repository: pb.repository,
+            tag,
+            source,
+            registry,
+            history,
+        })
+    }
+}
+
+impl From<RegistryAuth> for v1::RegistryAuth {
+    fn from(auth: RegistryAuth) -> Self {
+        Self {
+            server: auth.server,
+            username: auth.username.expose().to_string(),
+            password: auth.password.expose().to_string(),
+        }
+    }
+}
+
+impl From<History> for v1::History {
+    fn from(history: History) -> Self {
+        let (strategy, count, pattern) = match history {
+            History::Local { count } => (v1::HistoryStrategy::Local, count, String::new()),
+            History::Registry { count, pattern } => (v1::HistoryStrategy::Registry, count, pattern),
+            History::None => (v1::HistoryStrategy::None, 0, String::new()),
+        };
+        Self {
+            strategy: strategy.into(),
+            count,
+            pattern,
+        }
+    }
+}
+
+impl TryFrom<v1::History> for History {
+    type Error = ConversionError;
+
+    fn try_from(pb: v1::History) -> Result<Self, Self::Error> {
+        let count_required = || {
+            if pb.count == 0 {
+                Err(ConversionError {
+                    field: "spec.image.history.count".into(),
+                    violation: Violation::new(
+                        "count is 0",
+                        "send how many versions to keep, at least 1",
+                    ),
+                })
+            } else {
+                Ok(pb.count)
+            }
+        };
+        match v1::HistoryStrategy::try_from(pb.strategy) {
+            Ok(v1::HistoryStrategy::None) => Ok(History::None),
+            Ok(v1::HistoryStrategy::Registry) => {
+                let count = count_required()?;
+                if pb.pattern.is_empty() {
+                    return Err(missing("spec.image.history.pattern"));
+                }
+                Ok(History::Registry {
+                    count,
+                    pattern: pb.pattern,
+                })
+            }
+            _ => Ok(History::Local {
+                count: count_required()?,
+            }),
+        }
+    }
+}
+
+impl From<DomainSpec> for v1::Domain {
+    fn from(domain: DomainSpec) -> Self {
+        Self {
+            domain: domain.canonical,
+            aliases: domain.aliases,
+        }
+    }
+}
+
+fn domain_from_pb(pb: v1::Domain, index: usize) -> Result<DomainSpec, ConversionError> {
+    rules::domain_name(&pb.domain).map_err(at(format!("spec.domains[{index}].domain")))?;
+    for (j, alias) in pb.aliases.iter().enumerate() {
+        rules::domain_name(alias).map_err(at(format!("spec.domains[{index}].aliases[{j}]")))?;
+    }
+    Ok(DomainSpec {
+        canonical: pb.domain,
+        aliases: pb.aliases,
+    })
+}
+
+impl From<EnvVar> for v1::EnvVar {
+    fn from(var: EnvVar) -> Self {
+        Self {
+            name: var.name,
+            value: var.value.expose().to_string(),
+            sensitive: var.sensitive,
+        }
+    }
+}
+
+impl From<VolumeMount> for v1::Volume {
+    fn from(mount: VolumeMount) -> Self {
+        let source = match mount.source {
+            VolumeSource::Named(name) => name,
+            VolumeSource::Bind(path) => path,
+        };
+        Self {
+            source,
+            target: mount.container_path,
+            options: mount.options,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,117 @@
+//! Round trips and server-side re-validation of prost messages.
+
+use super::*;
+
+fn sample() -> AppSpec {
+    AppSpec {
+        name: "my-app".into(),
+        image: ImageSpec {
+            repository: "ghcr.io/org/my-app".into(),
+            tag: "v1.2.3".into(),
+            source: ImageSource::Registry,
+            registry: Some(RegistryAuth {
+                server: "ghcr.io".into(),
+                username: Secret::new("me"),
+                password: Secret::new("hunter2"),
+            }),
+            history: History::Registry {
+                count: 10,
+                pattern: "v*".into(),
+            },
+        },
+        deployment_strategy: DeploymentStrategy::Replace,
+        domains: vec![DomainSpec {
+            canonical: "my-app.com".into(),
+            aliases: vec!["www.my-app.com".into()],
+        }],
+        acme_email: Some("you@email.com".into()),
+        replicas: 3,
+        port: 3000,
+        health_check_path: "/health".into(),
+        env: vec![EnvVar {
+            name: "API_KEY".into(),
+            value: Secret::new("s3cret"),
+            sensitive: true,
+        }],
+        volumes: vec![rules::volume("/var/data:/data:ro").unwrap()],
+        network: Some("backend".into()),
+    }
+}
+
+#[test]
+fn app_spec_round_trips() {
+    let spec = sample();
+    let pb = v1::AppSpec::from(spec.clone());
+    assert_eq!(
+        pb.image
+            .as_ref()
+            .unwrap()
+            .registry
+            .as_ref()
+            .unwrap()
+            .password,
+        "hunter2"
+    );
+    assert_eq!(AppSpec::try_from(pb).unwrap(), spec);
+}
+
+#[test]
+fn defaults_fill_empty_fields() {
+    let mut pb = v1::AppSpec::from(sample());
+    pb.health_check_path.clear();
+    pb.network.clear();
+    pb.image.as_mut().unwrap().tag = "v2".into();
+    pb.image.as_mut().unwrap().history = None;
+    let spec = AppSpec::try_from(pb).unwrap();
+    assert_eq!(spec.health_check_path, "/");
+    assert_eq!(spec.network_or_default(), "haloy-public");
+    assert_eq!(spec.image.history, History::Local { count: 5 });
+}
+
+#[test]
+fn server_rejects_what_the_client_should_have_caught() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut v1::AppSpec)>)> = vec![
+        ("spec.name", Box::new(|p| p.name = "bad name".into())),
+        ("spec.replicas", Box::new(|p| p.replicas = 0)),
+        ("spec.port", Box::new(|p| p.port = 70000)),
+        (
+            "spec.volumes[0]",
+            Box::new(|p| p.volumes[0].source = "./data".into()),
+        ),
+        (
+            "spec.domains[0].domain",
+            Box::new(|p| p.domains[0].domain = "a b".into()),
+        ),
+        (
+            "spec.domains",
+            Box::new(|p| p.domains[0].aliases = vec!["my-app.com".into()]),
+        ),
+        (
+            "spec.env[0].name",
+            Box::new(|p| p.env[0].name = "1BAD".into()),
+        ),
+        ("spec.acme_email", Box::new(|p| p.acme_email.clear())),
+        ("spec.image", Box::new(|p| p.image = None)),
+        (
+            "spec.image.tag",
+            Box::new(|p| p.image.as_mut().unwrap().tag = "latest".into()),
+        ),
+        (
+            "spec.health_check_path",
+            Box::new(|p| p.health_check_path = "health".into()),
+        ),
+    ];
+    for (field, break_it) in cases {
+        let mut pb = v1::AppSpec::from(sample());
+        break_it(&mut pb);
+        let err = AppSpec::try_from(pb).unwrap_err();
+        assert_eq!(err.field, field, "{err}");
+    }
+}
+
+#[test]
+fn secrets_do_not_show_in_debug_output() {
+    let text = format!("{:?}", sample());
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+}
