@@ -118,15 +118,6 @@ impl TryFrom<v1::AppSpec> for AppSpec {
         if let Some(network) = &network {
             rules::network_name(network).map_err(at("spec.network"))?;
         }
-        if !domains.is_empty() && acme_email.is_none() {
-            return Err(ConversionError {
-                field: "spec.acme_email".into(),
-                violation: Violation::new(
-                    "domains are set but acme_email is empty",
-                    "send the ACME contact address with the domains",
-                ),
-            });
-        }
         Ok(Self {
             name: pb.name,
             image,

@@ -90,7 +90,10 @@ fn server_rejects_what_the_client_should_have_caught() {
             "spec.env[0].name",
             Box::new(|p| p.env[0].name = "1BAD".into()),
         ),
-        ("spec.acme_email", Box::new(|p| p.acme_email.clear())),
+        (
+            "spec.acme_email",
+            Box::new(|p| p.acme_email = "nobody".into()),
+        ),
         ("spec.image", Box::new(|p| p.image = None)),
         (
             "spec.image.tag",

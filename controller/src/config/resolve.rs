@@ -1,0 +1,691 @@
+//! Checks one target's merged configuration against every rule and resolves its value
+//! sources, producing a [`TargetPlan`] or every problem found (not just the first).
+
+use std::path::Path;
+
+use haloy_api::rules::{self, Violation};
+use haloy_api::spec::{
+    AppSpec, DEFAULT_HEALTH_CHECK_PATH, DEFAULT_HISTORY_COUNT, DEFAULT_PORT, DEFAULT_TAG,
+    DeploymentStrategy, DomainSpec, EnvVar, History, ImageSource, ImageSpec, RegistryAuth, Secret,
+};
+
+use super::merge::{At, Merged};
+use super::plan::{BuildArg, BuildPlan, PushTo, TargetPlan};
+use super::raw::{
+    ApiTokenDef, EnvVarDef, HistoryStrategyDef, ImageSourceDef, PortDef, PushDef, StrategyDef,
+    ValueSourceDef,
+};
+use crate::env::EnvSource;
+use crate::error::Issue;
+use crate::secrets::{SecretRef, SecretResolver};
+use crate::servers::ServerAddress;
+
+/// What resolving value sources needs.
+pub struct Context<'a> {
+    pub env: &'a EnvSource,
+    pub secrets: &'a mut SecretResolver,
+    /// The config file's directory: build contexts are relative to it.
+    pub config_dir: &'a Path,
+}
+
+#[derive(Default)]
+struct Issues(Vec<Issue>, Vec<Issue>);
+
+impl Issues {
+    fn warn(
+        &mut self,
+        path: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.1.push(Issue::new(path, problem, fix));
+    }
+
+    fn add(&mut self, path: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) {
+        self.0.push(Issue::new(path, problem, fix));
+    }
+
+    fn check<T>(&mut self, path: impl Into<String>, result: Result<T, Violation>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(v) => {
+                self.0.push(Issue::new(path, v.problem, v.fix));
+                None
+            }
+        }
+    }
+}
+
+/// Validates and resolves one target.
+pub fn plan_target(
+    name: Option<&str>,
+    merged: &Merged,
+    target: Option<&str>,
+    ctx: &mut Context<'_>,
+) -> Result<TargetPlan, Vec<Issue>> {
+    let mut issues = Issues::default();
+    let app_name = match name {
+        Some(name) => issues.check("name", rules::app_name(name)).map(|()| name),
+        None => {
+            issues.add(
+                "name",
+                "the app name is missing",
+                "add `name: my-app` at the top level of the file",
+            );
+            None
+        }
+    };
+
+    let server = merged.server.as_ref().and_then(|at| {
+        let parsed = ServerAddress::parse(&at.value);
+        issues
+            .check(
+                at.path("server"),
+                parsed.map_err(|e| Violation::new(e.problem, e.fix)),
+            )
+            .map(|s| s.to_string())
+    });
+    let api_token = merged
+        .api_token
+        .as_ref()
+        .and_then(|at| resolve_api_token(at, ctx, &mut issues));
+
+    let (image, build) = resolve_image(merged, app_name.unwrap_or("app"), ctx, &mut issues);
+
+    let deployment_strategy = match merged.deployment_strategy.as_ref().map(|a| a.value) {
+        Some(StrategyDef::Replace) => DeploymentStrategy::Replace,
+        Some(StrategyDef::Rolling) | None => DeploymentStrategy::Rolling,
+    };
+
+    let domains = resolve_domains(merged, &mut issues);
+    let acme_email = merged.acme_email.as_ref().and_then(|at| {
+        issues
+            .check(at.path("acme_email"), rules::email(&at.value))
+            .map(|()| at.value.clone())
+    });
+    if !domains.is_empty() && merged.acme_email.is_none() {
+        let at = merged
+            .domains
+            .as_ref()
+            .map(|d| d.prefix.as_str())
+            .unwrap_or("");
+        // The seed's own examples leave it out: the server's ACME email
+        // (`haloyadm init --acme-email`) is the fallback, so this is a warning here
+        // and haloyd refuses certificates only when it has neither.
+        issues.warn(
+            format!("{at}acme_email"),
+            "domains are set but acme_email is not; certificates will use the server's ACME email (haloyadm init --acme-email)",
+            "add `acme_email: you@example.com` so Let's Encrypt can reach you about this app's certificates",
+        );
+    }
+
+    let replicas = match &merged.replicas {
+        Some(at) => issues.check(at.path("replicas"), rules::replicas(at.value)),
+        None => Some(1),
+    };
+    let port = match &merged.port {
+        Some(at) => {
+            let result = match &at.value {
+                PortDef::Number(n) => rules::port(*n),
+                PortDef::Text(t) => rules::port_str(t),
+            };
+            issues.check(at.path("port"), result)
+        }
+        None => Some(DEFAULT_PORT),
+    };
+    let health_check_path = match &merged.health_check_path {
+        Some(at) => issues
+            .check(
+                at.path("health_check_path"),
+                rules::health_check_path(&at.value),
+            )
+            .map(|()| at.value.clone()),
+        None => Some(DEFAULT_HEALTH_CHECK_PATH.to_string()),
+    };
+
+    let env = resolve_env(merged, ctx, &mut issues);
+    let volumes: Vec<_> = merged
+        .volumes
+        .iter()
+        .flat_map(|at| {
+            at.value
+                .iter()
+                .enumerate()
+                .map(move |(i, v)| (at.path(&format!("volumes[{i}]")), v))
+        })
+        .filter_map(|(path, v)| issues.check(path, rules::volume(v)))
+        .collect();
+    let network = merged.network.as_ref().and_then(|at| {
+        issues
+            .check(at.path("network"), rules::network_name(&at.value))
+            .map(|()| at.value.clone())
+    });
+    let pre_deploy = hooks(&merged.pre_deploy, "pre_deploy", &mut issues);
+    let post_deploy = hooks(&merged.post_deploy, "post_deploy", &mut issues);
+
+    if !issues.0.is_empty() {
+        return Err(issues.0);
+    }
+    // No issues means every `check` above returned Some.
+    let (Some(name), Some(image), Some(replicas), Some(port), Some(health_check_path)) =
+        (app_name, image, replicas, port, health_check_path)
+    else {
+        return Err(vec![Issue::new(
+            "",
+            "internal error: a value was rejected without a reason",
+            "please report this",
+        )]);
+    };
+    Ok(TargetPlan {
+        target: target.map(str::to_string),
+        server,
+        api_token,
+        spec: AppSpec {
+            name: name.to_string(),
+            image,
+            deployment_strategy,
+            domains,
+            acme_email,
+            replicas,
+            port,
+            health_check_path,
+            env,
+            volumes,
+            network,
+        },
+        build,
+        pre_deploy,
+        post_deploy,
+        warnings: issues.1,
+    })
+}
+
+fn hooks(list: &Option<At<Vec<String>>>, key: &str, issues: &mut Issues) -> Vec<String> {
+    let Some(at) = list else { return Vec::new() };
+    for (i, command) in at.value.iter().enumerate() {
+        if command.trim().is_empty() {
+            issues.add(
+                at.path(&format!("{key}[{i}]")),
+                "the command is empty",
+                "write a shell command or remove the entry",
+            );
+        }
+    }
+    at.value.clone()
+}
+
+/// Resolves a value source found at `path`. Returns the value and whether it is
+/// sensitive (read from the environment or a secret provider).
+fn resolve_source(
+    source: &ValueSourceDef,
+    path: &str,
+    ctx: &mut Context<'_>,
+    issues: &mut Issues,
+) -> Option<(Secret, bool)> {
+    match (&source.value, &source.from) {
+        (Some(value), None) => Some((Secret::new(value.0.clone()), false)),
+        (None, Some(from)) => match (&from.env, &from.secret) {
+            (Some(var), None) => {
+                let var_path = format!("{path}.from.env");
+                issues.check(&var_path, rules::env_name(var))?;
+                match ctx.env.get(var) {
+                    Some(value) => Some((Secret::new(value), true)),
+                    None => {
+                        issues.add(
+                            var_path,
+                            format!(
+                                "environment variable {var} is not set (looked in {})",
+                                ctx.env.searched().join(", ")
+                            ),
+                            format!("export {var}=... or add {var}=... to .env"),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(reference)) => {
+                let secret_path = format!("{path}.from.secret");
+                let parsed = match SecretRef::parse(reference) {
+                    Ok(parsed) => parsed,
+                    Err(message) => {
+                        let (problem, fix) = message.split_once("; ").unwrap_or((&message, ""));
+                        issues.add(secret_path, problem, fix);
+                        return None;
+                    }
+                };
+                match ctx.secrets.resolve(&parsed) {
+                    Ok(secret) => Some((secret, true)),
+                    Err(e) => {
+                        let text = e.to_string();
+                        let (problem, fix) = text.split_once("; ").unwrap_or((&text, ""));
+                        issues.add(secret_path, problem, fix);
+                        None
+                    }
+                }
+            }
+            (Some(_), Some(_)) => {
+                issues.add(
+                    format!("{path}.from"),
+                    "both env and secret are set",
+                    "keep one: from.env names an environment variable, from.secret a secret provider reference",
+                );
+                None
+            }
+            (None, None) => {
+                issues.add(
+                    format!("{path}.from"),
+                    "from is empty",
+                    "set from.env: VARIABLE or from.secret: onepassword:<source>.<field>",
+                );
+                None
+            }
+        },
+        (Some(_), Some(_)) => {
+            issues.add(
+                path,
+                "both value and from are set",
+                "keep one: value for a literal, from for an environment variable or secret",
+            );
+            None
+        }
+        (None, None) => {
+            issues.add(
+                path,
+                "no value is given",
+                "set value: ... or from: { env: VARIABLE } or from: { secret: onepassword:<source>.<field> }",
+            );
+            None
+        }
+    }
+}
+
+fn resolve_api_token(
+    at: &At<ApiTokenDef>,
+    ctx: &mut Context<'_>,
+    issues: &mut Issues,
+) -> Option<Secret> {
+    let path = at.path("api_token");
+    match &at.value {
+        ApiTokenDef::EnvName(var) => {
+            issues.check(&path, rules::env_name(var))?;
+            match ctx.env.get(var) {
+                Some(token) if !token.is_empty() => Some(Secret::new(token)),
+                _ => {
+                    issues.add(
+                        path,
+                        format!("api_token names environment variable {var}, which is not set"),
+                        format!("export {var}=<token> (from `haloyadm api token` on the server) or add it to .env"),
+                    );
+                    None
+                }
+            }
+        }
+        ApiTokenDef::Source(source) => {
+            resolve_source(source, &path, ctx, issues).map(|(token, _)| token)
+        }
+    }
+}
+
+fn resolve_env(merged: &Merged, ctx: &mut Context<'_>, issues: &mut Issues) -> Vec<EnvVar> {
+    let Some(at) = &merged.env else {
+        return Vec::new();
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (i, var) in at.value.iter().enumerate() {
+        let path = at.path(&format!("env[{i}]"));
+        let Some(name) = env_var_name(var, &path, issues) else {
+            continue;
+        };
+        if !seen.insert(name.to_string()) {
+            issues.add(
+                format!("{path}.name"),
+                format!("{name} is set more than once"),
+                "keep one entry per variable",
+            );
+            continue;
+        }
+        if let Some((value, sensitive)) = resolve_source(&var.source(), &path, ctx, issues) {
+            out.push(EnvVar {
+                name: name.to_string(),
+                value,
+                sensitive,
+            });
+        }
+    }
+    out
+}
+
+fn env_var_name<'a>(var: &'a EnvVarDef, path: &str, issues: &mut Issues) -> Option<&'a str> {
+    match var.name.as_deref() {
+        Some(name) => issues
+            .check(format!("{path}.name"), rules::env_name(name))
+            .map(|()| name),
+        None => {
+            issues.add(
+                format!("{path}.name"),
+                "the entry has no name",
+                "add name: VARIABLE_NAME",
+            );
+            None
+        }
+    }
+}
+
+fn resolve_domains(merged: &Merged, issues: &mut Issues) -> Vec<DomainSpec> {
+    let Some(at) = &merged.domains else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, def) in at.value.iter().enumerate() {
+        let path = at.path(&format!("domains[{i}]"));
+        let Some(domain) = &def.domain else {
+            issues.add(
+                format!("{path}.domain"),
+                "the entry has no domain",
+                "add domain: my-app.com",
+            );
+            continue;
+        };
+        let mut ok = issues
+            .check(format!("{path}.domain"), rules::domain_name(domain))
+            .is_some();
+        let aliases = def.aliases.clone().unwrap_or_default();
+        for (j, alias) in aliases.iter().enumerate() {
+            ok &= issues
+                .check(format!("{path}.aliases[{j}]"), rules::domain_name(alias))
+                .is_some();
+        }
+        if ok {
+            out.push(DomainSpec {
+                canonical: domain.clone(),
+                aliases,
+            });
+        }
+    }
+    issues.check(at.path("domains"), rules::distinct_hosts(&out));
+    out
+}
+
+fn resolve_image(
+    merged: &Merged,
+    app_name: &str,
+    ctx: &mut Context<'_>,
+    issues: &mut Issues,
+) -> (Option<ImageSpec>, Option<BuildPlan>) {
+    let image = &merged.image;
+    // Without an image block Haloy builds the Dockerfile next to the config and names
+    // the image after the app, as the seed's quick start does.
+    let repository = match &image.repository {
+        Some(at) => issues
+            .check(at.path("repository"), rules::image_repository(&at.value))
+            .map(|()| at.value.clone()),
+        None if image.present => {
+            issues.add(
+                "image.repository",
+                "the image has no repository",
+                "add image.repository, e.g. ghcr.io/your-org/my-app or my-app",
+            );
+            None
+        }
+        None => Some(app_name.to_ascii_lowercase()),
+    };
+    let tag = match &image.tag {
+        Some(at) => issues
+            .check(at.path("tag"), rules::image_tag(&at.value))
+            .map(|()| at.value.clone()),
+        None => Some(DEFAULT_TAG.to_string()),
+    };
+    let source = match image.source.as_ref().map(|a| a.value) {
+        Some(ImageSourceDef::Local) => ImageSource::Local,
+        _ => ImageSource::Registry,
+    };
+    let history = resolve_history(merged, tag.as_deref(), issues);
+    let registry = image.registry.as_ref().and_then(|at| {
+        let base = at.path("registry");
+        let server = match &at.value.server {
+            Some(server) => {
+                let parsed = ServerAddress::parse(server);
+                issues
+                    .check(
+                        format!("{base}.server"),
+                        parsed.map_err(|e| Violation::new(e.problem, e.fix)),
+                    )
+                    .map(|s| s.to_string())
+            }
+            None => repository.as_deref().map(rules::registry_server_of),
+        };
+        let mut credential = |key: &str, def: &Option<ValueSourceDef>| match def {
+            Some(def) => resolve_source(def, &format!("{base}.{key}"), ctx, issues).map(|(v, _)| v),
+            None => {
+                issues.add(
+                    format!("{base}.{key}"),
+                    format!("registry {key} is missing"),
+                    format!(
+                        "add {key}: {{ from: {{ env: REGISTRY_{} }} }}",
+                        key.to_uppercase()
+                    ),
+                );
+                None
+            }
+        };
+        let username = credential("username", &at.value.username);
+        let password = credential("password", &at.value.password);
+        Some(RegistryAuth {
+            server: server?,
+            username: username?,
+            password: password?,
+        })
+    });
+
+    let build_requested = match image.build.as_ref().map(|a| a.value) {
+        Some(explicit) => explicit,
+        None => image.builder.present || !image.present,
+    };
+    let build = if build_requested {
+        if source == ImageSource::Local {
+            let at = image
+                .source
+                .as_ref()
+                .map(|a| a.path("source"))
+                .unwrap_or_default();
+            issues.add(
+                at,
+                "image.source is local, which means the image is already on the server, but the image is also built here",
+                "remove image.source to build and ship the image, or remove the builder (and set build: false) to use the server's image",
+            );
+            None
+        } else {
+            resolve_build(merged, image.registry.is_some(), ctx, issues)
+        }
+    } else {
+        None
+    };
+
+    let spec = match (repository, tag, history) {
+        (Some(repository), Some(tag), Some(history)) => Some(ImageSpec {
+            repository,
+            tag,
+            source,
+            registry,
+            history,
+        }),
+        _ => None,
+    };
+    (spec, build)
+}
+
+fn resolve_history(merged: &Merged, tag: Option<&str>, issues: &mut Issues) -> Option<History> {
+    let Some(at) = &merged.image.history else {
+        return Some(History::default());
+    };
+    let path = at.path("history");
+    let count = |issues: &mut Issues, strategy: &str| match at.value.count {
+        Some(n) if n >= 1 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+        Some(n) => {
+            issues.add(
+                format!("{path}.count"),
+                format!("count is {n}"),
+                "keep at least 1 version: count: 5",
+            );
+            None
+        }
+        None => {
+            issues.add(
+                format!("{path}.count"),
+                format!("count is required for the {strategy} strategy"),
+                format!("add count: {DEFAULT_HISTORY_COUNT} (how many versions to keep)"),
+            );
+            None
+        }
+    };
+    match at.value.strategy.unwrap_or(HistoryStrategyDef::Local) {
+        HistoryStrategyDef::None => Some(History::None),
+        HistoryStrategyDef::Local => count(issues, "local").map(|count| History::Local { count }),
+        HistoryStrategyDef::Registry => {
+            let count = count(issues, "registry");
+            let pattern = match &at.value.pattern {
+                Some(p) if !p.trim().is_empty() => Some(p.clone()),
+                _ => {
+                    issues.add(
+                        format!("{path}.pattern"),
+                        "pattern is required for the registry strategy",
+                        "add pattern: \"v*\" to match the tags rollbacks may use",
+                    );
+                    None
+                }
+            };
+            if let (Some(tag), Some(tag_at)) = (tag, &merged.image.tag) {
+                issues.check(tag_at.path("tag"), rules::immutable_tag(tag));
+            } else if merged.image.tag.is_none() {
+                issues.check("image.tag", rules::immutable_tag(DEFAULT_TAG));
+            }
+            Some(History::Registry {
+                count: count?,
+                pattern: pattern?,
+            })
+        }
+    }
+}
+
+fn resolve_build(
+    merged: &Merged,
+    has_registry: bool,
+    ctx: &mut Context<'_>,
+    issues: &mut Issues,
+) -> Option<BuildPlan> {
+    let builder = &merged.image.builder;
+    let relative = |at: &Option<At<String>>, default: &str| {
+        at.as_ref().map_or(default.to_string(), |a| a.value.clone())
+    };
+    let context = ctx.config_dir.join(relative(&builder.context, "."));
+    let context_path = builder
+        .context
+        .as_ref()
+        .map_or("image.builder.context".into(), |a| a.path("context"));
+    let mut ok = true;
+    if !context.is_dir() {
+        issues.add(
+            context_path,
+            format!("build context {} is not a directory", context.display()),
+            "set image.builder.context relative to the config file's directory",
+        );
+        ok = false;
+    }
+    let dockerfile = context.join(relative(&builder.dockerfile, "Dockerfile"));
+    if ok && !dockerfile.is_file() {
+        let (path, fix) = match (&builder.dockerfile, merged.image.present) {
+            (Some(at), _) => (
+                at.path("dockerfile"),
+                "create it or point image.builder.dockerfile at your Dockerfile (relative to the context)",
+            ),
+            (None, true) => (
+                "image.builder.dockerfile".to_string(),
+                "create a Dockerfile in the build context or set image.builder.dockerfile",
+            ),
+            (None, false) => (
+                "image".to_string(),
+                "without an image block Haloy builds the Dockerfile next to the config: create it, or set image.repository to deploy an existing image",
+            ),
+        };
+        issues.add(
+            path,
+            format!("{} does not exist", dockerfile.display()),
+            fix,
+        );
+        ok = false;
+    }
+    let platform = relative(&builder.platform, "linux/amd64");
+    if let Some(at) = &builder.platform {
+        let parts: Vec<&str> = platform.split('/').collect();
+        let well_formed = (2..=3).contains(&parts.len())
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            });
+        if !well_formed {
+            issues.add(
+                at.path("platform"),
+                format!("{platform:?} is not a platform"),
+                "write os/arch[/variant], e.g. linux/amd64 or linux/arm64",
+            );
+            ok = false;
+        }
+    }
+    let push = match builder.push.as_ref().map(|a| a.value) {
+        Some(PushDef::Server) => PushTo::Server,
+        Some(PushDef::Registry) => {
+            if !has_registry {
+                let at = builder
+                    .push
+                    .as_ref()
+                    .map(|a| a.path("push"))
+                    .unwrap_or_default();
+                issues.add(
+                    at,
+                    "push is registry but the image has no registry credentials",
+                    "add image.registry with username and password, or use push: server",
+                );
+                ok = false;
+            }
+            PushTo::Registry
+        }
+        None if has_registry => PushTo::Registry,
+        None => PushTo::Server,
+    };
+    let mut args = Vec::new();
+    if let Some(at) = &builder.args {
+        for (i, arg) in at.value.iter().enumerate() {
+            let path = at.path(&format!("args[{i}]"));
+            let Some(name) = env_var_name(arg, &path, issues) else {
+                ok = false;
+                continue;
+            };
+            if arg.value.is_none() && arg.from.is_none() {
+                // Pass-through: like `docker build --build-arg NAME`.
+                args.push(BuildArg {
+                    name: name.to_string(),
+                    value: ctx.env.get(name).map(Secret::new),
+                    sensitive: true,
+                });
+                continue;
+            }
+            match resolve_source(&arg.source(), &path, ctx, issues) {
+                Some((value, sensitive)) => args.push(BuildArg {
+                    name: name.to_string(),
+                    value: Some(value),
+                    sensitive,
+                }),
+                None => ok = false,
+            }
+        }
+    }
+    ok.then_some(BuildPlan {
+        context,
+        dockerfile,
+        platform,
+        args,
+        push,
+    })
+}

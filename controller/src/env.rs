@@ -1,0 +1,209 @@
+//! Where `from.env` values come from: the process environment and `.env` files,
+//! looked up without touching the process environment, so each target of one run can
+//! see its own `.env.<target>`.
+//!
+//! Precedence, highest first (the most specific source wins, and a variable exported
+//! in the shell always beats a file, so CI can override anything):
+//! 1. the process environment;
+//! 2. `.env.<target>` in the current directory;
+//! 3. `.env` in the current directory;
+//! 4. `.env` in Haloy's config directory (`~/.config/haloy/.env`, where
+//!    `haloy server add` keeps API tokens).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::DotenvError;
+
+/// A layered view of environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct EnvSource {
+    /// Highest precedence first.
+    layers: Vec<(String, HashMap<String, String>)>,
+}
+
+impl EnvSource {
+    /// The process environment on its own.
+    pub fn from_process() -> Self {
+        Self::default().with_layer("the environment", std::env::vars().collect())
+    }
+
+    /// Adds a layer below the existing ones.
+    pub fn with_layer(mut self, name: impl Into<String>, vars: HashMap<String, String>) -> Self {
+        self.layers.push((name.into(), vars));
+        self
+    }
+
+    /// Adds a `.env` file below the existing layers, if it exists.
+    pub fn with_file(self, path: &Path) -> Result<Self, DotenvError> {
+        match read_dotenv(path)? {
+            Some(vars) => Ok(self.with_layer(path.display().to_string(), vars)),
+            None => Ok(self),
+        }
+    }
+
+    /// The standard layering for one target (see the module docs).
+    pub fn for_target(
+        process: &HashMap<String, String>,
+        cwd: &Path,
+        haloy_config_dir: Option<&Path>,
+        target: Option<&str>,
+    ) -> Result<Self, DotenvError> {
+        let mut source = Self::default().with_layer("the environment", process.clone());
+        if let Some(target) = target {
+            source = source.with_file(&cwd.join(format!(".env.{target}")))?;
+        }
+        source = source.with_file(&cwd.join(".env"))?;
+        if let Some(dir) = haloy_config_dir {
+            source = source.with_file(&dir.join(".env"))?;
+        }
+        Ok(source)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.layers
+            .iter()
+            .find_map(|(_, vars)| vars.get(name).map(String::as_str))
+    }
+
+    /// Names of the places searched, for "not set" error messages.
+    pub fn searched(&self) -> Vec<&str> {
+        self.layers.iter().map(|(name, _)| name.as_str()).collect()
+    }
+}
+
+/// Haloy's config directory: `$XDG_CONFIG_HOME/haloy` or `~/.config/haloy`.
+pub fn haloy_config_dir(process: &HashMap<String, String>) -> Option<PathBuf> {
+    if let Some(xdg) = process.get("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(xdg).join("haloy"));
+    }
+    process
+        .get("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|home| PathBuf::from(home).join(".config").join("haloy"))
+}
+
+/// Reads a `.env` file; `Ok(None)` when it does not exist.
+pub fn read_dotenv(path: &Path) -> Result<Option<HashMap<String, String>>, DotenvError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(DotenvError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    parse_dotenv(&text)
+        .map(Some)
+        .map_err(|(line, problem)| DotenvError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            problem,
+        })
+}
+
+/// Parses `KEY=value` lines: `export ` prefixes, `#` comments, single quotes (literal)
+/// and double quotes (with `\n`, `\"` and `\\` escapes). Errors carry the 1-based line.
+pub fn parse_dotenv(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
+    let mut vars = HashMap::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line_no = index + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        let Some((key, value)) = line.split_once('=') else {
+            return Err((
+                line_no,
+                format!("line has no '=' after {:?}", first_word(line)),
+            ));
+        };
+        let key = key.trim();
+        if haloy_api::rules::env_name(key).is_err() {
+            return Err((line_no, format!("{key:?} is not a valid variable name")));
+        }
+        vars.insert(key.to_string(), unquote(value.trim(), line_no)?);
+    }
+    Ok(vars)
+}
+
+fn first_word(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or("")
+}
+
+fn unquote(value: &str, line_no: usize) -> Result<String, (usize, String)> {
+    let unterminated = |q: char| (line_no, format!("the {q} quote is not closed"));
+    if let Some(rest) = value.strip_prefix('\'') {
+        let end = rest.find('\'').ok_or_else(|| unterminated('\''))?;
+        return Ok(rest[..end].to_string());
+    }
+    if let Some(rest) = value.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return Ok(out),
+                '\\' => match chars.next() {
+                    Some('n') => out.push('\n'),
+                    Some('t') => out.push('\t'),
+                    Some(other) => out.push(other),
+                    None => break,
+                },
+                other => out.push(other),
+            }
+        }
+        return Err(unterminated('"'));
+    }
+    // Unquoted: a '#' after whitespace starts a comment.
+    let value = match value.find(" #") {
+        Some(i) => &value[..i],
+        None => value,
+    };
+    Ok(value.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_usual_dotenv_forms() {
+        let vars = parse_dotenv(
+            "# comment\nA=1\nexport B = two words \nC='lit $x # not comment'\nD=\"line\\nnext \\\"q\\\"\"\nE=val # comment\nF=\n",
+        )
+        .unwrap();
+        assert_eq!(vars["A"], "1");
+        assert_eq!(vars["B"], "two words");
+        assert_eq!(vars["C"], "lit $x # not comment");
+        assert_eq!(vars["D"], "line\nnext \"q\"");
+        assert_eq!(vars["E"], "val");
+        assert_eq!(vars["F"], "");
+    }
+
+    #[test]
+    fn reports_the_line_of_a_bad_entry() {
+        assert_eq!(parse_dotenv("A=1\nnonsense\n").unwrap_err().0, 2);
+        assert_eq!(parse_dotenv("A=\"open\n").unwrap_err().0, 1);
+        assert_eq!(parse_dotenv("1A=x").unwrap_err().0, 1);
+    }
+
+    #[test]
+    fn higher_layers_win() {
+        let env = EnvSource::default()
+            .with_layer("top", HashMap::from([("X".to_string(), "top".to_string())]))
+            .with_layer(
+                "bottom",
+                HashMap::from([
+                    ("X".to_string(), "bottom".to_string()),
+                    ("Y".to_string(), "y".to_string()),
+                ]),
+            );
+        assert_eq!(env.get("X"), Some("top"));
+        assert_eq!(env.get("Y"), Some("y"));
+        assert_eq!(env.get("Z"), None);
+        assert_eq!(env.searched(), vec!["top", "bottom"]);
+    }
+}
