@@ -122,18 +122,48 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// Rewrites serde's messages into a problem and a fix.
 fn issue_from_serde(path: String, message: &str, location: Option<(usize, usize)>) -> Issue {
-    let path = if path == "." { String::new() } else { path };
-    // serde_yaml and serde_json append " at line X column Y"; we print our own.
-    let message = message
+    let mut path = if path == "." { String::new() } else { path };
+    // serde_yaml prefixes the path and appends " at line X column Y"; we print our own.
+    let start = SERDE_PHRASES
+        .iter()
+        .filter_map(|phrase| message.find(phrase))
+        .min()
+        .unwrap_or(0);
+    let message = message[start..]
         .split(" at line ")
         .next()
         .unwrap_or(message)
         .trim()
         .to_string();
-    let (problem, fix) = explain(&message);
+    if message.starts_with("unknown field ") {
+        // The path ends with the unknown key itself; report the block it is in.
+        path = parent_path(&path);
+    }
+    let (problem, mut fix) = explain(&message);
+    if path.starts_with("targets.") && message.starts_with("unknown field `global_") {
+        fix = "global hooks run once for all targets: move it to the top level of the file".into();
+    }
     let mut issue = Issue::new(path, problem, fix);
     issue.location = location;
     issue
+}
+
+const SERDE_PHRASES: &[&str] = &[
+    "unknown field ",
+    "unknown variant ",
+    "missing field ",
+    "duplicate field ",
+    "invalid type: ",
+    "invalid value: ",
+    "invalid length ",
+];
+
+/// `targets.prod.replica` → `targets.prod`; `env[0].x` → `env[0]`.
+fn parent_path(path: &str) -> String {
+    match path.rfind(['.', '[']) {
+        Some(i) => path[..i].to_string(),
+        None => String::new(),
+    }
 }
 
 fn backticked(text: &str) -> Vec<&str> {
