@@ -151,7 +151,7 @@ fn shared_build_example_merges_builder_per_target() {
     let staging = plan.targets[1].build.as_ref().expect("staging builds");
     assert_eq!(production.push, PushTo::Server);
     assert_eq!(staging.push, PushTo::Registry);
-    assert_eq!(production.dockerfile, p.app().join("./Dockerfile"));
+    assert_eq!(production.dockerfile, p.app().join("Dockerfile"));
     assert_eq!(production.platform, "linux/amd64");
     assert_eq!(production.context, staging.context);
     assert!(plan.targets[0].spec.image.registry.is_none());

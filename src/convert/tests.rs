@@ -70,7 +70,8 @@ fn defaults_fill_empty_fields() {
 
 #[test]
 fn server_rejects_what_the_client_should_have_caught() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut v1::AppSpec)>)> = vec![
+    type Breakage = Box<dyn Fn(&mut v1::AppSpec)>;
+    let cases: Vec<(&str, Breakage)> = vec![
         ("spec.name", Box::new(|p| p.name = "bad name".into())),
         ("spec.replicas", Box::new(|p| p.replicas = 0)),
         ("spec.port", Box::new(|p| p.port = 70000)),

@@ -220,8 +220,11 @@ fn explain(message: &str) -> (String, String) {
             "keep one of them (builder and build_config, or snake_case and camelCase spellings, are the same key)".to_string(),
         );
     }
-    if let Some(rest) = message.strip_prefix("invalid type: ") {
-        if let Some((found, expected)) = rest.split_once(", expected ") {
+    if let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        {
             let hint = if expected.contains("string") && found.starts_with("floating point") {
                 " (quote the value)"
             } else {
@@ -233,8 +236,11 @@ fn explain(message: &str) -> (String, String) {
             );
         }
     }
-    if let Some(rest) = message.strip_prefix("invalid value: ") {
-        if let Some((found, expected)) = rest.split_once(", expected ") {
+    if let Some((found, expected)) = message
+        .strip_prefix("invalid value: ")
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        {
             return (
                 format!("{found} is out of range"),
                 format!("write {expected}"),

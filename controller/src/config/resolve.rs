@@ -578,7 +578,9 @@ fn resolve_build(
     let relative = |at: &Option<At<String>>, default: &str| {
         at.as_ref().map_or(default.to_string(), |a| a.value.clone())
     };
-    let context = ctx.config_dir.join(relative(&builder.context, "."));
+    // `components()` drops `.` segments, so "./app/." prints as "app".
+    let clean = |p: std::path::PathBuf| p.components().collect::<std::path::PathBuf>();
+    let context = clean(ctx.config_dir.join(relative(&builder.context, ".")));
     let context_path = builder
         .context
         .as_ref()
@@ -592,7 +594,7 @@ fn resolve_build(
         );
         ok = false;
     }
-    let dockerfile = context.join(relative(&builder.dockerfile, "Dockerfile"));
+    let dockerfile = clean(context.join(relative(&builder.dockerfile, "Dockerfile")));
     if ok && !dockerfile.is_file() {
         let (path, fix) = match (&builder.dockerfile, merged.image.present) {
             (Some(at), _) => (

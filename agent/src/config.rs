@@ -1,0 +1,152 @@
+//! `haloyd.yaml`: the server's settings, written by `haloyadm init` and read by
+//! haloyd at start. Unknown keys are refused so a typo never silently does nothing.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where a server's files live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// `haloyd.yaml` and `.env` (the API token).
+    pub config_dir: PathBuf,
+    /// `haproxy-config/`, `cert-storage/`, `db/`.
+    pub data_dir: PathBuf,
+}
+
+impl Layout {
+    /// `/etc/haloy` and `/var/lib/haloy`.
+    pub fn system() -> Self {
+        Self {
+            config_dir: PathBuf::from("/etc/haloy"),
+            data_dir: PathBuf::from("/var/lib/haloy"),
+        }
+    }
+
+    /// `~/.config/haloy` and `~/.local/share/haloy`, for non-root installs.
+    pub fn local(home: &Path) -> Self {
+        Self {
+            config_dir: home.join(".config/haloy"),
+            data_dir: home.join(".local/share/haloy"),
+        }
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.config_dir.join("haloyd.yaml")
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.config_dir.join(".env")
+    }
+
+    pub fn haproxy_dir(&self) -> PathBuf {
+        self.data_dir.join("haproxy-config")
+    }
+
+    pub fn cert_dir(&self) -> PathBuf {
+        self.data_dir.join("cert-storage")
+    }
+
+    pub fn db_dir(&self) -> PathBuf {
+        self.data_dir.join("db")
+    }
+}
+
+/// The variable in `.env` that holds the API token.
+pub const TOKEN_VAR: &str = "HALOY_API_TOKEN";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaloydConfig {
+    /// Port of the gRPC API on 127.0.0.1.
+    #[serde(default = "default_api_port")]
+    pub api_port: u16,
+    /// Domain that serves the API over TLS through HAProxy, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_domain: Option<String>,
+    /// Contact address for ACME accounts; the fallback for apps that set none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_email: Option<String>,
+    /// HAProxy's plain HTTP port.
+    #[serde(default = "default_http_port")]
+    pub http_port: u16,
+    /// HAProxy's HTTPS port.
+    #[serde(default = "default_https_port")]
+    pub https_port: u16,
+    /// Data directory (HAProxy config, certificates, database).
+    pub data_dir: PathBuf,
+}
+
+fn default_api_port() -> u16 {
+    9999
+}
+
+fn default_http_port() -> u16 {
+    80
+}
+
+fn default_https_port() -> u16 {
+    443
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}; run `haloyadm init` first")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {problem}; fix the file or run `haloyadm init --force`")]
+    Invalid { path: PathBuf, problem: String },
+}
+
+impl HaloydConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: Self = serde_yaml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
+        })?;
+        config.validate().map_err(|problem| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problem,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks the rules serde cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        let ports = [
+            ("api_port", self.api_port),
+            ("http_port", self.http_port),
+            ("https_port", self.https_port),
+        ];
+        for (key, port) in ports {
+            if port == 0 {
+                return Err(format!("{key} is 0; use a port between 1 and 65535"));
+            }
+        }
+        for (i, (key_a, a)) in ports.iter().enumerate() {
+            if let Some((key_b, _)) = ports[i + 1..].iter().find(|(_, b)| b == a) {
+                return Err(format!(
+                    "{key_a} and {key_b} are both {a}; give each its own port"
+                ));
+            }
+        }
+        if let Some(domain) = &self.api_domain {
+            haloy_api::rules::domain_name(domain).map_err(|v| format!("api_domain: {v}"))?;
+        }
+        if let Some(email) = &self.acme_email {
+            haloy_api::rules::email(email).map_err(|v| format!("acme_email: {v}"))?;
+        }
+        if self.api_domain.is_some() && self.acme_email.is_none() {
+            return Err(
+                "api_domain is set without acme_email; add acme_email for its certificate".into(),
+            );
+        }
+        Ok(())
+    }
+}

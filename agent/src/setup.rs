@@ -1,0 +1,169 @@
+//! Server set-up behind `haloyadm init` and `haloyadm api token`: directories, the
+//! settings file and the API token.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use haloy_api::spec::Secret;
+
+use crate::config::{HaloydConfig, Layout, TOKEN_VAR};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("haloyd is already initialized ({}); run `haloyadm start`, or pass --force to rewrite its settings (the API token is kept)", path.display())]
+    AlreadyInitialized { path: PathBuf },
+    #[error("haloyd is not initialized (no {}); run `haloyadm init{}`", path.display(), if *local { " --local-install" } else { "" })]
+    NotInitialized { path: PathBuf, local: bool },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} has no {TOKEN_VAR}; run `haloyadm init --force` to create a token", path.display())]
+    NoToken { path: PathBuf },
+}
+
+/// What `init` creates.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub layout: Layout,
+    pub api_port: u16,
+    pub http_port: u16,
+    pub https_port: u16,
+    pub api_domain: Option<String>,
+    pub acme_email: Option<String>,
+    pub force: bool,
+}
+
+/// Creates the directories, `haloyd.yaml` and (unless one exists) the API token.
+pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError> {
+    let layout = &options.layout;
+    let config_path = layout.config_file();
+    if config_path.exists() && !options.force {
+        return Err(SetupError::AlreadyInitialized { path: config_path });
+    }
+    let config = HaloydConfig {
+        api_port: options.api_port,
+        api_domain: options.api_domain.clone(),
+        acme_email: options.acme_email.clone(),
+        http_port: options.http_port,
+        https_port: options.https_port,
+        data_dir: layout.data_dir.clone(),
+    };
+    config.validate().map_err(SetupError::Invalid)?;
+
+    for (dir, mode) in [
+        (layout.config_dir.clone(), 0o700),
+        (layout.data_dir.clone(), 0o755),
+        (layout.haproxy_dir(), 0o755),
+        (layout.cert_dir(), 0o700),
+        (layout.db_dir(), 0o700),
+    ] {
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| set_mode(&dir, mode))
+            .map_err(|source| SetupError::Write { path: dir, source })?;
+    }
+    let token = match read_token(layout) {
+        Ok(token) => token,
+        Err(_) => {
+            let token = new_token().map_err(|source| SetupError::Read {
+                path: PathBuf::from("/dev/urandom"),
+                source,
+            })?;
+            let path = layout.token_file();
+            write_private(
+                &path,
+                format!("{TOKEN_VAR}={}\n", token.expose()).as_bytes(),
+            )
+            .map_err(|source| SetupError::Write { path, source })?;
+            token
+        }
+    };
+    let yaml = serde_yaml::to_string(&config).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    let text = format!("# haloyd settings, written by `haloyadm init`.\n{yaml}");
+    write_private(&config_path, text.as_bytes()).map_err(|source| SetupError::Write {
+        path: config_path.clone(),
+        source,
+    })?;
+    Ok((config, token))
+}
+
+/// The API token from the layout's `.env`.
+pub fn read_token(layout: &Layout) -> Result<Secret, SetupError> {
+    let path = layout.token_file();
+    let text = std::fs::read_to_string(&path).map_err(|source| SetupError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix(TOKEN_VAR)?.strip_prefix('='))
+        .map(|value| value.trim().trim_matches('"').to_string())
+        .find(|value| !value.is_empty())
+        .map(Secret::new)
+        .ok_or(SetupError::NoToken { path })
+}
+
+/// Finds the install: `--local-install` means the user's, otherwise the system's if it
+/// exists, else the user's.
+pub fn find_layout(local_flag: bool, home: Option<&Path>) -> Result<Layout, SetupError> {
+    let local = home.map(Layout::local);
+    let system = Layout::system();
+    let candidates: Vec<(Layout, bool)> = if local_flag {
+        local.into_iter().map(|l| (l, true)).collect()
+    } else {
+        std::iter::once((system, false))
+            .chain(local.map(|l| (l, true)))
+            .collect()
+    };
+    candidates
+        .iter()
+        .find(|(layout, _)| layout.config_file().exists())
+        .map(|(layout, _)| layout.clone())
+        .ok_or_else(|| {
+            let (first, local) = candidates
+                .first()
+                .cloned()
+                .unwrap_or((Layout::system(), false));
+            SetupError::NotInitialized {
+                path: first.config_file(),
+                local,
+            }
+        })
+}
+
+/// 32 random bytes from the kernel, hex-encoded.
+fn new_token() -> std::io::Result<Secret> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(Secret::new(
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    ))
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// Writes a file readable by its owner only, through a temporary file and a rename.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    set_mode(&tmp, 0o600)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,32 @@
+//! `haloyadm`: sets up and administers haloyd and HAProxy on a server.
+
+pub mod api;
+pub mod init;
+
+use clap::{Parser, Subcommand};
+
+/// Set up and administer haloyd and HAProxy on this server.
+#[derive(Debug, Parser)]
+#[command(name = "haloyadm", version, propagate_version = true)]
+pub struct AdminCli {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create haloyd's settings, data directories and API token (first-time setup).
+    Init(init::Args),
+    /// Manage the haloyd API.
+    #[command(subcommand)]
+    Api(api::ApiCommand),
+}
+
+/// Where the install lives, shared by every command.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct InstallFlags {
+    /// Use the user's directories (~/.config/haloy, ~/.local/share/haloy) instead of
+    /// /etc/haloy and /var/lib/haloy; for non-root installs.
+    #[arg(long)]
+    pub local_install: bool,
+}

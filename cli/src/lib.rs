@@ -1,0 +1,44 @@
+//! The `haloy` and `haloyadm` command lines: argument parsing and presentation only.
+//! Everything they do is in `haloy-controller` (and, on the server, `haloyd`).
+
+pub mod admin;
+pub mod commands;
+pub mod context;
+
+use clap::{Parser, Subcommand};
+
+/// Deploy containerized apps to your own servers with zero downtime, automatic TLS and
+/// horizontal scaling.
+#[derive(Debug, Parser)]
+#[command(name = "haloy", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a config file and show the resolved configuration per target.
+    #[command(name = "validate-config")]
+    ValidateConfig(commands::validate_config::Args),
+    /// Manage the haloyd servers this workstation deploys to.
+    #[command(subcommand)]
+    Server(commands::server::ServerCommand),
+    /// Print a shell completion script.
+    Completion(commands::completion::Args),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn haloy_cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn haloyadm_cli_definition_is_consistent() {
+        super::admin::AdminCli::command().debug_assert();
+    }
+}
