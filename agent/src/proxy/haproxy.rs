@@ -1,0 +1,1 @@
+//! HAProxy through its runtime API and master socket: the real [`super::Proxy`].

@@ -1,0 +1,78 @@
+//! The traffic seam. The engine changes routing only through [`Proxy`]; `haproxy.rs`
+//! drives a real HAProxy through its runtime API, and the engine's unit tests use a
+//! recording fake that can fail on demand.
+
+use std::net::SocketAddr;
+
+use async_trait::async_trait;
+use haloy_api::spec::DomainSpec;
+
+pub mod haproxy;
+
+/// One app's routing: its domains and the servers (containers) behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRoute {
+    pub app: String,
+    pub domains: Vec<DomainSpec>,
+    /// Path HAProxy's own health checks probe, e.g. "/health".
+    pub health_check_path: String,
+    pub servers: Vec<Backend>,
+}
+
+/// One server in an app's backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// The container name; also the HAProxy server name.
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+/// A server's state as HAProxy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStatus {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// "up", "down", "drain", "maint", ...
+    pub state: String,
+    /// Sessions in progress.
+    pub sessions: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error(
+        "cannot reach HAProxy at {socket}: {reason}; is it running? `haloyadm start` starts it"
+    )]
+    Unavailable { socket: String, reason: String },
+    #[error("HAProxy refused `{command}`: {answer}")]
+    Refused { command: String, answer: String },
+    #[error("HAProxy reload failed: {0}; the previous configuration keeps serving")]
+    ReloadFailed(String),
+    #[error("cannot write the HAProxy configuration {path}: {reason}")]
+    Write { path: String, reason: String },
+    #[error("HAProxy: {0}")]
+    Other(String),
+}
+
+#[async_trait]
+pub trait Proxy: Send + Sync + 'static {
+    /// Makes HAProxy route exactly `routes` (apps, domains, servers): writes the
+    /// configuration and maps, and reloads (or starts HAProxy) only when the set of
+    /// backends changed or HAProxy is not running. Used at start and after restarts.
+    async fn sync(&self, routes: &[AppRoute]) -> Result<(), ProxyError>;
+    /// Creates the app's backend if needed (a hitless reload) and routes its domains
+    /// (map updates, no reload).
+    async fn ensure_app(&self, route: &AppRoute) -> Result<(), ProxyError>;
+    /// Adds a server to the app's backend and enables it, without a reload.
+    async fn add_server(&self, app: &str, server: &Backend) -> Result<(), ProxyError>;
+    /// Stops sending new requests to a server; sessions in progress finish.
+    async fn drain_server(&self, app: &str, name: &str) -> Result<(), ProxyError>;
+    /// Removes a server (it may be drained or not), without a reload.
+    async fn remove_server(&self, app: &str, name: &str) -> Result<(), ProxyError>;
+    /// Servers of an app's backend with state and sessions.
+    async fn servers(&self, app: &str) -> Result<Vec<ServerStatus>, ProxyError>;
+    /// Removes an app's routes and backend.
+    async fn remove_app(&self, app: &str) -> Result<(), ProxyError>;
+    /// HAProxy's version, e.g. "2.6.12".
+    async fn version(&self) -> Result<String, ProxyError>;
+}

@@ -1,0 +1,147 @@
+//! The container runtime seam. The engine only talks to Docker through
+//! [`ContainerRuntime`]; `docker.rs` is the real implementation (bollard), and the
+//! engine's unit tests use a recording fake that can fail on demand.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use haloy_api::spec::{RegistryAuth, VolumeMount};
+
+pub mod docker;
+
+/// Labels Haloy puts on everything it creates; Docker is the source of truth for
+/// what runs, and these labels say what each container is.
+pub mod labels {
+    /// The haloyd instance that owns the container (several can share one Docker).
+    pub const INSTANCE: &str = "dev.haloy.instance";
+    pub const APP: &str = "dev.haloy.app";
+    pub const DEPLOYMENT: &str = "dev.haloy.deployment";
+    /// Always `app` for app containers.
+    pub const ROLE: &str = "dev.haloy.role";
+    /// 1-based replica number within its deployment.
+    pub const REPLICA: &str = "dev.haloy.replica";
+    /// The port the app listens on inside the container.
+    pub const PORT: &str = "dev.haloy.port";
+}
+
+/// A container to create and start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerSpec {
+    /// Container name, `<app>-<deployment id>-<n>`.
+    pub name: String,
+    /// Image reference or id.
+    pub image: String,
+    pub env: Vec<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+    /// Docker network to attach to (created beforehand with `ensure_network`).
+    pub network: String,
+    pub volumes: Vec<VolumeMount>,
+    /// The port the app listens on; published on 127.0.0.1 at a free host port so
+    /// HAProxy and health checks reach the app over loopback.
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Restarting,
+    /// Exited with this code.
+    Exited(i64),
+    Other(String),
+}
+
+impl ContainerState {
+    pub fn as_str(&self) -> String {
+        match self {
+            Self::Created => "created".into(),
+            Self::Running => "running".into(),
+            Self::Restarting => "restarting".into(),
+            Self::Exited(code) => format!("exited ({code})"),
+            Self::Other(s) => s.clone(),
+        }
+    }
+}
+
+/// What Docker says about one container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerInfo {
+    pub id: String,
+    /// Without Docker's leading '/'.
+    pub name: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: ContainerState,
+    /// The 127.0.0.1 port the container's app port is published on, when running.
+    pub host_port: Option<u16>,
+}
+
+/// One line of container output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub stderr: bool,
+    pub text: String,
+    /// RFC 3339 timestamp as Docker gives it, when asked for.
+    pub timestamp: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "cannot reach Docker: {0}; is the Docker daemon running and is this user allowed to use it?"
+    )]
+    Unavailable(String),
+    #[error("image {reference} was not found{}", if *local { " on this server; load it first or use image.source: registry" } else { " in its registry; check image.repository and image.tag" })]
+    ImageNotFound { reference: String, local: bool },
+    #[error(
+        "registry {server} refused the credentials; check image.registry.username and password"
+    )]
+    RegistryAuth { server: String },
+    #[error("container {0} does not exist")]
+    NoSuchContainer(String),
+    #[error("docker: {0}")]
+    Other(String),
+}
+
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Docker Engine's version, e.g. "20.10.24".
+    async fn version(&self) -> Result<String, RuntimeError>;
+    /// Creates a bridge network with Haloy's labels unless it exists.
+    async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError>;
+    async fn image_exists(&self, reference: &str) -> Result<bool, RuntimeError>;
+    /// Pulls `reference` (repository:tag), with credentials when given.
+    async fn pull_image(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<(), RuntimeError>;
+    /// Loads a `docker save` archive; returns the image references it contained.
+    async fn load_image(&self, archive: &Path) -> Result<Vec<String>, RuntimeError>;
+    /// Tags `source` (reference or id) as `repository:tag`.
+    async fn tag_image(
+        &self,
+        source: &str,
+        repository: &str,
+        tag: &str,
+    ) -> Result<(), RuntimeError>;
+    /// Creates and starts a container; on failure nothing is left behind.
+    async fn run(&self, spec: &ContainerSpec) -> Result<ContainerInfo, RuntimeError>;
+    async fn inspect(&self, id_or_name: &str) -> Result<ContainerInfo, RuntimeError>;
+    /// Containers (running or not) carrying every given label.
+    async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, RuntimeError>;
+    /// SIGTERM, then SIGKILL after `grace`. Stopping a stopped container is fine.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError>;
+    /// Removes a container, stopping it first if needed. Removing a missing one is fine.
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+    /// The last `tail` lines, then (with `follow`) new lines until the stream is dropped.
+    async fn logs(
+        &self,
+        id: &str,
+        tail: usize,
+        follow: bool,
+    ) -> Result<BoxStream<'static, Result<LogLine, RuntimeError>>, RuntimeError>;
+}
