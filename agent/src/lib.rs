@@ -1,8 +1,11 @@
 //! haloyd, the Haloy agent on each server, as a library so tests can run it
-//! in-process: its settings and set-up, the container runtime and proxy seams, and
-//! (to come) the API, deploy engine and state store.
+//! in-process: its settings and set-up, the deploy engine, the container runtime and
+//! proxy seams, and the state store.
 
 pub mod config;
+pub mod engine;
+pub mod ids;
 pub mod proxy;
 pub mod runtime;
 pub mod setup;
+pub mod store;

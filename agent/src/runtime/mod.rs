@@ -130,6 +130,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     ) -> Result<(), RuntimeError>;
     /// Creates and starts a container; on failure nothing is left behind.
     async fn run(&self, spec: &ContainerSpec) -> Result<ContainerInfo, RuntimeError>;
+    /// Starts a stopped container again; its published port may change.
+    async fn start(&self, id: &str) -> Result<ContainerInfo, RuntimeError>;
     async fn inspect(&self, id_or_name: &str) -> Result<ContainerInfo, RuntimeError>;
     /// Containers (running or not) carrying every given label.
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, RuntimeError>;

@@ -1,0 +1,98 @@
+//! The HTTP health check a new container must pass before it gets traffic.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One `GET path` to `127.0.0.1:port`; `Ok(status)` for any HTTP answer.
+pub async fn probe(port: u16, path: &str, timeout: Duration) -> Result<u16, String> {
+    let attempt = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let request = format!(
+            "GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: haloyd-health-check\r\nConnection: close\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        let mut head = Vec::with_capacity(64);
+        let mut buf = [0u8; 256];
+        while !head.contains(&b'\n') && head.len() < 4096 {
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| format!("read: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&head);
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse::<u16>().ok())
+            .ok_or_else(|| {
+                if head.is_empty() {
+                    "the connection closed without an answer".to_string()
+                } else {
+                    "the answer is not HTTP".to_string()
+                }
+            })?;
+        Ok(status)
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+}
+
+/// 2xx and 3xx count as healthy.
+pub fn is_healthy(status: u16) -> bool {
+    (200..400).contains(&status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    async fn server(answer: &'static [u8]) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(answer).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn reads_the_status_code() {
+        let ok = server(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+        assert_eq!(probe(ok, "/health", Duration::from_secs(2)).await, Ok(204));
+        let bad = server(b"HTTP/1.0 503 Unavailable\r\n\r\n").await;
+        assert_eq!(probe(bad, "/", Duration::from_secs(2)).await, Ok(503));
+        assert!(!is_healthy(503) && is_healthy(301));
+        let junk = server(b"hello\n").await;
+        assert!(probe(junk, "/", Duration::from_secs(2)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        assert!(
+            probe(port, "/", Duration::from_secs(2))
+                .await
+                .unwrap_err()
+                .contains("connect")
+        );
+    }
+}

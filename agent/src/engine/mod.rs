@@ -1,0 +1,698 @@
+//! The deploy engine: obtains the image, starts and health-checks new containers,
+//! switches HAProxy over and retires the old ones — or, on any failure before the
+//! switch, removes what it created and leaves the old version serving.
+//!
+//! One deploy per app at a time: each app has a lock, taken before anything happens
+//! and held until the deploy ends; a second deploy of the same app is refused with the
+//! id of the one in progress. Different apps deploy concurrently.
+
+pub mod health;
+mod reconcile;
+mod retire;
+mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use haloy_api::spec::{AppSpec, DeploymentStrategy, History, ImageSource};
+use tokio::sync::{mpsc, watch};
+
+use crate::ids;
+use crate::proxy::{AppRoute, Backend, Proxy, ProxyError};
+use crate::runtime::{
+    ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, RuntimeError, labels,
+};
+use crate::store::{DeploymentRecord, Status, Store, StoreError, StoredSpec};
+
+pub use status::{AppStatus, ReplicaStatus};
+
+/// Label holding the app's routing (domains, health path) as JSON, so routes can be
+/// rebuilt from Docker alone.
+pub const ROUTE_LABEL: &str = "dev.haloy.route";
+
+/// The steps of a deploy, streamed to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    ReceivingImage,
+    PullingImage,
+    LoadingImage,
+    StoppingOld,
+    Starting,
+    HealthChecking,
+    SwitchingTraffic,
+    RetiringOld,
+    CleaningUp,
+}
+
+/// Progress of a deploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Phase(Phase, String),
+    /// A line from a container (`replica` is its name) or from haloyd (`haloyd`).
+    Log {
+        replica: String,
+        stderr: bool,
+        text: String,
+    },
+}
+
+pub type Events = mpsc::Sender<Event>;
+
+/// Set to true to cancel a deploy; honoured until traffic is switched.
+pub type Cancel = watch::Receiver<bool>;
+
+/// Where the image of a deploy comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageInput {
+    /// Pull `spec.image` from its registry.
+    Pull,
+    /// `spec.image` must already be on the server.
+    Existing,
+    /// A `docker save` archive received from the client.
+    Archive(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Marks this haloyd's containers; several instances can share one Docker.
+    pub instance: String,
+    /// How long a new container may take to pass its health check.
+    pub health_timeout: Duration,
+    pub health_interval: Duration,
+    /// How long old servers may keep sessions before they are removed anyway.
+    pub drain_timeout: Duration,
+    /// SIGTERM grace period for old containers.
+    pub stop_grace: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            instance: "default".into(),
+            health_timeout: Duration::from_secs(60),
+            health_interval: Duration::from_millis(500),
+            drain_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "a deploy of {app} is in progress (deployment {deployment}); wait for it to finish and try again"
+    )]
+    Busy { app: String, deployment: String },
+    #[error("app {0} is not deployed on this server")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a deploy ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub deployment_id: String,
+    pub status: Status,
+    pub reason: String,
+}
+
+/// Why a deploy stopped before it succeeded.
+enum Abort {
+    Cancelled,
+    Failed(String),
+}
+
+impl From<RuntimeError> for Abort {
+    fn from(e: RuntimeError) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+impl From<ProxyError> for Abort {
+    fn from(e: ProxyError) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    current: Option<String>,
+}
+
+type Slots = Arc<Mutex<HashMap<String, Slot>>>;
+
+/// Exclusive right to change one app, with the id of the deployment it is for.
+pub struct AppLock {
+    pub app: String,
+    pub deployment_id: String,
+    slots: Slots,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for AppLock {
+    fn drop(&mut self) {
+        if let Ok(mut slots) = self.slots.lock() {
+            if let Some(slot) = slots.get_mut(&self.app) {
+                slot.current = None;
+            }
+        }
+    }
+}
+
+pub struct Engine {
+    runtime: Arc<dyn ContainerRuntime>,
+    proxy: Arc<dyn Proxy>,
+    store: Store,
+    settings: EngineSettings,
+    slots: Slots,
+}
+
+impl Engine {
+    pub fn new(
+        runtime: Arc<dyn ContainerRuntime>,
+        proxy: Arc<dyn Proxy>,
+        store: Store,
+        settings: EngineSettings,
+    ) -> Self {
+        Self {
+            runtime,
+            proxy,
+            store,
+            settings,
+            slots: Arc::default(),
+        }
+    }
+
+    pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {
+        &self.runtime
+    }
+
+    pub fn proxy(&self) -> &Arc<dyn Proxy> {
+        &self.proxy
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Takes the app's lock and allocates a deployment id; refuses while another
+    /// deploy of the app runs.
+    pub fn lock(&self, app: &str) -> Result<AppLock, EngineError> {
+        let mut slots = self
+            .slots
+            .lock()
+            .map_err(|_| EngineError::Invalid("internal lock poisoned".into()))?;
+        let slot = slots.entry(app.to_string()).or_default();
+        let guard = slot
+            .lock
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| EngineError::Busy {
+                app: app.to_string(),
+                deployment: slot.current.clone().unwrap_or_else(|| "?".into()),
+            })?;
+        let newest = self.store.newest_id(app)?;
+        let deployment_id = ids::deployment_id(ids::now_ms(), newest.as_deref());
+        slot.current = Some(deployment_id.clone());
+        Ok(AppLock {
+            app: app.to_string(),
+            deployment_id,
+            slots: self.slots.clone(),
+            _guard: guard,
+        })
+    }
+
+    /// Runs a deploy to its end and records it. Never returns an error: the outcome
+    /// says how it ended, and the old version keeps serving unless it succeeded.
+    pub async fn deploy(
+        &self,
+        lock: &AppLock,
+        spec: &AppSpec,
+        image: ImageInput,
+        events: &Events,
+        mut cancel: Cancel,
+    ) -> Outcome {
+        let id = lock.deployment_id.clone();
+        let mut record = DeploymentRecord {
+            id: id.clone(),
+            app: spec.name.clone(),
+            image: spec.image.reference(),
+            status: Status::InProgress,
+            reason: String::new(),
+            started_at_ms: ids::now_ms(),
+            finished_at_ms: None,
+            spec: StoredSpec::from(spec),
+        };
+        if let Err(e) = self.store.put(&record) {
+            return Outcome {
+                deployment_id: id,
+                status: Status::Failed,
+                reason: e.to_string(),
+            };
+        }
+        let mut work = Work::default();
+        let result = self
+            .run_deploy(&id, spec, image, events, &mut cancel, &mut work)
+            .await;
+        match result {
+            Ok(run_image) => {
+                record.status = Status::Succeeded;
+                record.image = run_image;
+            }
+            Err(abort) => {
+                phase(events, Phase::CleaningUp, "removing the new containers").await;
+                self.undo(spec, &work, events).await;
+                match abort {
+                    Abort::Cancelled => {
+                        record.status = Status::Cancelled;
+                        record.reason = "cancelled by the client".into();
+                    }
+                    Abort::Failed(reason) => {
+                        record.status = Status::Failed;
+                        record.reason = reason;
+                    }
+                }
+            }
+        }
+        record.finished_at_ms = Some(ids::now_ms());
+        if let Err(e) = self.store.put(&record) {
+            tracing::error!(app = %spec.name, deployment = %id, "cannot record the deployment: {e}");
+        }
+        tracing::info!(app = %spec.name, deployment = %id, status = ?record.status, reason = %record.reason, "deploy finished");
+        Outcome {
+            deployment_id: id,
+            status: record.status,
+            reason: record.reason,
+        }
+    }
+
+    async fn run_deploy(
+        &self,
+        id: &str,
+        spec: &AppSpec,
+        image: ImageInput,
+        events: &Events,
+        cancel: &mut Cancel,
+        work: &mut Work,
+    ) -> Result<String, Abort> {
+        let run_image = self.obtain_image(id, spec, image, events).await?;
+        check_cancel(cancel)?;
+        let network = spec.network_or_default().to_string();
+        self.runtime.ensure_network(&network).await?;
+
+        let old = self.app_containers(&spec.name).await?;
+        if spec.deployment_strategy == DeploymentStrategy::Replace {
+            let running: Vec<_> = old
+                .iter()
+                .filter(|c| c.state == ContainerState::Running)
+                .collect();
+            phase(
+                events,
+                Phase::StoppingOld,
+                &format!(
+                    "stopping {} old container(s) first (replace strategy: not zero downtime)",
+                    running.len()
+                ),
+            )
+            .await;
+            for container in running {
+                self.unroute(&spec.name, &container.name).await;
+                self.runtime
+                    .stop(&container.id, self.settings.stop_grace)
+                    .await?;
+                work.stopped_old.push(container.clone());
+            }
+        }
+
+        phase(
+            events,
+            Phase::Starting,
+            &format!("starting {} replica(s) of {run_image}", spec.replicas),
+        )
+        .await;
+        for n in 1..=spec.replicas {
+            check_cancel(cancel)?;
+            let container = self
+                .runtime
+                .run(&self.container_spec(id, spec, &run_image, n))
+                .await?;
+            work.created.push(container);
+        }
+
+        phase(
+            events,
+            Phase::HealthChecking,
+            &format!(
+                "waiting for GET {} to answer on each replica",
+                spec.health_check_path
+            ),
+        )
+        .await;
+        for i in 0..work.created.len() {
+            let ready = self.wait_healthy(&work.created[i], spec, cancel).await;
+            match ready {
+                Ok(info) => work.created[i] = info,
+                Err(Abort::Failed(reason)) => {
+                    let name = work.created[i].name.clone();
+                    self.send_last_logs(&work.created[i].id, &name, events)
+                        .await;
+                    return Err(Abort::Failed(format!(
+                        "replica {name} failed its health check: {reason}"
+                    )));
+                }
+                Err(Abort::Cancelled) => return Err(Abort::Cancelled),
+            }
+            log(
+                events,
+                &format!("replica {} is healthy", work.created[i].name),
+            )
+            .await;
+        }
+        // Past this point the new version takes traffic; cancelling no longer applies.
+        check_cancel(cancel)?;
+
+        phase(
+            events,
+            Phase::SwitchingTraffic,
+            "adding the new replicas to HAProxy",
+        )
+        .await;
+        let route = AppRoute {
+            app: spec.name.clone(),
+            domains: spec.domains.clone(),
+            health_check_path: spec.health_check_path.clone(),
+            servers: Vec::new(),
+        };
+        self.proxy.ensure_app(&route).await?;
+        for container in &work.created {
+            self.proxy
+                .add_server(&spec.name, &backend(container)?)
+                .await?;
+            work.routed.push(container.name.clone());
+        }
+        self.wait_routed(&spec.name, &work.routed).await?;
+
+        let live_old: Vec<ContainerInfo> = old
+            .into_iter()
+            .filter(|c| !work.stopped_old.iter().any(|s| s.id == c.id))
+            .collect();
+        self.retire(&spec.name, live_old, events).await;
+        for container in std::mem::take(&mut work.stopped_old) {
+            if let Err(e) = self.runtime.remove(&container.id).await {
+                tracing::warn!("cannot remove old container {}: {e}", container.name);
+            }
+        }
+        Ok(run_image)
+    }
+
+    async fn obtain_image(
+        &self,
+        id: &str,
+        spec: &AppSpec,
+        image: ImageInput,
+        events: &Events,
+    ) -> Result<String, Abort> {
+        let reference = spec.image.reference();
+        match image {
+            ImageInput::Pull => {
+                phase(events, Phase::PullingImage, &format!("pulling {reference}")).await;
+                self.runtime
+                    .pull_image(&reference, spec.image.registry.as_ref())
+                    .await?;
+            }
+            ImageInput::Existing => {
+                if !self.runtime.image_exists(&reference).await? {
+                    let hint = if spec.image.source == ImageSource::Local {
+                        "load it on the server first (docker load) or remove image.source: local"
+                    } else {
+                        "push it to the server or its registry first"
+                    };
+                    return Err(Abort::Failed(format!(
+                        "image {reference} is not on this server; {hint}"
+                    )));
+                }
+            }
+            ImageInput::Archive(path) => {
+                phase(
+                    events,
+                    Phase::LoadingImage,
+                    "loading the uploaded image into Docker",
+                )
+                .await;
+                let loaded = self.runtime.load_image(&path).await;
+                let _ = std::fs::remove_file(&path);
+                let loaded = loaded?;
+                if !self.runtime.image_exists(&reference).await? {
+                    let Some(first) = loaded.first() else {
+                        return Err(Abort::Failed(
+                            "the uploaded archive contained no image".into(),
+                        ));
+                    };
+                    self.runtime
+                        .tag_image(first, &spec.image.repository, &spec.image.tag)
+                        .await?;
+                }
+            }
+        }
+        if let History::Local { .. } = spec.image.history {
+            // Rollback finds this version by its deployment id.
+            self.runtime
+                .tag_image(&reference, &spec.image.repository, id)
+                .await?;
+            return Ok(format!("{}:{id}", spec.image.repository));
+        }
+        Ok(reference)
+    }
+
+    fn container_spec(&self, id: &str, spec: &AppSpec, image: &str, n: u32) -> ContainerSpec {
+        let route = serde_json::json!({
+            "domains": spec.domains.iter().map(|d| (d.canonical.clone(), d.aliases.clone())).collect::<Vec<_>>(),
+            "health_check_path": spec.health_check_path,
+        });
+        let labels = BTreeMap::from([
+            (labels::INSTANCE.to_string(), self.settings.instance.clone()),
+            (labels::APP.to_string(), spec.name.clone()),
+            (labels::DEPLOYMENT.to_string(), id.to_string()),
+            (labels::ROLE.to_string(), "app".to_string()),
+            (labels::REPLICA.to_string(), n.to_string()),
+            (labels::PORT.to_string(), spec.port.to_string()),
+            (ROUTE_LABEL.to_string(), route.to_string()),
+        ]);
+        ContainerSpec {
+            name: format!("{}-{id}-{n}", spec.name),
+            image: image.to_string(),
+            env: spec
+                .env
+                .iter()
+                .map(|v| (v.name.clone(), v.value.expose().to_string()))
+                .collect(),
+            labels,
+            network: spec.network_or_default().to_string(),
+            volumes: spec.volumes.clone(),
+            port: spec.port,
+        }
+    }
+
+    /// Every container of an app owned by this haloyd.
+    pub async fn app_containers(&self, app: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        self.runtime
+            .list(&[
+                (labels::INSTANCE, &self.settings.instance),
+                (labels::APP, app),
+            ])
+            .await
+    }
+
+    async fn wait_healthy(
+        &self,
+        container: &ContainerInfo,
+        spec: &AppSpec,
+        cancel: &mut Cancel,
+    ) -> Result<ContainerInfo, Abort> {
+        let deadline = Instant::now() + self.settings.health_timeout;
+        let mut last: String;
+        loop {
+            check_cancel(cancel)?;
+            let info = self.runtime.inspect(&container.id).await?;
+            match (&info.state, info.host_port) {
+                (ContainerState::Exited(code), _) => {
+                    return Err(Abort::Failed(format!(
+                        "the container exited with code {code}"
+                    )));
+                }
+                (ContainerState::Running, Some(port)) => {
+                    let per_try = self.settings.health_interval.max(Duration::from_secs(2));
+                    match health::probe(port, &spec.health_check_path, per_try).await {
+                        Ok(status) if health::is_healthy(status) => return Ok(info),
+                        Ok(status) => {
+                            last = format!("GET {} answered {status}", spec.health_check_path)
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                (state, _) => last = format!("the container is {}", state.as_str()),
+            }
+            if Instant::now() >= deadline {
+                return Err(Abort::Failed(format!(
+                    "not healthy within {} s (last: {last})",
+                    self.settings.health_timeout.as_secs()
+                )));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.health_interval) => {}
+                _ = cancel.changed() => {}
+            }
+        }
+    }
+
+    /// Waits until HAProxy reports every new server up, so the old ones are only
+    /// drained once traffic has somewhere to go.
+    async fn wait_routed(&self, app: &str, names: &[String]) -> Result<(), Abort> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let servers = self.proxy.servers(app).await?;
+            let up = names.iter().all(|n| {
+                servers
+                    .iter()
+                    .any(|s| &s.name == n && s.state.eq_ignore_ascii_case("up"))
+            });
+            if up {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let states: Vec<String> = servers
+                    .iter()
+                    .map(|s| format!("{} {}", s.name, s.state))
+                    .collect();
+                return Err(Abort::Failed(format!(
+                    "HAProxy did not mark the new replicas up within 15 s ({})",
+                    states.join(", ")
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn send_last_logs(&self, id: &str, name: &str, events: &Events) {
+        use futures_util::StreamExt;
+        let Ok(mut lines) = self.runtime.logs(id, 20, false).await else {
+            return;
+        };
+        while let Some(Ok(line)) = lines.next().await {
+            let _ = events
+                .send(Event::Log {
+                    replica: name.to_string(),
+                    stderr: line.stderr,
+                    text: line.text,
+                })
+                .await;
+        }
+    }
+
+    /// Removes a server from HAProxy if it is there; errors are logged, not fatal.
+    async fn unroute(&self, app: &str, name: &str) {
+        let present = match self.proxy.servers(app).await {
+            Ok(servers) => servers.iter().any(|s| s.name == name),
+            Err(_) => false,
+        };
+        if present {
+            if let Err(e) = self.proxy.remove_server(app, name).await {
+                tracing::warn!(
+                    app,
+                    server = name,
+                    "cannot remove the server from HAProxy: {e}"
+                );
+            }
+        }
+    }
+
+    /// Undoes a failed or cancelled deploy: new containers go, old ones stopped by a
+    /// replace deploy come back.
+    async fn undo(&self, spec: &AppSpec, work: &Work, events: &Events) {
+        for name in &work.routed {
+            self.unroute(&spec.name, name).await;
+        }
+        for container in &work.created {
+            if let Err(e) = self.runtime.remove(&container.id).await {
+                tracing::warn!("cannot remove new container {}: {e}", container.name);
+            }
+        }
+        for container in &work.stopped_old {
+            log(
+                events,
+                &format!("restarting old replica {}", container.name),
+            )
+            .await;
+            match self.runtime.start(&container.id).await {
+                Ok(info) => match backend(&info) {
+                    Ok(server) => {
+                        if let Err(e) = self.proxy.add_server(&spec.name, &server).await {
+                            tracing::warn!("cannot route restarted {}: {e}", info.name);
+                        }
+                    }
+                    Err(_) => tracing::warn!("restarted {} has no published port", info.name),
+                },
+                Err(e) => tracing::warn!("cannot restart old container {}: {e}", container.name),
+            }
+        }
+    }
+}
+
+/// What a deploy has done so far, for undoing it.
+#[derive(Default)]
+struct Work {
+    created: Vec<ContainerInfo>,
+    routed: Vec<String>,
+    stopped_old: Vec<ContainerInfo>,
+}
+
+fn backend(container: &ContainerInfo) -> Result<Backend, Abort> {
+    let port = container.host_port.ok_or_else(|| {
+        Abort::Failed(format!(
+            "container {} has no published port",
+            container.name
+        ))
+    })?;
+    Ok(Backend {
+        name: container.name.clone(),
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+    })
+}
+
+fn check_cancel(cancel: &Cancel) -> Result<(), Abort> {
+    if *cancel.borrow() {
+        Err(Abort::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+async fn phase(events: &Events, phase: Phase, message: &str) {
+    let _ = events.send(Event::Phase(phase, message.to_string())).await;
+}
+
+async fn log(events: &Events, text: &str) {
+    let _ = events
+        .send(Event::Log {
+            replica: "haloyd".into(),
+            stderr: false,
+            text: text.to_string(),
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod fakes;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,89 @@
+//! Retiring the old version after the switch: drain its servers in HAProxy, wait for
+//! their sessions (bounded), remove them, stop and remove the containers.
+
+use std::time::{Duration, Instant};
+
+use super::{Engine, Events, Phase, log, phase};
+use crate::runtime::ContainerInfo;
+
+impl Engine {
+    /// Failures here are logged and streamed, not fatal: the new version already
+    /// serves, and leftovers are removed by the next deploy or at start-up.
+    pub(super) async fn retire(&self, app: &str, old: Vec<ContainerInfo>, events: &Events) {
+        if old.is_empty() {
+            return;
+        }
+        let routed: Vec<String> = match self.proxy.servers(app).await {
+            Ok(servers) => servers
+                .into_iter()
+                .filter(|s| old.iter().any(|c| c.name == s.name))
+                .map(|s| s.name)
+                .collect(),
+            Err(e) => {
+                log(events, &format!("cannot read HAProxy's servers: {e}")).await;
+                Vec::new()
+            }
+        };
+        if !routed.is_empty() {
+            log(events, &format!("draining {} old replica(s)", routed.len())).await;
+            for name in &routed {
+                if let Err(e) = self.proxy.drain_server(app, name).await {
+                    log(events, &format!("cannot drain {name}: {e}")).await;
+                }
+            }
+            self.wait_drained(app, &routed, events).await;
+        }
+        phase(
+            events,
+            Phase::RetiringOld,
+            &format!("stopping {} old container(s)", old.len()),
+        )
+        .await;
+        for name in &routed {
+            if let Err(e) = self.proxy.remove_server(app, name).await {
+                log(events, &format!("cannot remove {name} from HAProxy: {e}")).await;
+            }
+        }
+        for container in old {
+            if let Err(e) = self
+                .runtime
+                .stop(&container.id, self.settings.stop_grace)
+                .await
+            {
+                log(events, &format!("cannot stop {}: {e}", container.name)).await;
+            }
+            if let Err(e) = self.runtime.remove(&container.id).await {
+                log(events, &format!("cannot remove {}: {e}", container.name)).await;
+            }
+        }
+    }
+
+    async fn wait_drained(&self, app: &str, names: &[String], events: &Events) {
+        let deadline = Instant::now() + self.settings.drain_timeout;
+        loop {
+            let busy: u64 = match self.proxy.servers(app).await {
+                Ok(servers) => servers
+                    .iter()
+                    .filter(|s| names.contains(&s.name))
+                    .map(|s| s.sessions)
+                    .sum(),
+                Err(_) => 0,
+            };
+            if busy == 0 {
+                return;
+            }
+            if Instant::now() >= deadline {
+                log(
+                    events,
+                    &format!(
+                        "{busy} session(s) still open after the {} s drain timeout; removing anyway",
+                        self.settings.drain_timeout.as_secs()
+                    ),
+                )
+                .await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Reading an app's state (status, logs) and stopping it.
+
+use futures_util::stream::{self, BoxStream, StreamExt};
+
+use super::{Engine, EngineError};
+use crate::runtime::{ContainerState, LogLine, RuntimeError, labels};
+use crate::store::{DeploymentRecord, Status};
+
+/// One container of an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub name: String,
+    pub container_id: String,
+    pub deployment_id: String,
+    pub state: String,
+    /// HAProxy's view, or "unrouted".
+    pub health: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppStatus {
+    pub app: String,
+    /// The newest successful deployment.
+    pub current: Option<DeploymentRecord>,
+    /// The newest deployment of any outcome, when it is not `current`.
+    pub latest: Option<DeploymentRecord>,
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+impl Engine {
+    pub async fn status(&self, app: &str) -> Result<AppStatus, EngineError> {
+        let records = self.store.list(app)?;
+        let containers = self.app_containers(app).await?;
+        if records.is_empty() && containers.is_empty() {
+            return Err(EngineError::NotFound(app.to_string()));
+        }
+        let current = records
+            .iter()
+            .find(|r| r.status == Status::Succeeded)
+            .cloned();
+        let latest = records
+            .first()
+            .filter(|r| Some(&r.id) != current.as_ref().map(|c| &c.id))
+            .cloned();
+        // An app without a backend yet simply has no routed servers.
+        let servers = self.proxy.servers(app).await.unwrap_or_default();
+        let mut replicas: Vec<ReplicaStatus> = containers
+            .into_iter()
+            .map(|c| ReplicaStatus {
+                health: servers
+                    .iter()
+                    .find(|s| s.name == c.name)
+                    .map_or_else(|| "unrouted".to_string(), |s| s.state.to_lowercase()),
+                deployment_id: c
+                    .labels
+                    .get(labels::DEPLOYMENT)
+                    .cloned()
+                    .unwrap_or_default(),
+                name: c.name,
+                container_id: c.id,
+                state: c.state.as_str(),
+            })
+            .collect();
+        replicas.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(AppStatus {
+            app: app.to_string(),
+            current,
+            latest,
+            replicas,
+        })
+    }
+
+    /// Stops every container of the app, taking it out of HAProxy first; with
+    /// `remove`, removes them. Returns (stopped, removed) container names.
+    pub async fn stop(
+        &self,
+        app: &str,
+        remove: bool,
+    ) -> Result<(Vec<String>, Vec<String>), EngineError> {
+        let _lock = self.lock(app)?;
+        let containers = self.app_containers(app).await?;
+        if containers.is_empty() {
+            return Err(EngineError::NotFound(app.to_string()));
+        }
+        let (mut stopped, mut removed) = (Vec::new(), Vec::new());
+        for container in containers {
+            self.unroute(app, &container.name).await;
+            if container.state == ContainerState::Running {
+                self.runtime
+                    .stop(&container.id, self.settings.stop_grace)
+                    .await?;
+                stopped.push(container.name.clone());
+            }
+            if remove {
+                self.runtime.remove(&container.id).await?;
+                removed.push(container.name);
+            }
+        }
+        Ok((stopped, removed))
+    }
+
+    /// Log lines of the app's running containers, each tagged with its container name,
+    /// interleaved as they arrive.
+    pub async fn logs(
+        &self,
+        app: &str,
+        tail: usize,
+        follow: bool,
+    ) -> Result<BoxStream<'static, Result<(String, LogLine), RuntimeError>>, EngineError> {
+        let containers = self.app_containers(app).await?;
+        let running: Vec<_> = containers
+            .into_iter()
+            .filter(|c| c.state == ContainerState::Running)
+            .collect();
+        if running.is_empty() {
+            return Err(EngineError::NotFound(app.to_string()));
+        }
+        let mut streams = Vec::new();
+        for container in running {
+            let name = container.name.clone();
+            let lines = self.runtime.logs(&container.id, tail, follow).await?;
+            streams.push(
+                lines
+                    .map(move |line| line.map(|l| (name.clone(), l)))
+                    .boxed(),
+            );
+        }
+        Ok(stream::select_all(streams).boxed())
+    }
+}

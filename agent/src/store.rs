@@ -1,0 +1,214 @@
+//! Deployment history in sled: one JSON record per deployment, keyed `app\0id` so a
+//! prefix scan lists an app's deployments in id (= time) order. No secret is stored:
+//! sensitive env values and registry credentials are dropped before writing.
+
+use std::path::Path;
+
+use haloy_api::spec::AppSpec;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    InProgress,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// What is kept of a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    pub id: String,
+    pub app: String,
+    /// The image reference the containers run.
+    pub image: String,
+    pub status: Status,
+    /// Why it failed or was cancelled.
+    #[serde(default)]
+    pub reason: String,
+    pub started_at_ms: u64,
+    #[serde(default)]
+    pub finished_at_ms: Option<u64>,
+    pub spec: StoredSpec,
+}
+
+/// The parts of an [`AppSpec`] worth keeping, without secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSpec {
+    pub repository: String,
+    pub tag: String,
+    pub replicas: u32,
+    pub port: u16,
+    pub health_check_path: String,
+    pub domains: Vec<(String, Vec<String>)>,
+    pub network: String,
+    pub strategy: String,
+    pub history: String,
+    /// Names of the env variables; values only for non-sensitive ones.
+    pub env: Vec<(String, Option<String>)>,
+    pub volumes: Vec<String>,
+}
+
+impl From<&AppSpec> for StoredSpec {
+    fn from(spec: &AppSpec) -> Self {
+        Self {
+            repository: spec.image.repository.clone(),
+            tag: spec.image.tag.clone(),
+            replicas: spec.replicas,
+            port: spec.port,
+            health_check_path: spec.health_check_path.clone(),
+            domains: spec
+                .domains
+                .iter()
+                .map(|d| (d.canonical.clone(), d.aliases.clone()))
+                .collect(),
+            network: spec.network_or_default().to_string(),
+            strategy: spec.deployment_strategy.as_str().to_string(),
+            history: spec.image.history.strategy().to_string(),
+            env: spec
+                .env
+                .iter()
+                .map(|v| {
+                    let value = (!v.sensitive).then(|| v.value.expose().to_string());
+                    (v.name.clone(), value)
+                })
+                .collect(),
+            volumes: spec.volumes.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the deployment database at {path} cannot be opened: {reason}; is another haloyd using it?"
+    )]
+    Open { path: String, reason: String },
+    #[error("the deployment database failed: {0}")]
+    Io(String),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    tree: sled::Tree,
+    db: sled::Db,
+}
+
+fn key(app: &str, id: &str) -> Vec<u8> {
+    format!("{app}\0{id}").into_bytes()
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::open(dir).map_err(|e| StoreError::Open {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let tree = db
+            .open_tree("deployments")
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        Ok(Self { tree, db })
+    }
+
+    pub fn put(&self, record: &DeploymentRecord) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(record).map_err(|e| StoreError::Io(e.to_string()))?;
+        self.tree
+            .insert(key(&record.app, &record.id), value)
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        self.db.flush().map_err(|e| StoreError::Io(e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn get(&self, app: &str, id: &str) -> Result<Option<DeploymentRecord>, StoreError> {
+        let value = self
+            .tree
+            .get(key(app, id))
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        value
+            .map(|v| serde_json::from_slice(&v).map_err(|e| StoreError::Io(e.to_string())))
+            .transpose()
+    }
+
+    /// An app's deployments, newest first.
+    pub fn list(&self, app: &str) -> Result<Vec<DeploymentRecord>, StoreError> {
+        let prefix = format!("{app}\0").into_bytes();
+        let mut records = Vec::new();
+        for item in self.tree.scan_prefix(prefix) {
+            let (_, value) = item.map_err(|e| StoreError::Io(e.to_string()))?;
+            records
+                .push(serde_json::from_slice(&value).map_err(|e| StoreError::Io(e.to_string()))?);
+        }
+        records.reverse();
+        Ok(records)
+    }
+
+    /// Every app with at least one deployment.
+    pub fn apps(&self) -> Result<Vec<String>, StoreError> {
+        let mut apps: Vec<String> = Vec::new();
+        for item in self.tree.iter() {
+            let (key, _) = item.map_err(|e| StoreError::Io(e.to_string()))?;
+            let app = key.split(|b| *b == 0).next().unwrap_or_default();
+            let app = String::from_utf8_lossy(app).to_string();
+            if apps.last() != Some(&app) {
+                apps.push(app);
+            }
+        }
+        Ok(apps)
+    }
+
+    /// The newest id of any app, to keep ids increasing.
+    pub fn newest_id(&self, app: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.list(app)?.first().map(|r| r.id.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(app: &str, id: &str, status: Status) -> DeploymentRecord {
+        DeploymentRecord {
+            id: id.into(),
+            app: app.into(),
+            image: "x:1".into(),
+            status,
+            reason: String::new(),
+            started_at_ms: 1,
+            finished_at_ms: None,
+            spec: StoredSpec {
+                repository: "x".into(),
+                tag: "1".into(),
+                replicas: 1,
+                port: 8080,
+                health_check_path: "/".into(),
+                domains: vec![],
+                network: "haloy-public".into(),
+                strategy: "rolling".into(),
+                history: "local".into(),
+                env: vec![("SECRET".into(), None)],
+                volumes: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn lists_newest_first_per_app_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.put(&record("a", "001", Status::Succeeded)).unwrap();
+            store.put(&record("a", "002", Status::Failed)).unwrap();
+            store.put(&record("ab", "003", Status::Succeeded)).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let ids: Vec<_> = store.list("a").unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["002", "001"]);
+        assert_eq!(store.apps().unwrap(), ["a", "ab"]);
+        assert_eq!(
+            store.get("a", "002").unwrap().unwrap().status,
+            Status::Failed
+        );
+        assert_eq!(store.newest_id("ab").unwrap().as_deref(), Some("003"));
+    }
+}
