@@ -2,6 +2,7 @@
 //! in-process: its settings and set-up, the deploy engine, the container runtime and
 //! proxy seams, and the state store.
 
+pub mod api;
 pub mod config;
 pub mod engine;
 pub mod ids;

@@ -230,10 +230,10 @@ impl ContainerRuntime for FakeRuntime {
         let name = self.inspect(id).await.map(|c| c.name).unwrap_or_default();
         self.record(format!("remove {name}"))?;
         let mut containers = self.containers.lock().unwrap();
-        if let Some(pos) = containers.iter().position(|c| c.info.id == id) {
-            if let Some(task) = containers.remove(pos).server {
-                task.abort();
-            }
+        if let Some(pos) = containers.iter().position(|c| c.info.id == id)
+            && let Some(task) = containers.remove(pos).server
+        {
+            task.abort();
         }
         Ok(())
     }

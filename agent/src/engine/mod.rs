@@ -162,10 +162,10 @@ pub struct AppLock {
 
 impl Drop for AppLock {
     fn drop(&mut self) {
-        if let Ok(mut slots) = self.slots.lock() {
-            if let Some(slot) = slots.get_mut(&self.app) {
-                slot.current = None;
-            }
+        if let Ok(mut slots) = self.slots.lock()
+            && let Some(slot) = slots.get_mut(&self.app)
+        {
+            slot.current = None;
         }
     }
 }
@@ -606,14 +606,12 @@ impl Engine {
             Ok(servers) => servers.iter().any(|s| s.name == name),
             Err(_) => false,
         };
-        if present {
-            if let Err(e) = self.proxy.remove_server(app, name).await {
-                tracing::warn!(
-                    app,
-                    server = name,
-                    "cannot remove the server from HAProxy: {e}"
-                );
-            }
+        if present && let Err(e) = self.proxy.remove_server(app, name).await {
+            tracing::warn!(
+                app,
+                server = name,
+                "cannot remove the server from HAProxy: {e}"
+            );
         }
     }
 
@@ -693,6 +691,6 @@ async fn log(events: &Events, text: &str) {
 }
 
 #[cfg(test)]
-mod fakes;
+pub(crate) mod fakes;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,276 @@
+//! The Deploy and Rollback streams: receive the start message (and an upload), run the
+//! engine, forward its events, and cancel when the client asks or goes away.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use haloy_api::spec::AppSpec;
+use haloy_api::v1::{self, deploy_event, deploy_request, image_source};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, watch};
+use tonic::{Status, Streaming};
+
+use super::error::AgentError;
+use crate::engine::{AppLock, Engine, Event, ImageInput, Phase};
+use crate::store::Status as RecordStatus;
+
+pub type EventSender = mpsc::Sender<Result<v1::DeployEvent, Status>>;
+
+/// Reads the first message, validates it and takes the app's lock, so errors before
+/// the deploy begins are plain gRPC errors.
+pub async fn start(
+    engine: &Engine,
+    inbound: &mut Streaming<v1::DeployRequest>,
+) -> Result<(AppSpec, image_source::Source, AppLock), AgentError> {
+    let first = inbound
+        .message()
+        .await
+        .map_err(|e| AgentError::Protocol(format!("reading DeployStart: {}", e.message())))?
+        .ok_or_else(|| AgentError::Protocol("the stream ended before DeployStart".into()))?;
+    let Some(deploy_request::Message::Start(start)) = first.message else {
+        return Err(AgentError::Protocol(
+            "the first message must be DeployStart".into(),
+        ));
+    };
+    let spec: AppSpec = start
+        .spec
+        .ok_or_else(|| AgentError::Protocol("DeployStart.spec is required".into()))?
+        .try_into()?;
+    let source = start.image.and_then(|i| i.source).ok_or_else(|| {
+        AgentError::Protocol("DeployStart.image is required: pull, existing or upload".into())
+    })?;
+    let lock = engine.lock(&spec.name)?;
+    Ok((spec, source, lock))
+}
+
+/// Runs an accepted deploy to its end, streaming events to `tx`.
+pub async fn run(
+    engine: Arc<Engine>,
+    lock: AppLock,
+    spec: AppSpec,
+    source: image_source::Source,
+    mut inbound: Option<Streaming<v1::DeployRequest>>,
+    upload_dir: PathBuf,
+    tx: EventSender,
+) {
+    let id = lock.deployment_id.clone();
+    send(
+        &tx,
+        deploy_event::Event::Accepted(v1::DeployAccepted {
+            deployment_id: id.clone(),
+        }),
+    )
+    .await;
+
+    let image = match source {
+        image_source::Source::Pull(_) => ImageInput::Pull,
+        image_source::Source::Existing(_) => ImageInput::Existing,
+        image_source::Source::Upload(upload) => {
+            let Some(stream) = inbound.as_mut() else {
+                return finish(
+                    &tx,
+                    &id,
+                    RecordStatus::Failed,
+                    "uploads need the Deploy stream",
+                )
+                .await;
+            };
+            let have = engine
+                .runtime()
+                .image_exists(&spec.image.reference())
+                .await
+                .unwrap_or(false);
+            send(
+                &tx,
+                deploy_event::Event::UploadWanted(v1::UploadWanted {
+                    have_image: have,
+                    layers: if have {
+                        Vec::new()
+                    } else {
+                        upload.layers.clone()
+                    },
+                }),
+            )
+            .await;
+            phase(&tx, Phase::ReceivingImage, "receiving the image").await;
+            let path = upload_dir.join(format!("{}-{id}.tar", spec.name));
+            match receive_upload(stream, &path).await {
+                Ok(0) if have => ImageInput::Existing,
+                Ok(_) => ImageInput::Archive(path),
+                Err(reason) => {
+                    let _ = tokio::fs::remove_file(&path).await;
+                    return finish(&tx, &id, RecordStatus::Failed, &reason).await;
+                }
+            }
+        }
+    };
+
+    // Cancel on request, when the client goes away, or when its stream breaks; a
+    // client that merely finished sending (half-close) keeps listening.
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let watcher = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let message = match inbound.as_mut() {
+                    Some(stream) => tokio::select! {
+                        m = stream.message() => m,
+                        () = tx.closed() => break,
+                    },
+                    None => {
+                        tx.closed().await;
+                        break;
+                    }
+                };
+                match message {
+                    Ok(Some(v1::DeployRequest {
+                        message: Some(deploy_request::Message::Cancel(_)),
+                    })) => break,
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        inbound = None;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let _ = cancel_tx.send(true);
+        })
+    };
+
+    let (events_tx, mut events_rx) = mpsc::channel(64);
+    let forward = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events_rx.recv().await {
+                send(&tx, to_pb(event)).await;
+            }
+        })
+    };
+    let outcome = engine
+        .deploy(&lock, &spec, image, &events_tx, cancel_rx)
+        .await;
+    drop(events_tx);
+    let _ = forward.await;
+    watcher.abort();
+    drop(lock);
+    finish(&tx, &outcome.deployment_id, outcome.status, &outcome.reason).await;
+}
+
+/// Writes chunks to `path` until UploadEnd and checks the digest; returns the size.
+async fn receive_upload(
+    stream: &mut Streaming<v1::DeployRequest>,
+    path: &Path,
+) -> Result<u64, String> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| format!("cannot store the upload: {e}"))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let message = stream
+            .message()
+            .await
+            .map_err(|e| format!("the upload broke off: {}", e.message()))?
+            .ok_or("the upload ended without UploadEnd")?;
+        match message.message {
+            Some(deploy_request::Message::Chunk(chunk)) => {
+                hasher.update(&chunk.data);
+                size += chunk.data.len() as u64;
+                file.write_all(&chunk.data)
+                    .await
+                    .map_err(|e| format!("cannot store the upload: {e}"))?;
+            }
+            Some(deploy_request::Message::End(end)) => {
+                file.flush()
+                    .await
+                    .map_err(|e| format!("cannot store the upload: {e}"))?;
+                let digest = format!("sha256:{}", hex(&hasher.finalize()));
+                if size > 0 && end.sha256 != digest {
+                    return Err(format!(
+                        "the upload is corrupt: its digest is {digest}, the client announced {}; deploy again",
+                        end.sha256
+                    ));
+                }
+                if end.size != size {
+                    return Err(format!(
+                        "the upload is incomplete: received {size} bytes, the client sent {}; deploy again",
+                        end.size
+                    ));
+                }
+                return Ok(size);
+            }
+            Some(deploy_request::Message::Cancel(_)) => {
+                return Err("cancelled by the client".into());
+            }
+            Some(deploy_request::Message::Start(_)) | None => {
+                return Err("unexpected message during the upload".into());
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn send(tx: &EventSender, event: deploy_event::Event) {
+    // A closed channel means the client left; the deploy notices through `closed()`.
+    let _ = tx.send(Ok(v1::DeployEvent { event: Some(event) })).await;
+}
+
+async fn phase(tx: &EventSender, phase: Phase, message: &str) {
+    send(tx, to_pb(Event::Phase(phase, message.to_string()))).await;
+}
+
+async fn finish(tx: &EventSender, id: &str, status: RecordStatus, reason: &str) {
+    send(
+        tx,
+        deploy_event::Event::Result(v1::DeployResult {
+            deployment_id: id.to_string(),
+            status: super::status_to_pb(status).into(),
+            reason: reason.to_string(),
+        }),
+    )
+    .await;
+}
+
+fn to_pb(event: Event) -> deploy_event::Event {
+    match event {
+        Event::Phase(phase, message) => deploy_event::Event::Phase(v1::PhaseChange {
+            phase: phase_to_pb(phase).into(),
+            message,
+        }),
+        Event::Log {
+            replica,
+            stderr,
+            text,
+        } => {
+            let stream = match (replica.as_str(), stderr) {
+                ("haloyd", _) => v1::LogStream::Agent,
+                (_, true) => v1::LogStream::Stderr,
+                (_, false) => v1::LogStream::Stdout,
+            };
+            deploy_event::Event::Log(v1::LogLine {
+                replica,
+                stream: stream.into(),
+                text,
+                time: Some(std::time::SystemTime::now().into()),
+            })
+        }
+    }
+}
+
+fn phase_to_pb(phase: Phase) -> v1::Phase {
+    match phase {
+        Phase::ReceivingImage => v1::Phase::ReceivingImage,
+        Phase::PullingImage => v1::Phase::PullingImage,
+        Phase::LoadingImage => v1::Phase::LoadingImage,
+        Phase::StoppingOld => v1::Phase::StoppingOld,
+        Phase::Starting => v1::Phase::Starting,
+        Phase::HealthChecking => v1::Phase::HealthChecking,
+        Phase::SwitchingTraffic => v1::Phase::SwitchingTraffic,
+        Phase::RetiringOld => v1::Phase::RetiringOld,
+        Phase::CleaningUp => v1::Phase::CleaningUp,
+    }
+}

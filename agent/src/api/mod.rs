@@ -1,0 +1,344 @@
+//! The `haloy.v1.Haloy` gRPC service, with authentication, health and reflection.
+//! Handlers validate, then hand the work to the engine, which owns app state.
+
+mod auth;
+mod deploy;
+mod error;
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt};
+use haloy_api::spec::{AppSpec, History, Secret};
+use haloy_api::v1::{self, haloy_server::HaloyServer};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+pub use auth::Auth;
+pub use error::AgentError;
+
+use crate::engine::{Engine, EngineError};
+use crate::ids;
+use crate::store::{DeploymentRecord, Status as RecordStatus};
+
+/// Largest message accepted or sent; upload chunks are at most 1 MiB.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+pub struct HaloyService {
+    engine: Arc<Engine>,
+    upload_dir: PathBuf,
+}
+
+impl HaloyService {
+    pub fn new(engine: Arc<Engine>, upload_dir: PathBuf) -> Self {
+        Self { engine, upload_dir }
+    }
+
+    /// The service wrapped with the size limits.
+    pub fn into_server(self) -> HaloyServer<Self> {
+        HaloyServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<v1::DeployEvent, Status>> + Send>>;
+type LogStream = Pin<Box<dyn Stream<Item = Result<v1::LogLine, Status>> + Send>>;
+
+fn app_name(app: &str) -> Result<&str, Status> {
+    haloy_api::rules::app_name(app).map_err(|v| Status::invalid_argument(format!("app: {v}")))?;
+    Ok(app)
+}
+
+#[tonic::async_trait]
+impl v1::haloy_server::Haloy for HaloyService {
+    type DeployStream = EventStream;
+    type LogsStream = LogStream;
+    type RollbackStream = EventStream;
+
+    async fn deploy(
+        &self,
+        request: Request<Streaming<v1::DeployRequest>>,
+    ) -> Result<Response<EventStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (spec, source, lock) = deploy::start(&self.engine, &mut inbound).await?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(deploy::run(
+            self.engine.clone(),
+            lock,
+            spec,
+            source,
+            Some(inbound),
+            self.upload_dir.clone(),
+            tx,
+        ));
+        Ok(Response::new(ReceiverStream::new(rx).boxed()))
+    }
+
+    async fn status(
+        &self,
+        request: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        let app = request.into_inner().app;
+        let status = self
+            .engine
+            .status(app_name(&app)?)
+            .await
+            .map_err(AgentError::from)?;
+        let domains = status
+            .current
+            .as_ref()
+            .map(|r| {
+                r.spec
+                    .domains
+                    .iter()
+                    .map(|(domain, aliases)| v1::Domain {
+                        domain: domain.clone(),
+                        aliases: aliases.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Response::new(v1::StatusResponse {
+            app: status.app,
+            current: status.current.as_ref().map(record_to_pb),
+            latest: status.latest.as_ref().map(record_to_pb),
+            replicas: status
+                .replicas
+                .into_iter()
+                .map(|r| v1::Replica {
+                    name: r.name,
+                    container_id: r.container_id,
+                    deployment_id: r.deployment_id,
+                    state: r.state,
+                    health: r.health,
+                })
+                .collect(),
+            domains,
+            certificates: Vec::new(),
+        }))
+    }
+
+    async fn logs(&self, request: Request<v1::LogsRequest>) -> Result<Response<LogStream>, Status> {
+        let request = request.into_inner();
+        let tail = if request.tail == 0 {
+            100
+        } else {
+            request.tail as usize
+        };
+        let lines = self
+            .engine
+            .logs(app_name(&request.app)?, tail, request.follow)
+            .await
+            .map_err(AgentError::from)?;
+        let out = lines.map(|item| match item {
+            Ok((replica, line)) => Ok(v1::LogLine {
+                replica,
+                stream: if line.stderr {
+                    v1::LogStream::Stderr
+                } else {
+                    v1::LogStream::Stdout
+                }
+                .into(),
+                text: line.text,
+                time: None,
+            }),
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        });
+        Ok(Response::new(out.boxed()))
+    }
+
+    async fn stop(
+        &self,
+        request: Request<v1::StopRequest>,
+    ) -> Result<Response<v1::StopResponse>, Status> {
+        let request = request.into_inner();
+        let (stopped, removed) = self
+            .engine
+            .stop(app_name(&request.app)?, request.remove_containers)
+            .await
+            .map_err(AgentError::from)?;
+        Ok(Response::new(v1::StopResponse { stopped, removed }))
+    }
+
+    async fn rollback_targets(
+        &self,
+        request: Request<v1::RollbackTargetsRequest>,
+    ) -> Result<Response<v1::RollbackTargetsResponse>, Status> {
+        let app = request.into_inner().app;
+        let records = self
+            .engine
+            .store()
+            .list(app_name(&app)?)
+            .map_err(|e| AgentError::Engine(e.into()))?;
+        if records.is_empty() {
+            return Err(AgentError::Engine(EngineError::NotFound(app)).into());
+        }
+        let strategy = match records[0].spec.history.as_str() {
+            "none" => v1::HistoryStrategy::None,
+            "registry" => v1::HistoryStrategy::Registry,
+            _ => v1::HistoryStrategy::Local,
+        };
+        let live = records
+            .iter()
+            .find(|r| r.status == RecordStatus::Succeeded)
+            .map(|r| r.id.clone());
+        let mut targets = Vec::new();
+        for record in records
+            .iter()
+            .filter(|r| r.status == RecordStatus::Succeeded)
+        {
+            let available = self
+                .engine
+                .runtime()
+                .image_exists(&record.image)
+                .await
+                .unwrap_or(false);
+            if available {
+                targets.push(v1::RollbackTarget {
+                    deployment_id: record.id.clone(),
+                    image: record.image.clone(),
+                    deployed_at: Some(ids::to_system_time(record.started_at_ms).into()),
+                    live: Some(&record.id) == live.as_ref(),
+                });
+            }
+        }
+        Ok(Response::new(v1::RollbackTargetsResponse {
+            strategy: strategy.into(),
+            targets,
+        }))
+    }
+
+    async fn rollback(
+        &self,
+        request: Request<v1::RollbackRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let request = request.into_inner();
+        let mut spec: AppSpec = request
+            .spec
+            .ok_or_else(|| AgentError::Protocol("RollbackRequest.spec is required".into()))?
+            .try_into()
+            .map_err(AgentError::from)?;
+        if spec.image.history == History::None {
+            return Err(AgentError::RollbackUnavailable(format!(
+                "{} uses image.history.strategy none, which keeps no earlier versions; set strategy local to be able to roll back",
+                spec.name
+            ))
+            .into());
+        }
+        let record = self
+            .engine
+            .store()
+            .get(&spec.name, &request.deployment_id)
+            .map_err(|e| AgentError::Engine(e.into()))?
+            .filter(|r| r.status == RecordStatus::Succeeded)
+            .ok_or_else(|| AgentError::NoSuchDeployment {
+                app: spec.name.clone(),
+                deployment: request.deployment_id.clone(),
+            })?;
+        let (repository, tag) = record.image.rsplit_once(':').ok_or_else(|| {
+            AgentError::Protocol(format!("recorded image {} has no tag", record.image))
+        })?;
+        spec.image.repository = repository.to_string();
+        spec.image.tag = tag.to_string();
+        let lock = self.engine.lock(&spec.name).map_err(AgentError::from)?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(deploy::run(
+            self.engine.clone(),
+            lock,
+            spec,
+            v1::image_source::Source::Existing(v1::Existing {}),
+            None,
+            self.upload_dir.clone(),
+            tx,
+        ));
+        Ok(Response::new(ReceiverStream::new(rx).boxed()))
+    }
+
+    async fn version(
+        &self,
+        _request: Request<v1::VersionRequest>,
+    ) -> Result<Response<v1::VersionResponse>, Status> {
+        Ok(Response::new(v1::VersionResponse {
+            haloyd: env!("CARGO_PKG_VERSION").to_string(),
+            api: "v1".to_string(),
+            haproxy: self.engine.proxy().version().await.unwrap_or_default(),
+            docker: self.engine.runtime().version().await.unwrap_or_default(),
+        }))
+    }
+}
+
+fn status_to_pb(status: RecordStatus) -> v1::DeploymentStatus {
+    match status {
+        RecordStatus::InProgress => v1::DeploymentStatus::InProgress,
+        RecordStatus::Succeeded => v1::DeploymentStatus::Succeeded,
+        RecordStatus::Failed => v1::DeploymentStatus::Failed,
+        RecordStatus::Cancelled => v1::DeploymentStatus::Cancelled,
+    }
+}
+
+fn record_to_pb(record: &DeploymentRecord) -> v1::Deployment {
+    v1::Deployment {
+        id: record.id.clone(),
+        app: record.app.clone(),
+        image: record.image.clone(),
+        status: status_to_pb(record.status).into(),
+        reason: record.reason.clone(),
+        started_at: Some(ids::to_system_time(record.started_at_ms).into()),
+        finished_at: record
+            .finished_at_ms
+            .map(|ms| ids::to_system_time(ms).into()),
+    }
+}
+
+/// Serves the API, health and reflection on `incoming` until `shutdown` resolves.
+pub async fn serve<I, IO, IE, F>(
+    engine: Arc<Engine>,
+    token: Secret,
+    upload_dir: PathBuf,
+    incoming: I,
+    shutdown: F,
+) -> Result<(), tonic::transport::Error>
+where
+    I: Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: std::future::Future<Output = ()>,
+{
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<HaloyServer<HaloyService>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha();
+    let (Ok(reflection_v1), Ok(reflection_v1alpha)) = (reflection_v1, reflection_v1alpha) else {
+        // The descriptor sets are compiled in; failing to parse them is a build bug.
+        tracing::error!("the compiled-in file descriptor sets are invalid");
+        return Ok(());
+    };
+    let auth = Auth::new(token);
+    tonic::transport::Server::builder()
+        .layer(tonic::service::InterceptorLayer::new(move |r| {
+            auth.check(r)
+        }))
+        .add_service(HaloyService::new(engine, upload_dir).into_server())
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests;

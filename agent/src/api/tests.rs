@@ -1,0 +1,386 @@
+//! Contract tests: the real tonic service over an in-memory connection, with the
+//! engine on recording fakes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use haloy_api::spec::{AppSpec, DeploymentStrategy, History, ImageSource, ImageSpec, Secret};
+use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
+use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+
+use super::serve;
+use crate::engine::fakes::{FakeProxy, FakeRuntime};
+use crate::engine::{Engine, EngineSettings};
+use crate::store::Store;
+
+const TOKEN: &str = "test-token";
+
+struct Rig {
+    channel: Channel,
+    runtime: Arc<FakeRuntime>,
+    _dir: tempfile::TempDir,
+}
+
+async fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::default());
+    let settings = EngineSettings {
+        instance: "test".into(),
+        health_timeout: Duration::from_secs(2),
+        health_interval: Duration::from_millis(50),
+        drain_timeout: Duration::from_secs(1),
+        stop_grace: Duration::from_secs(1),
+    };
+    let engine = Arc::new(Engine::new(
+        runtime.clone(),
+        Arc::new(FakeProxy::default()),
+        Store::open(&dir.path().join("db")).unwrap(),
+        settings,
+    ));
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let upload_dir = dir.path().to_path_buf();
+    tokio::spawn(async move {
+        // The server stops when its incoming stream ends, so keep it open.
+        let incoming = futures_util::StreamExt::chain(
+            futures_util::stream::iter(vec![Ok::<_, std::io::Error>(server_io)]),
+            futures_util::stream::pending(),
+        );
+        serve(
+            engine,
+            Secret::new(TOKEN),
+            upload_dir,
+            incoming,
+            std::future::pending(),
+        )
+        .await
+    });
+    let mut client_io = Some(client_io);
+    let channel = Endpoint::try_from("http://in-memory.test")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_| {
+            let io = client_io.take();
+            async move {
+                io.map(TokioIo::new)
+                    .ok_or_else(|| std::io::Error::other("connected twice"))
+            }
+        }))
+        .await
+        .unwrap();
+    Rig {
+        channel,
+        runtime,
+        _dir: dir,
+    }
+}
+
+type Client = HaloyClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
+
+/// Adds the bearer token, if any, to every request.
+#[derive(Clone)]
+struct Bearer(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(h) = &self.0 {
+            r.metadata_mut().insert("authorization", h.clone());
+        }
+        Ok(r)
+    }
+}
+
+impl Rig {
+    fn client(&self, token: Option<&str>) -> Client {
+        let header = token.map(|t| format!("Bearer {t}").parse().unwrap());
+        HaloyClient::with_interceptor(self.channel.clone(), Bearer(header))
+    }
+}
+
+fn spec(tag: &str) -> AppSpec {
+    AppSpec {
+        name: "web".into(),
+        image: ImageSpec {
+            repository: "web".into(),
+            tag: tag.into(),
+            source: ImageSource::Registry,
+            registry: None,
+            history: History::None,
+        },
+        deployment_strategy: DeploymentStrategy::Rolling,
+        domains: vec![],
+        acme_email: None,
+        replicas: 1,
+        port: 8080,
+        health_check_path: "/".into(),
+        env: vec![],
+        volumes: vec![],
+        network: None,
+    }
+}
+
+fn start(spec: AppSpec, source: image_source::Source) -> v1::DeployRequest {
+    v1::DeployRequest {
+        message: Some(deploy_request::Message::Start(v1::DeployStart {
+            spec: Some(spec.into()),
+            image: Some(v1::ImageSource {
+                source: Some(source),
+            }),
+        })),
+    }
+}
+
+fn msg(message: deploy_request::Message) -> v1::DeployRequest {
+    v1::DeployRequest {
+        message: Some(message),
+    }
+}
+
+/// Sends the messages, closes the sending side, and collects every event.
+async fn deploy(
+    rig: &Rig,
+    messages: Vec<v1::DeployRequest>,
+) -> Result<Vec<deploy_event::Event>, tonic::Status> {
+    let mut client = rig.client(Some(TOKEN));
+    let mut events = client
+        .deploy(tokio_stream::iter(messages))
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(event) = events.message().await? {
+        out.push(event.event.unwrap());
+    }
+    Ok(out)
+}
+
+fn result(events: &[deploy_event::Event]) -> &v1::DeployResult {
+    match events.last() {
+        Some(deploy_event::Event::Result(r)) => r,
+        other => panic!("the last event is not a result: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_unauthenticated_and_nothing_else() {
+    let rig = rig().await;
+    for token in [None, Some("wrong")] {
+        let err = rig
+            .client(token)
+            .version(v1::VersionRequest {})
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        assert_eq!(err.message(), "unauthenticated");
+    }
+    let version = rig
+        .client(Some(TOKEN))
+        .version(v1::VersionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(version.api, "v1");
+    assert_eq!(version.docker, "fake");
+}
+
+#[tokio::test]
+async fn deploy_streams_acceptance_phases_and_a_result() {
+    let rig = rig().await;
+    let events = deploy(
+        &rig,
+        vec![start(spec("v1"), image_source::Source::Pull(v1::Pull {}))],
+    )
+    .await
+    .unwrap();
+    let deploy_event::Event::Accepted(accepted) = &events[0] else {
+        panic!("{events:?}")
+    };
+    let phases: Vec<i32> = events
+        .iter()
+        .filter_map(|e| match e {
+            deploy_event::Event::Phase(p) => Some(p.phase),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        phases.contains(&(v1::Phase::HealthChecking as i32)),
+        "{phases:?}"
+    );
+    let result = result(&events);
+    assert_eq!(
+        result.status,
+        v1::DeploymentStatus::Succeeded as i32,
+        "{}",
+        result.reason
+    );
+    assert_eq!(result.deployment_id, accepted.deployment_id);
+
+    let mut client = rig.client(Some(TOKEN));
+    let status = client
+        .status(v1::StatusRequest { app: "web".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.current.unwrap().id, accepted.deployment_id);
+    assert_eq!(status.replicas.len(), 1);
+    let missing = client
+        .status(v1::StatusRequest { app: "nope".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn the_server_validates_the_spec_again() {
+    let rig = rig().await;
+    let mut bad = v1::AppSpec::from(spec("v1"));
+    bad.volumes.push(v1::Volume {
+        source: "./data".into(),
+        target: "/data".into(),
+        options: vec![],
+    });
+    let request = v1::DeployRequest {
+        message: Some(deploy_request::Message::Start(v1::DeployStart {
+            spec: Some(bad),
+            image: Some(v1::ImageSource {
+                source: Some(image_source::Source::Pull(v1::Pull {})),
+            }),
+        })),
+    };
+    let err = deploy(&rig, vec![request]).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("spec.volumes[0]") && err.message().contains("relative host path"),
+        "{}",
+        err.message()
+    );
+
+    let err = deploy(
+        &rig,
+        vec![msg(deploy_request::Message::Cancel(v1::Cancel::default()))],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.message().contains("first message must be DeployStart"),
+        "{}",
+        err.message()
+    );
+}
+
+fn upload(data: &[u8], digest: Option<String>) -> Vec<v1::DeployRequest> {
+    let sha = digest.unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(data)));
+    vec![
+        start(
+            spec("v1"),
+            image_source::Source::Upload(v1::Upload {
+                image_id: "sha256:x".into(),
+                layers: vec!["l1".into()],
+                archive_size: data.len() as u64,
+            }),
+        ),
+        msg(deploy_request::Message::Chunk(v1::UploadChunk {
+            data: data[..4].to_vec(),
+        })),
+        msg(deploy_request::Message::Chunk(v1::UploadChunk {
+            data: data[4..].to_vec(),
+        })),
+        msg(deploy_request::Message::End(v1::UploadEnd {
+            sha256: sha,
+            size: data.len() as u64,
+        })),
+    ]
+}
+
+#[tokio::test]
+async fn uploads_are_checked_against_their_digest() {
+    let rig = rig().await;
+    // The fake runtime "loads" an archive by reading the image reference it contains.
+    let events = deploy(&rig, upload(b"uploaded:img", None)).await.unwrap();
+    assert!(
+        matches!(&events[1], deploy_event::Event::UploadWanted(w) if !w.have_image && w.layers == ["l1"])
+    );
+    assert_eq!(
+        result(&events).status,
+        v1::DeploymentStatus::Succeeded as i32,
+        "{}",
+        result(&events).reason
+    );
+    assert!(
+        rig.runtime
+            .calls()
+            .iter()
+            .any(|c| c == "tag_image uploaded:img web:v1")
+    );
+
+    let events = deploy(&rig, upload(b"uploaded:img", Some("sha256:0000".into())))
+        .await
+        .unwrap();
+    let r = result(&events);
+    assert_eq!(r.status, v1::DeploymentStatus::Failed as i32);
+    assert!(r.reason.contains("the upload is corrupt"), "{}", r.reason);
+    let leftovers: Vec<_> = std::fs::read_dir(rig._dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "tar"))
+        .collect();
+    assert!(leftovers.is_empty(), "no upload is left behind");
+}
+
+#[tokio::test]
+async fn a_second_deploy_of_the_same_app_is_refused_while_one_runs() {
+    let rig = rig().await;
+    let mut client = rig.client(Some(TOKEN));
+    // An unhealthy image keeps the first deploy busy until its health timeout.
+    let mut first = client
+        .deploy(tokio_stream::iter(vec![start(
+            spec("slow-unhealthy"),
+            image_source::Source::Pull(v1::Pull {}),
+        )]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1::DeployEvent {
+        event: Some(deploy_event::Event::Accepted(accepted)),
+    }) = first.message().await.unwrap()
+    else {
+        panic!()
+    };
+    let err = deploy(
+        &rig,
+        vec![start(spec("v2"), image_source::Source::Pull(v1::Pull {}))],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains(&accepted.deployment_id),
+        "{}",
+        err.message()
+    );
+    while first.message().await.unwrap().is_some() {}
+}
+
+#[tokio::test]
+async fn oversize_messages_are_refused() {
+    let rig = rig().await;
+    let huge = vec![
+        start(
+            spec("v1"),
+            image_source::Source::Upload(v1::Upload::default()),
+        ),
+        msg(deploy_request::Message::Chunk(v1::UploadChunk {
+            data: vec![0; super::MAX_MESSAGE_BYTES + 1],
+        })),
+    ];
+    let outcome = deploy(&rig, huge).await;
+    let failed_with_limit = match outcome {
+        Err(e) => {
+            e.code() == Code::ResourceExhausted || e.message().contains("message length too large")
+        }
+        Ok(events) => {
+            matches!(events.last(), Some(deploy_event::Event::Result(r)) if r.reason.contains("message length too large"))
+        }
+    };
+    assert!(failed_with_limit);
+}
