@@ -18,6 +18,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Deploy the app to its targets with zero downtime.
+    Deploy(commands::deploy::Args),
+    /// Show what runs on each target: deployment, replicas and their health.
+    Status(commands::status::Args),
+    /// Show the app's logs from every replica.
+    Logs(commands::logs::Args),
+    /// Stop the app's containers.
+    Stop(commands::stop::Args),
     /// Check a config file and show the resolved configuration per target.
     #[command(name = "validate-config")]
     ValidateConfig(commands::validate_config::Args),

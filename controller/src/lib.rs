@@ -1,6 +1,7 @@
 //! The workstation side of Haloy: reading and checking configuration, resolving
 //! secrets, and knowing which servers to talk to.
 
+pub mod client;
 pub mod config;
 pub mod env;
 pub mod error;

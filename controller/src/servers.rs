@@ -323,6 +323,20 @@ impl ServerStore {
             })
     }
 
+    /// The server and token for a target: `--server` over the config's `server` over
+    /// the only configured server, and the config's `api_token` over the stored one.
+    pub fn connection(
+        &self,
+        server_flag: Option<&str>,
+        target_server: Option<&str>,
+        app_token: Option<&Secret>,
+        env: &EnvSource,
+    ) -> Result<(String, Secret), ServerError> {
+        let server = self.select(server_flag.or(target_server))?;
+        let token = self.token(&server, app_token, env)?;
+        Ok((server, token))
+    }
+
     /// Distinct servers can map to the same variable name (`a-b.com` and `a.b.com`);
     /// number the later ones so their tokens never overwrite each other.
     fn unique_env_name(&self, address: &ServerAddress) -> String {

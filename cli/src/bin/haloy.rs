@@ -21,7 +21,17 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let env = Env::from_process()?;
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+    };
     match &cli.command {
+        Command::Deploy(args) => runtime()?.block_on(commands::deploy::run(args, &env, &mut out)),
+        Command::Status(args) => runtime()?.block_on(commands::status::run(args, &env, &mut out)),
+        Command::Logs(args) => runtime()?.block_on(commands::logs::run(args, &env, &mut out)),
+        Command::Stop(args) => runtime()?.block_on(commands::stop::run(args, &env, &mut out)),
         Command::ValidateConfig(args) => {
             commands::validate_config::run(args, &env, &mut out, &mut err)
         }

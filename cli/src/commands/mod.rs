@@ -1,5 +1,10 @@
 //! One module per `haloy` command.
 
 pub mod completion;
+pub mod deploy;
+pub mod logs;
 pub mod server;
+pub mod status;
+pub mod stop;
+pub mod target;
 pub mod validate_config;

@@ -1,0 +1,450 @@
+//! Talking to haloyd: one authenticated gRPC connection per server, and the calls the
+//! CLI makes, returning plain domain values instead of prost messages.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use haloy_api::spec::{AppSpec, DomainSpec, Secret};
+use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::servers::ServerAddress;
+
+/// haloyd's port when a loopback server is given without one.
+pub const DEFAULT_API_PORT: u16 = 9999;
+/// Size of each upload chunk; the server accepts messages up to 4 MiB.
+const CHUNK_BYTES: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Address(String),
+    #[error(
+        "server {server} is not a loopback address, and haloy only speaks plaintext gRPC to loopback servers; reach it through an SSH tunnel (ssh -L 9999:127.0.0.1:9999 <server>) and use 127.0.0.1:9999, until TLS to the API is set up"
+    )]
+    NotLoopback { server: String },
+    #[error(
+        "cannot reach haloyd at {server}: {reason}; is it running? (`haloyadm start` on the server)"
+    )]
+    Unreachable { server: String, reason: String },
+    #[error(
+        "{server} refused the API token; print the right one with `haloyadm api token` on the server and run `haloy server add {server} <token> --force`"
+    )]
+    Unauthenticated { server: String },
+    #[error("{server}: {message}")]
+    Call { server: String, message: String },
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::AsciiMetadataValue);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// Where the image of a deploy comes from.
+#[derive(Debug, Clone)]
+pub enum ImageChoice {
+    /// The server pulls `spec.image` from its registry.
+    Pull,
+    /// The image is already on the server.
+    Existing,
+    /// Upload this `docker save` archive.
+    Upload(std::path::PathBuf),
+}
+
+/// Progress of a deploy, as the CLI shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    Accepted { deployment_id: String },
+    Phase { name: String, message: String },
+    Log { replica: String, text: String },
+    Uploaded { bytes: u64 },
+}
+
+/// How a deploy ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployReport {
+    pub deployment_id: String,
+    pub succeeded: bool,
+    /// "succeeded", "failed" or "cancelled".
+    pub status: String,
+    pub reason: String,
+    /// Bytes of image uploaded.
+    pub uploaded_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentInfo {
+    pub id: String,
+    pub image: String,
+    pub status: String,
+    pub reason: String,
+    pub started_at: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaInfo {
+    pub name: String,
+    pub deployment_id: String,
+    pub state: String,
+    pub health: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReport {
+    pub app: String,
+    pub current: Option<DeploymentInfo>,
+    pub latest: Option<DeploymentInfo>,
+    pub replicas: Vec<ReplicaInfo>,
+    pub domains: Vec<DomainSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub replica: String,
+    pub stderr: bool,
+    pub text: String,
+}
+
+pub struct Client {
+    server: String,
+    inner: HaloyClient<InterceptedService<Channel, Bearer>>,
+}
+
+impl Client {
+    /// Connects to `server` (`host[:port]`) with `token`.
+    pub async fn connect(server: &str, token: &Secret) -> Result<Self, ClientError> {
+        let address =
+            ServerAddress::parse(server).map_err(|e| ClientError::Address(e.to_string()))?;
+        if !address.is_loopback() {
+            return Err(ClientError::NotLoopback {
+                server: address.to_string(),
+            });
+        }
+        let port = address.port.unwrap_or(DEFAULT_API_PORT);
+        let url = format!("http://{}:{port}", address.host);
+        let unreachable = |reason: String| ClientError::Unreachable {
+            server: address.to_string(),
+            reason,
+        };
+        let channel = Endpoint::from_shared(url)
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| unreachable(source_chain(&e)))?;
+        let header = format!("Bearer {}", token.expose()).parse().map_err(|_| {
+            ClientError::Address("the API token has characters that cannot go in a header".into())
+        })?;
+        Ok(Self {
+            server: address.to_string(),
+            inner: HaloyClient::with_interceptor(channel, Bearer(header)),
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    fn error(&self, status: Status) -> ClientError {
+        match status.code() {
+            Code::Unauthenticated => ClientError::Unauthenticated {
+                server: self.server.clone(),
+            },
+            Code::Unavailable
+                if status.message().contains("transport")
+                    || status.message().contains("connect") =>
+            {
+                ClientError::Unreachable {
+                    server: self.server.clone(),
+                    reason: status.message().to_string(),
+                }
+            }
+            _ => ClientError::Call {
+                server: self.server.clone(),
+                message: status.message().to_string(),
+            },
+        }
+    }
+
+    /// Deploys `spec`, reporting progress as it happens.
+    pub async fn deploy(
+        &mut self,
+        spec: &AppSpec,
+        image: ImageChoice,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<DeployReport, ClientError> {
+        let source = match &image {
+            ImageChoice::Pull => image_source::Source::Pull(v1::Pull {}),
+            ImageChoice::Existing => image_source::Source::Existing(v1::Existing {}),
+            ImageChoice::Upload(path) => {
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                image_source::Source::Upload(v1::Upload {
+                    image_id: String::new(),
+                    layers: Vec::new(),
+                    archive_size: size,
+                })
+            }
+        };
+        let (tx, rx) = mpsc::channel(4);
+        let start = v1::DeployRequest {
+            message: Some(deploy_request::Message::Start(v1::DeployStart {
+                spec: Some(spec.clone().into()),
+                image: Some(v1::ImageSource {
+                    source: Some(source),
+                }),
+            })),
+        };
+        // The channel has room, and the receiver is alive: this cannot fail.
+        let _ = tx.send(start).await;
+        let mut events = self
+            .inner
+            .deploy(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        let mut sender = Some(tx);
+        let mut uploaded_bytes = 0;
+        loop {
+            let event = events.message().await.map_err(|s| self.error(s))?;
+            let Some(event) = event.and_then(|e| e.event) else {
+                return Err(ClientError::Call {
+                    server: self.server.clone(),
+                    message: "haloyd closed the deploy stream without a result; check its log"
+                        .into(),
+                });
+            };
+            match event {
+                deploy_event::Event::Accepted(a) => progress(Progress::Accepted {
+                    deployment_id: a.deployment_id,
+                }),
+                deploy_event::Event::UploadWanted(wanted) => {
+                    let (Some(tx), ImageChoice::Upload(path)) = (sender.take(), &image) else {
+                        continue;
+                    };
+                    uploaded_bytes = if wanted.have_image {
+                        send_end(&tx, 0, "").await
+                    } else {
+                        upload(&tx, path).await?
+                    };
+                    progress(Progress::Uploaded {
+                        bytes: uploaded_bytes,
+                    });
+                }
+                deploy_event::Event::Phase(p) => progress(Progress::Phase {
+                    name: phase_name(p.phase),
+                    message: p.message,
+                }),
+                deploy_event::Event::Log(line) => progress(Progress::Log {
+                    replica: line.replica,
+                    text: line.text,
+                }),
+                deploy_event::Event::Result(result) => {
+                    let status = v1::DeploymentStatus::try_from(result.status).unwrap_or_default();
+                    return Ok(DeployReport {
+                        deployment_id: result.deployment_id,
+                        succeeded: status == v1::DeploymentStatus::Succeeded,
+                        status: status_name(status),
+                        reason: result.reason,
+                        uploaded_bytes,
+                    });
+                }
+            }
+        }
+    }
+
+    pub async fn status(&mut self, app: &str) -> Result<StatusReport, ClientError> {
+        let response = self
+            .inner
+            .status(v1::StatusRequest {
+                app: app.to_string(),
+            })
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        Ok(StatusReport {
+            app: response.app,
+            current: response.current.map(deployment_info),
+            latest: response.latest.map(deployment_info),
+            replicas: response
+                .replicas
+                .into_iter()
+                .map(|r| ReplicaInfo {
+                    name: r.name,
+                    deployment_id: r.deployment_id,
+                    state: r.state,
+                    health: r.health,
+                })
+                .collect(),
+            domains: response
+                .domains
+                .into_iter()
+                .map(|d| DomainSpec {
+                    canonical: d.domain,
+                    aliases: d.aliases,
+                })
+                .collect(),
+        })
+    }
+
+    /// Streams log lines to `each` until the server ends the stream (or forever with
+    /// `follow`).
+    pub async fn logs(
+        &mut self,
+        app: &str,
+        tail: u32,
+        follow: bool,
+        mut each: impl FnMut(LogEntry),
+    ) -> Result<(), ClientError> {
+        let mut lines = self
+            .inner
+            .logs(v1::LogsRequest {
+                app: app.to_string(),
+                follow,
+                tail,
+            })
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        while let Some(line) = lines.message().await.map_err(|s| self.error(s))? {
+            each(LogEntry {
+                replica: line.replica,
+                stderr: line.stream == v1::LogStream::Stderr as i32,
+                text: line.text,
+            });
+        }
+        Ok(())
+    }
+
+    /// Stops the app; returns (stopped, removed) container names.
+    pub async fn stop(
+        &mut self,
+        app: &str,
+        remove: bool,
+    ) -> Result<(Vec<String>, Vec<String>), ClientError> {
+        let response = self
+            .inner
+            .stop(v1::StopRequest {
+                app: app.to_string(),
+                remove_containers: remove,
+            })
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        Ok((response.stopped, response.removed))
+    }
+
+    /// (haloyd, HAProxy, Docker) versions.
+    pub async fn version(&mut self) -> Result<(String, String, String), ClientError> {
+        let v = self
+            .inner
+            .version(v1::VersionRequest {})
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        Ok((v.haloyd, v.haproxy, v.docker))
+    }
+}
+
+/// Sends the archive in chunks, then its digest; returns the bytes sent.
+async fn upload(tx: &mpsc::Sender<v1::DeployRequest>, path: &Path) -> Result<u64, ClientError> {
+    let read_err = |e: std::io::Error| ClientError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut file = tokio::fs::File::open(path).await.map_err(read_err)?;
+    let mut hasher = Sha256::new();
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    loop {
+        let n = file.read(&mut buf).await.map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        sent += n as u64;
+        let chunk = v1::DeployRequest {
+            message: Some(deploy_request::Message::Chunk(v1::UploadChunk {
+                data: buf[..n].to_vec(),
+            })),
+        };
+        if tx.send(chunk).await.is_err() {
+            // The server ended the stream; its result says why.
+            return Ok(sent);
+        }
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    send_end(tx, sent, &format!("sha256:{digest}")).await;
+    Ok(sent)
+}
+
+async fn send_end(tx: &mpsc::Sender<v1::DeployRequest>, size: u64, sha256: &str) -> u64 {
+    let end = v1::DeployRequest {
+        message: Some(deploy_request::Message::End(v1::UploadEnd {
+            sha256: sha256.to_string(),
+            size,
+        })),
+    };
+    let _ = tx.send(end).await;
+    size
+}
+
+fn deployment_info(d: v1::Deployment) -> DeploymentInfo {
+    DeploymentInfo {
+        id: d.id,
+        image: d.image,
+        status: status_name(v1::DeploymentStatus::try_from(d.status).unwrap_or_default()),
+        reason: d.reason,
+        started_at: d.started_at.and_then(|t| SystemTime::try_from(t).ok()),
+    }
+}
+
+fn status_name(status: v1::DeploymentStatus) -> String {
+    match status {
+        v1::DeploymentStatus::InProgress => "in progress",
+        v1::DeploymentStatus::Succeeded => "succeeded",
+        v1::DeploymentStatus::Failed => "failed",
+        v1::DeploymentStatus::Cancelled => "cancelled",
+        v1::DeploymentStatus::Unspecified => "unknown",
+    }
+    .to_string()
+}
+
+fn phase_name(phase: i32) -> String {
+    let name = v1::Phase::try_from(phase)
+        .map(|p| p.as_str_name())
+        .unwrap_or("PHASE_UNKNOWN");
+    name.trim_start_matches("PHASE_")
+        .to_lowercase()
+        .replace('_', " ")
+}
+
+/// The innermost cause of a transport error, which says what actually went wrong.
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    message
+}
