@@ -1,1 +1,0 @@
-//! HAProxy through its runtime API and master socket: the real [`super::Proxy`].

@@ -1,0 +1,258 @@
+//! Renders `haproxy.cfg`, `hosts.map` and `aliases.map` from the desired state.
+//!
+//! The files always describe everything that runs, runtime-added servers included:
+//! HAProxy forgets runtime changes on reload, and a restart after a crash starts from
+//! these files.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::HaproxySettings;
+use super::routing::{Routing, backend_name};
+
+/// Health check timing for every app server. Written on each `server` line and each
+/// `add server` command: runtime-added servers do not inherit `default-server`.
+pub(super) const CHECK_PARAMS: &str = "check inter 2s rise 1 fall 2";
+
+/// The backend answering `/.well-known/acme-challenge/` from haloyd's unix socket.
+pub(super) const ACME_BACKEND: &str = "haloy_acme";
+/// The backend for hosts no app claims.
+pub(super) const UNKNOWN_HOST_BACKEND: &str = "haloy_unknown_host";
+
+/// Where HAProxy's files live inside the settings' directory.
+#[derive(Debug, Clone)]
+pub(super) struct Paths {
+    pub config: PathBuf,
+    pub hosts_map: PathBuf,
+    pub aliases_map: PathBuf,
+    pub master_socket: PathBuf,
+    pub admin_socket: PathBuf,
+    pub pid_file: PathBuf,
+}
+
+impl Paths {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            config: dir.join("haproxy.cfg"),
+            hosts_map: dir.join("hosts.map"),
+            aliases_map: dir.join("aliases.map"),
+            master_socket: dir.join("master.sock"),
+            admin_socket: dir.join("admin.sock"),
+            pid_file: dir.join("haproxy.pid"),
+        }
+    }
+}
+
+/// The three files, rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Files {
+    pub config: String,
+    pub hosts_map: String,
+    pub aliases_map: String,
+}
+
+pub(super) fn render(settings: &HaproxySettings, paths: &Paths, routing: &Routing) -> Files {
+    Files {
+        config: render_config(settings, paths, routing),
+        hosts_map: render_map(routing.hosts_map()),
+        aliases_map: render_map(routing.aliases_map()),
+    }
+}
+
+fn render_map(entries: impl IntoIterator<Item = (String, String)>) -> String {
+    entries
+        .into_iter()
+        .map(|(key, value)| format!("{key} {value}\n"))
+        .collect()
+}
+
+// `write!` into a String cannot fail; the results are discarded on purpose below.
+fn render_config(settings: &HaproxySettings, paths: &Paths, routing: &Routing) -> String {
+    let hosts = paths.hosts_map.display();
+    let aliases = paths.aliases_map.display();
+    let bind = std::net::SocketAddr::new(settings.bind_address, settings.http_port);
+    let mut cfg = String::new();
+    let _ = write!(
+        cfg,
+        "\
+# Written by haloyd after every routing change; edits by hand are lost.
+global
+    stats socket {admin} mode 600 level admin expose-fd listeners
+    stats timeout 30s
+    # old workers keep serving their connections after a reload, for at most this long
+    hard-stop-after 5m
+
+defaults
+    mode http
+    option forwardfor
+    option redispatch
+    retries 3
+    timeout connect 5s
+    timeout client 30s
+    timeout server 60s
+    timeout http-request 10s
+    timeout http-keep-alive 10s
+    timeout queue 30s
+    timeout tunnel 1h
+    timeout check 5s
+
+frontend http
+    bind {bind}
+    acl acme_challenge path_beg /.well-known/acme-challenge/
+    http-request set-header X-Forwarded-Proto http
+    http-request set-var(txn.host) req.hdr(host),field(1,:),lower
+    http-request set-var(txn.canonical) var(txn.host),map({aliases})
+    http-request redirect code 301 location http://%[var(txn.canonical)]%[pathq] if {{ var(txn.canonical) -m found }} !acme_challenge
+    use_backend {ACME_BACKEND} if acme_challenge
+    use_backend %[var(txn.host),map({hosts})]
+    default_backend {UNKNOWN_HOST_BACKEND}
+
+backend {ACME_BACKEND}
+    server acme unix@{acme}
+
+backend {UNKNOWN_HOST_BACKEND}
+    http-request return status 404 content-type text/plain string \"no app is deployed for this domain\"
+",
+        admin = paths.admin_socket.display(),
+        acme = settings.acme_socket.display(),
+    );
+    for (app, spec) in &routing.apps {
+        let _ = write!(
+            cfg,
+            "
+backend {backend}
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri {path}
+",
+            backend = backend_name(app),
+            path = spec.health_check_path,
+        );
+        for server in &spec.servers {
+            // A draining server comes back from a reload with weight 0 (no new
+            // requests) until the driver puts it in drain again.
+            let weight = if server.draining { " weight 0" } else { "" };
+            let _ = writeln!(
+                cfg,
+                "    server {} {} {CHECK_PARAMS}{weight}",
+                server.name, server.addr
+            );
+        }
+    }
+    cfg
+}
+
+/// The configuration without the app backends' `server` lines: what a reload is
+/// needed for. Servers and maps change at runtime, everything else needs a reload.
+pub(super) fn skeleton(config: &str) -> String {
+    let mut in_app_backend = false;
+    let mut kept = String::new();
+    for line in config.lines() {
+        if !line.starts_with(' ') {
+            in_app_backend = line.starts_with("backend app_");
+        } else if in_app_backend && line.trim_start().starts_with("server ") {
+            continue;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept
+}
+
+/// A path that goes into the configuration as a bare word, or onto HAProxy's command
+/// line (where `-S` splits on commas): refuse anything that could be parsed as more.
+pub(super) fn check_path(what: &str, path: &Path) -> Result<(), String> {
+    let text = path.to_str().unwrap_or("\u{0}");
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/-._+@~".contains(c);
+    if !text.chars().all(allowed) {
+        return Err(format!(
+            "{what} {} has characters HAProxy's configuration cannot take; use letters, digits and /-._+@~",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::routing::{App, Server};
+    use super::*;
+    use haloy_api::spec::DomainSpec;
+
+    fn settings() -> HaproxySettings {
+        HaproxySettings {
+            dir: "/srv/haproxy-config".into(),
+            bind_address: "127.0.0.1".parse().unwrap(),
+            http_port: 8080,
+            https_port: 8443,
+            acme_socket: "/srv/acme.sock".into(),
+            program: "haproxy".into(),
+        }
+    }
+
+    fn routing(draining: bool, path: &str) -> Routing {
+        let mut routing = Routing::default();
+        routing.apps.insert(
+            "web".into(),
+            App {
+                domains: vec![DomainSpec {
+                    canonical: "a.com".into(),
+                    aliases: vec!["www.a.com".into()],
+                }],
+                health_check_path: path.into(),
+                servers: vec![Server {
+                    name: "web-1".into(),
+                    addr: "10.0.0.2:8080".parse().unwrap(),
+                    draining,
+                }],
+            },
+        );
+        routing
+    }
+
+    #[test]
+    fn renders_backends_servers_and_maps() {
+        let settings = settings();
+        let files = render(&settings, &Paths::new(&settings.dir), &routing(true, "/up"));
+        let cfg = &files.config;
+        assert!(cfg.contains("    bind 127.0.0.1:8080\n"), "{cfg}");
+        assert!(cfg.contains("map(/srv/haproxy-config/hosts.map)"), "{cfg}");
+        assert!(
+            cfg.contains("backend app_web\n    balance roundrobin\n"),
+            "{cfg}"
+        );
+        assert!(cfg.contains("uri /up\n"), "{cfg}");
+        assert!(
+            cfg.contains("    server web-1 10.0.0.2:8080 check inter 2s rise 1 fall 2 weight 0\n")
+        );
+        assert!(
+            cfg.contains("    server acme unix@/srv/acme.sock\n"),
+            "{cfg}"
+        );
+        assert_eq!(files.hosts_map, "a.com app_web\nwww.a.com app_web\n");
+        assert_eq!(files.aliases_map, "www.a.com a.com\n");
+    }
+
+    #[test]
+    fn skeleton_ignores_app_servers_only() {
+        let settings = settings();
+        let paths = Paths::new(&settings.dir);
+        let with = render(&settings, &paths, &routing(false, "/up")).config;
+        let mut none = routing(false, "/up");
+        none.apps.get_mut("web").unwrap().servers.clear();
+        let without = render(&settings, &paths, &none).config;
+        assert_ne!(with, without);
+        assert_eq!(skeleton(&with), skeleton(&without));
+        assert!(skeleton(&with).contains("server acme unix@"));
+        let other_path = render(&settings, &paths, &routing(false, "/health")).config;
+        assert_ne!(skeleton(&with), skeleton(&other_path));
+    }
+
+    #[test]
+    fn paths_with_spaces_or_commas_are_refused() {
+        assert!(check_path("dir", Path::new("/var/lib/haloy/haproxy-config")).is_ok());
+        assert!(check_path("dir", Path::new("/tmp/a b")).is_err());
+        assert!(check_path("dir", Path::new("/tmp/a,mode,777")).is_err());
+        assert!(check_path("dir", Path::new("/tmp/\"x")).is_err());
+    }
+}

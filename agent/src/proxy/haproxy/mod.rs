@@ -1,0 +1,342 @@
+//! HAProxy through its master socket and runtime API: the real [`super::Proxy`].
+//!
+//! HAProxy runs in master-worker mode, daemonized, and outlives haloyd. The driver
+//! keeps the desired routing (apps, domains, health paths, servers) and after every
+//! change rewrites `haproxy.cfg` and the host maps so that the files always describe
+//! what runs: HAProxy forgets runtime changes on reload, and a restart after a crash
+//! starts from the files. Servers and map entries change at runtime; anything else
+//! (a backend created or removed, a health check path) is a hitless reload through
+//! the master socket.
+//!
+//! Verified against HAProxy 2.6.12:
+//! - servers that come from the file can be removed at runtime with `del server`
+//!   after a reload, like runtime-added ones; nothing needs marking in the file;
+//! - `del server` refuses a server with connections, pooled idle ones included (see
+//!   `runtime::remove_server` for how they are closed);
+//! - `reload` answers nothing; `show proc` then shows the master's reload count
+//!   incremented, and `[failed: N]` non-zero when the new configuration was refused
+//!   (the old worker keeps serving);
+//! - sessions of a draining server may live on in an old worker after a reload: they
+//!   are read there through `@!<pid>` and counted in [`super::Proxy::servers`].
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::{AppRoute, Backend, Proxy, ProxyError, ServerStatus};
+use config::{Files, Paths, render, skeleton};
+use routing::{Routing, Server, backend_name, validate_app_name, validate_server};
+use socket::MasterCli;
+
+mod config;
+mod files;
+mod lifecycle;
+mod process;
+mod routing;
+mod runtime;
+mod socket;
+
+pub use socket::Processes;
+
+/// Where HAProxy's files live and what it listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxySettings {
+    /// `haproxy-config/`: haproxy.cfg, the maps, the sockets and the pid file.
+    pub dir: PathBuf,
+    /// Where the frontends listen.
+    pub bind_address: IpAddr,
+    pub http_port: u16,
+    /// Reserved for the HTTPS frontend, which comes with certificates.
+    pub https_port: u16,
+    /// The unix socket where haloyd answers `/.well-known/acme-challenge/`.
+    pub acme_socket: PathBuf,
+    /// The HAProxy binary, "haproxy" by default.
+    pub program: PathBuf,
+}
+
+impl HaproxySettings {
+    /// Listening on every IPv4 address, running `haproxy` from `PATH`.
+    pub fn new(dir: PathBuf, http_port: u16, https_port: u16, acme_socket: PathBuf) -> Self {
+        Self {
+            dir,
+            bind_address: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            http_port,
+            https_port,
+            acme_socket,
+            program: PathBuf::from("haproxy"),
+        }
+    }
+}
+
+/// The real proxy. All changes are serialised by one lock, so the files written
+/// after each change and what HAProxy runs never interleave.
+pub struct Haproxy {
+    settings: HaproxySettings,
+    paths: Paths,
+    cli: MasterCli,
+    state: Mutex<State>,
+}
+
+struct State {
+    routing: Routing,
+    /// Until the first `sync` the driver does not know what should run, and a change
+    /// would rewrite the files without the other apps.
+    synced: bool,
+}
+
+impl Haproxy {
+    /// Checks the settings; starts nothing (see [`Haproxy::ensure_running`]).
+    pub fn new(mut settings: HaproxySettings) -> Result<Self, ProxyError> {
+        let absolute = |path: &Path| {
+            std::path::absolute(path)
+                .map_err(|e| ProxyError::Other(format!("cannot resolve {}: {e}", path.display())))
+        };
+        settings.dir = absolute(&settings.dir)?;
+        settings.acme_socket = absolute(&settings.acme_socket)?;
+        config::check_path("HAProxy directory", &settings.dir).map_err(ProxyError::Other)?;
+        config::check_path("ACME socket", &settings.acme_socket).map_err(ProxyError::Other)?;
+        let paths = Paths::new(&settings.dir);
+        // sun_path holds 108 bytes; leave room for HAProxy's temporary suffix.
+        if paths.master_socket.as_os_str().len() > 90 {
+            return Err(ProxyError::Other(format!(
+                "{} is too long for a unix socket; use a shorter data directory",
+                paths.master_socket.display()
+            )));
+        }
+        Ok(Self {
+            cli: MasterCli::new(paths.master_socket.clone()),
+            paths,
+            settings,
+            state: Mutex::new(State {
+                routing: Routing::default(),
+                synced: false,
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &HaproxySettings {
+        &self.settings
+    }
+
+    pub fn config_file(&self) -> &Path {
+        &self.paths.config
+    }
+
+    pub fn pid_file(&self) -> &Path {
+        &self.paths.pid_file
+    }
+
+    /// Whether the master socket answers.
+    pub async fn is_running(&self) -> bool {
+        self.cli.processes().await.is_ok()
+    }
+
+    /// The master, its workers and its reload count.
+    pub async fn processes(&self) -> Result<Processes, ProxyError> {
+        self.cli.processes().await
+    }
+
+    /// Reloads since the master started, failed ones included.
+    pub async fn reload_count(&self) -> Result<u64, ProxyError> {
+        Ok(self.cli.processes().await?.reloads)
+    }
+
+    fn render(&self, routing: &Routing) -> Files {
+        render(&self.settings, &self.paths, routing)
+    }
+
+    /// Makes HAProxy and the files match `next`: a reload when more than servers and
+    /// map entries changed, runtime commands otherwise.
+    async fn apply(&self, state: &mut State, next: Routing) -> Result<(), ProxyError> {
+        if !state.synced {
+            return Err(ProxyError::Other(
+                "the HAProxy driver does not know the running apps yet; haloyd must call sync first"
+                    .into(),
+            ));
+        }
+        let current = self.render(&state.routing);
+        let wanted = self.render(&next);
+        if skeleton(&current.config) != skeleton(&wanted.config) {
+            self.reload_with(&wanted, Some(&current)).await?;
+            self.drain_again(&next).await?;
+        } else {
+            if current.hosts_map != wanted.hosts_map {
+                runtime::reconcile_map(&self.cli, &self.paths.hosts_map, &next.hosts_map()).await?;
+            }
+            if current.aliases_map != wanted.aliases_map {
+                runtime::reconcile_map(&self.cli, &self.paths.aliases_map, &next.aliases_map())
+                    .await?;
+            }
+            for (app, spec) in &next.apps {
+                if state.routing.apps.get(app).map(|a| &a.servers) != Some(&spec.servers) {
+                    runtime::reconcile_servers(&self.cli, &backend_name(app), &spec.servers)
+                        .await?;
+                }
+            }
+            files::write_files(&self.paths, &wanted).await?;
+        }
+        state.routing = next;
+        Ok(())
+    }
+
+    async fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().await
+    }
+}
+
+#[async_trait]
+impl Proxy for Haproxy {
+    async fn sync(&self, routes: &[AppRoute]) -> Result<(), ProxyError> {
+        let next = Routing::from_routes(routes)?;
+        let mut state = self.lock().await;
+        let wanted = self.render(&next);
+        let on_disk = files::read_files(&self.paths).await;
+        if !self.is_running().await {
+            files::write_files(&self.paths, &wanted).await?;
+            self.start(&next).await?;
+        } else {
+            let backends = runtime::app_backends(&self.cli).await?;
+            let same_skeleton = on_disk
+                .as_ref()
+                .is_some_and(|f| skeleton(&f.config) == skeleton(&wanted.config));
+            if backends != next.backends() || !same_skeleton {
+                self.reload_with(&wanted, on_disk.as_ref()).await?;
+            } else {
+                runtime::reconcile_map(&self.cli, &self.paths.hosts_map, &next.hosts_map()).await?;
+                runtime::reconcile_map(&self.cli, &self.paths.aliases_map, &next.aliases_map())
+                    .await?;
+                for (app, spec) in &next.apps {
+                    runtime::reconcile_servers(&self.cli, &backend_name(app), &spec.servers)
+                        .await?;
+                }
+                files::write_files(&self.paths, &wanted).await?;
+            }
+        }
+        state.routing = next;
+        state.synced = true;
+        Ok(())
+    }
+
+    async fn ensure_app(&self, route: &AppRoute) -> Result<(), ProxyError> {
+        let mut state = self.lock().await;
+        let mut next = state.routing.clone();
+        next.upsert(route)?;
+        self.apply(&mut state, next).await
+    }
+
+    async fn add_server(&self, app: &str, server: &Backend) -> Result<(), ProxyError> {
+        validate_server(server).map_err(ProxyError::Other)?;
+        let mut state = self.lock().await;
+        let mut next = state.routing.clone();
+        let servers = &mut next.app_mut(app)?.servers;
+        match servers.iter_mut().find(|s| s.name == server.name) {
+            Some(existing) => *existing = Server::ready(server),
+            None => servers.push(Server::ready(server)),
+        }
+        self.apply(&mut state, next).await
+    }
+
+    async fn drain_server(&self, app: &str, name: &str) -> Result<(), ProxyError> {
+        let mut state = self.lock().await;
+        let mut next = state.routing.clone();
+        let server = next
+            .app_mut(app)?
+            .servers
+            .iter_mut()
+            .find(|s| s.name == name);
+        let Some(server) = server else {
+            return Err(ProxyError::Other(format!("app {app} has no server {name}")));
+        };
+        server.draining = true;
+        self.apply(&mut state, next).await
+    }
+
+    async fn remove_server(&self, app: &str, name: &str) -> Result<(), ProxyError> {
+        let mut state = self.lock().await;
+        let mut next = state.routing.clone();
+        // Removing what is not there is done already: clean-ups may repeat.
+        if let Some(spec) = next.apps.get_mut(app) {
+            spec.servers.retain(|s| s.name != name);
+        }
+        self.apply(&mut state, next).await
+    }
+
+    async fn servers(&self, app: &str) -> Result<Vec<ServerStatus>, ProxyError> {
+        validate_app_name(app)?;
+        let backend = backend_name(app);
+        if !runtime::app_backends(&self.cli).await?.contains(&backend) {
+            return Ok(Vec::new());
+        }
+        let mut rows = runtime::server_rows(&self.cli, &backend, None).await?;
+        // After a reload, sessions that started before it are served by the old
+        // worker: count them too, or a drain would look finished too early.
+        for pid in self.cli.processes().await?.old_workers {
+            let Ok(old_rows) = runtime::server_rows(&self.cli, &backend, Some(pid)).await else {
+                continue; // the old worker exited meanwhile, or has no such backend
+            };
+            for old in old_rows {
+                if let Some(row) = rows
+                    .iter_mut()
+                    .find(|r| r.server == old.server && r.addr == old.addr)
+                {
+                    row.sessions += old.sessions;
+                }
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                Some(ServerStatus {
+                    addr: row.addr.parse().ok()?,
+                    state: server_state(&row.status),
+                    sessions: row.sessions,
+                    name: row.server,
+                })
+            })
+            .collect())
+    }
+
+    async fn remove_app(&self, app: &str) -> Result<(), ProxyError> {
+        validate_app_name(app)?;
+        let mut state = self.lock().await;
+        let mut next = state.routing.clone();
+        next.apps.remove(app);
+        self.apply(&mut state, next).await
+    }
+
+    async fn version(&self) -> Result<String, ProxyError> {
+        let version = self.cli.processes().await?.version;
+        // "2.6.12-1+deb12u4" → "2.6.12": the packaging suffix says nothing about HAProxy.
+        Ok(version.split('-').next().unwrap_or(&version).to_string())
+    }
+}
+
+/// `show stat`'s status in the words of [`ServerStatus::state`]: "UP 1/2" (going
+/// down) is still "up", "MAINT (via x/y)" is "maint", "no check" stays.
+fn server_state(status: &str) -> String {
+    let status = status.to_ascii_lowercase();
+    if status.starts_with("no check") {
+        return status;
+    }
+    status
+        .split_whitespace()
+        .next()
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_state;
+
+    #[test]
+    fn server_states_read_as_one_word() {
+        assert_eq!(server_state("UP"), "up");
+        assert_eq!(server_state("UP 1/2"), "up");
+        assert_eq!(server_state("DRAIN"), "drain");
+        assert_eq!(server_state("MAINT (via app_a/s1)"), "maint");
+        assert_eq!(server_state("no check"), "no check");
+    }
+}

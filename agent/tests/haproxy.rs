@@ -1,0 +1,422 @@
+//! The HAProxy driver against a real HAProxy 2.6: each test runs its own HAProxy on
+//! free loopback ports, with tiny HTTP backends, and polls with deadlines.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use haloyd::proxy::Proxy;
+use support::{Harness, HttpBackend, acme_listener, eventually, route};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_by_host_redirects_aliases_and_answers_404_for_unknown_hosts() {
+    let h = Harness::new();
+    let a = HttpBackend::start("v1-a").await;
+    h.proxy.sync(&[]).await.unwrap();
+    let web = route(
+        "web",
+        "example.com",
+        &["www.example.com"],
+        vec![a.backend()],
+    );
+    h.proxy.ensure_app(&web).await.unwrap();
+
+    for host in ["example.com", "example.com:8080", "EXAMPLE.com"] {
+        let response = h.get(host, "/").await;
+        assert_eq!(
+            (response.status, response.body.as_str()),
+            (200, "v1-a"),
+            "Host: {host}"
+        );
+    }
+    let redirect = h.get("www.example.com:8080", "/a/b?x=1&y=2").await;
+    assert_eq!(redirect.status, 301);
+    assert_eq!(
+        redirect.header("location"),
+        Some("http://example.com/a/b?x=1&y=2")
+    );
+    let unknown = h.get("unknown.test", "/").await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.body.contains("no app"), "{}", unknown.body);
+
+    // The backend exists: new domains and aliases are map updates, no reload.
+    let reloads = h.reloads().await;
+    let more = route("web", "example.org", &["www.example.org"], vec![]);
+    h.proxy.ensure_app(&more).await.unwrap();
+    assert_eq!(h.get("example.org", "/").await.body, "v1-a");
+    let redirect = h.get("www.example.org", "/p").await;
+    assert_eq!(redirect.header("location"), Some("http://example.org/p"));
+    assert_eq!(
+        h.get("example.com", "/").await.status,
+        404,
+        "example.com was dropped"
+    );
+    assert_eq!(h.reloads().await, reloads);
+    let hosts = std::fs::read_to_string(h.proxy.config_file().with_file_name("hosts.map")).unwrap();
+    assert_eq!(hosts, "example.org app_web\nwww.example.org app_web\n");
+
+    // Values that could inject configuration never reach HAProxy.
+    let mut bad = route("web", "example.org", &[], vec![]);
+    bad.health_check_path = "/health\n    server x 10.0.0.1:80".into();
+    assert!(h.proxy.ensure_app(&bad).await.is_err());
+    assert!(
+        h.proxy
+            .ensure_app(&route("we b", "b.test", &[], vec![]))
+            .await
+            .is_err()
+    );
+    assert_eq!(h.reloads().await, reloads);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_servers_alternate_drain_and_go_without_a_reload() {
+    let h = Harness::new();
+    let (a, b) = (
+        HttpBackend::start("v1-a").await,
+        HttpBackend::start("v1-b").await,
+    );
+    h.proxy
+        .sync(&[route("web", "example.com", &[], vec![])])
+        .await
+        .unwrap();
+    let reloads = h.reloads().await;
+
+    h.proxy.add_server("web", &a.backend()).await.unwrap();
+    h.proxy.add_server("web", &b.backend()).await.unwrap();
+    let mut bodies = Vec::new();
+    for _ in 0..6 {
+        bodies.push(h.get("example.com", "/").await.body);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] != w[1]),
+        "round robin: {bodies:?}"
+    );
+    assert_eq!(
+        bodies.iter().collect::<BTreeSet<_>>().len(),
+        2,
+        "{bodies:?}"
+    );
+
+    // Two slow requests: round robin puts one on each server.
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let port = h.http_port;
+            tokio::spawn(async move { support::get(port, "example.com", "/slow").await })
+        })
+        .collect();
+    let proxy = h.proxy.clone();
+    eventually("both slow requests are in progress", LIMIT, || async {
+        let servers = proxy.servers("web").await.unwrap();
+        servers.iter().all(|s| s.sessions == 1)
+    })
+    .await;
+    h.proxy.drain_server("web", "v1-b").await.unwrap();
+    let servers = h.proxy.servers("web").await.unwrap();
+    let drained = servers.iter().find(|s| s.name == "v1-b").unwrap();
+    assert_eq!(
+        (drained.state.as_str(), drained.sessions),
+        ("drain", 1),
+        "{servers:?}"
+    );
+    for _ in 0..5 {
+        assert_eq!(h.get("example.com", "/").await.body, "v1-a");
+    }
+    for request in slow {
+        assert_eq!(
+            request.await.unwrap().status,
+            200,
+            "sessions in progress finish"
+        );
+    }
+    eventually("the drained server has no session", LIMIT, || async {
+        let servers = proxy.servers("web").await.unwrap();
+        servers.iter().any(|s| s.name == "v1-b" && s.sessions == 0)
+    })
+    .await;
+
+    h.proxy.remove_server("web", "v1-b").await.unwrap();
+    assert_eq!(h.server_names("web").await, ["v1-a"]);
+    assert_eq!(
+        h.reloads().await,
+        reloads,
+        "servers change without a reload"
+    );
+    let config = std::fs::read_to_string(h.proxy.config_file()).unwrap();
+    assert!(
+        config.contains(&format!("server v1-a {}", a.addr)),
+        "{config}"
+    );
+    assert!(!config.contains("v1-b"), "{config}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_app_reloads_while_the_first_keeps_answering() {
+    let h = Harness::new();
+    let (a, b) = (
+        HttpBackend::start("v1-a").await,
+        HttpBackend::start("api-1").await,
+    );
+    h.proxy
+        .sync(&[route("web", "example.com", &[], vec![a.backend()])])
+        .await
+        .unwrap();
+    let reloads = h.reloads().await;
+
+    let hammer = support::Hammer::start(h.http_port, "example.com", "v1-a", 300);
+    eventually("the client is under way", LIMIT, || async {
+        hammer.done() >= 50
+    })
+    .await;
+    let api = route("api", "api.example.com", &[], vec![b.backend()]);
+    h.proxy.ensure_app(&api).await.unwrap();
+    let at_reload = hammer.done();
+    eventually("the client runs on after the reload", LIMIT, || async {
+        hammer.done() >= at_reload + 50
+    })
+    .await;
+    let (failures, done) = hammer.finish().await;
+    assert!(
+        failures.is_empty(),
+        "{} of {done} failed: {failures:?}",
+        failures.len()
+    );
+    assert!(done >= 300);
+    assert_eq!(h.reloads().await, reloads + 1);
+    assert_eq!(h.get("api.example.com", "/").await.body, "api-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_ensure_running_restores_routes_and_servers() {
+    let h = Harness::new();
+    let servers: Vec<_> = [
+        HttpBackend::start("v1-a").await,
+        HttpBackend::start("v1-b").await,
+        HttpBackend::start("v1-c").await,
+    ]
+    .into();
+    h.proxy
+        .sync(&[route("web", "example.com", &[], vec![servers[0].backend()])])
+        .await
+        .unwrap();
+    // Everything below is runtime-only: it must reach the files too.
+    h.proxy
+        .ensure_app(&route("web", "example.com", &["www.example.com"], vec![]))
+        .await
+        .unwrap();
+    h.proxy
+        .add_server("web", &servers[1].backend())
+        .await
+        .unwrap();
+    h.proxy
+        .add_server("web", &servers[2].backend())
+        .await
+        .unwrap();
+    h.proxy.drain_server("web", "v1-c").await.unwrap();
+
+    let processes = h.proxy.processes().await.unwrap();
+    let pids: Vec<_> = std::iter::once(processes.master)
+        .chain(processes.workers)
+        .collect();
+    for pid in &pids {
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+        assert!(status.unwrap().success());
+    }
+    eventually("HAProxy is gone", LIMIT, || async {
+        pids.iter().all(|p| !support::alive(*p))
+    })
+    .await;
+    assert!(!h.proxy.is_running().await);
+    assert_eq!(h.get("example.com", "/").await.status, 0, "nothing listens");
+
+    assert!(h.proxy.ensure_running().await.unwrap(), "it was started");
+    assert!(!h.proxy.ensure_running().await.unwrap(), "already running");
+    let mut bodies = BTreeSet::new();
+    for _ in 0..6 {
+        bodies.insert(h.get("example.com", "/").await.body);
+    }
+    assert_eq!(
+        bodies,
+        BTreeSet::from(["v1-a".to_string(), "v1-b".to_string()])
+    );
+    let redirect = h.get("www.example.com", "/x").await;
+    assert_eq!(redirect.header("location"), Some("http://example.com/x"));
+    let states: Vec<_> = h
+        .proxy
+        .servers("web")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.name, s.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("v1-a".into(), "up".into()),
+            ("v1-b".into(), "up".into()),
+            ("v1-c".into(), "drain".into())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_reloads_only_when_backends_change() {
+    let h = Harness::new();
+    let (a, b) = (
+        HttpBackend::start("v1-a").await,
+        HttpBackend::start("v1-b").await,
+    );
+    let routes = [
+        route("web", "example.com", &[], vec![a.backend()]),
+        route("api", "api.example.com", &[], vec![b.backend()]),
+    ];
+    h.proxy.sync(&routes).await.unwrap();
+    let reloads = h.reloads().await;
+    h.proxy.sync(&routes).await.unwrap();
+    assert_eq!(h.reloads().await, reloads, "same routes, no reload");
+
+    // haloyd restarts: a new driver over the same directory finds HAProxy running.
+    let restarted = haloyd::proxy::haproxy::Haproxy::new(h.proxy.settings().clone()).unwrap();
+    assert!(!restarted.ensure_running().await.unwrap());
+    restarted.sync(&routes).await.unwrap();
+    assert_eq!(
+        h.reloads().await,
+        reloads,
+        "a restarted haloyd does not reload"
+    );
+
+    // Servers and domains differ: fixed at runtime.
+    let moved = [
+        route(
+            "web",
+            "example.com",
+            &["www.example.com"],
+            vec![b.backend()],
+        ),
+        route("api", "api.example.com", &[], vec![]),
+    ];
+    restarted.sync(&moved).await.unwrap();
+    assert_eq!(h.get("example.com", "/").await.body, "v1-b");
+    assert_eq!(h.get("www.example.com", "/").await.status, 301);
+    assert_eq!(h.get("api.example.com", "/").await.status, 503, "no server");
+    assert_eq!(h.reloads().await, reloads);
+
+    // An app goes: its backend goes with a reload.
+    restarted.sync(&moved[..1]).await.unwrap();
+    assert_eq!(h.reloads().await, reloads + 1);
+    assert_eq!(h.get("api.example.com", "/").await.status, 404);
+    restarted.remove_app("web").await.unwrap();
+    assert_eq!(h.get("example.com", "/").await.status, 404);
+    assert_eq!(h.reloads().await, reloads + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_challenges_go_to_the_unix_socket() {
+    let h = Harness::new();
+    let _acme = acme_listener(h.acme_socket());
+    let a = HttpBackend::start("v1-a").await;
+    h.proxy
+        .sync(&[route(
+            "web",
+            "example.com",
+            &["www.example.com"],
+            vec![a.backend()],
+        )])
+        .await
+        .unwrap();
+    let path = "/.well-known/acme-challenge/token-1";
+    for host in ["example.com", "www.example.com", "not-routed.test"] {
+        let response = h.get(host, path).await;
+        assert_eq!(
+            (response.status, response.body.as_str()),
+            (200, "acme /.well-known/acme-challenge/token-1"),
+            "Host: {host}"
+        );
+    }
+    assert_eq!(
+        h.get("example.com", "/.well-known/other").await.body,
+        "v1-a"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_from_the_file_can_be_removed_after_a_reload() {
+    let h = Harness::new();
+    let (a, b) = (
+        HttpBackend::start("v1-a").await,
+        HttpBackend::start("v1-b").await,
+    );
+    let web = route("web", "example.com", &[], vec![a.backend(), b.backend()]);
+    h.proxy.sync(&[web]).await.unwrap();
+    h.proxy
+        .ensure_app(&route("api", "api.example.com", &[], vec![]))
+        .await
+        .unwrap();
+    // Keep-alive traffic leaves idle connections to both servers in HAProxy's pool.
+    for _ in 0..6 {
+        assert_eq!(h.get("example.com", "/").await.status, 200);
+    }
+    let reloads = h.reloads().await;
+    h.proxy.remove_server("web", "v1-a").await.unwrap();
+    assert_eq!(h.server_names("web").await, ["v1-b"]);
+    for _ in 0..4 {
+        assert_eq!(h.get("example.com", "/").await.body, "v1-b");
+    }
+    h.proxy.remove_server("web", "v1-a").await.unwrap();
+
+    // A server with a session in progress is removed too: the session is cut.
+    let port = h.http_port;
+    let slow = tokio::spawn(async move { support::get(port, "example.com", "/slow").await });
+    let proxy = h.proxy.clone();
+    eventually("the slow request is in progress", LIMIT, || async {
+        proxy
+            .servers("web")
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.sessions == 1)
+    })
+    .await;
+    h.proxy.remove_server("web", "v1-b").await.unwrap();
+    assert!(h.proxy.servers("web").await.unwrap().is_empty());
+    assert_ne!(slow.await.unwrap().body, "v1-b", "the session was cut");
+    assert_eq!(h.get("example.com", "/").await.status, 503);
+    assert_eq!(h.reloads().await, reloads);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_reload_keeps_the_previous_configuration_serving() {
+    let h = Harness::new();
+    let a = HttpBackend::start("v1-a").await;
+    let routes = [route("web", "example.com", &[], vec![a.backend()])];
+    h.proxy.sync(&routes).await.unwrap();
+    let config = std::fs::read_to_string(h.proxy.config_file()).unwrap();
+
+    // `haproxy -c` accepts an address that is not on this host; applying it fails.
+    let mut elsewhere = h.proxy.settings().clone();
+    elsewhere.bind_address = "198.51.100.7".parse().unwrap();
+    let elsewhere = haloyd::proxy::haproxy::Haproxy::new(elsewhere).unwrap();
+    let err = elsewhere.sync(&routes).await.unwrap_err();
+    assert!(
+        matches!(err, haloyd::proxy::ProxyError::ReloadFailed(_)),
+        "{err}"
+    );
+    assert_eq!(
+        h.get("example.com", "/").await.body,
+        "v1-a",
+        "the old worker serves"
+    );
+    let restored = std::fs::read_to_string(h.proxy.config_file()).unwrap();
+    assert_eq!(restored, config, "the files match what runs again");
+
+    // The next good reload goes through.
+    let b = HttpBackend::start("api-1").await;
+    let api = route("api", "api.example.com", &[], vec![b.backend()]);
+    h.proxy.ensure_app(&api).await.unwrap();
+    assert_eq!(h.get("api.example.com", "/").await.body, "api-1");
+    assert_eq!(h.proxy.processes().await.unwrap().failed_reloads, 0);
+}
