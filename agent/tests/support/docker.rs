@@ -71,7 +71,16 @@ impl Sandbox {
         )
         .unwrap();
         self.track_image(&tag);
-        docker(&["build", "-q", "-t", &tag, context.to_str().unwrap()]);
+        // No cache: a cached busybox layer is shared between tests, and one test's
+        // cleanup would delete it under another's build.
+        docker(&[
+            "build",
+            "-q",
+            "--no-cache",
+            "-t",
+            &tag,
+            context.to_str().unwrap(),
+        ]);
         tag
     }
 
