@@ -1,0 +1,436 @@
+//! The Docker runtime against the machine's real Docker Engine: images are built
+//! locally FROM scratch with busybox, everything is reached over 127.0.0.1, and
+//! each test's sandbox removes what it created.
+
+#[path = "support/docker.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use haloy_api::spec::{RegistryAuth, Secret, VolumeMount, VolumeSource};
+use haloyd::runtime::docker::Docker;
+use haloyd::runtime::{ContainerRuntime, ContainerState, RuntimeError, labels};
+use support::{HTTPD, Sandbox, docker, eventually, http_get};
+
+const SOON: Duration = Duration::from_secs(20);
+
+async fn connect() -> Docker {
+    Docker::connect()
+        .await
+        .expect("these tests need a running Docker Engine")
+}
+
+#[tokio::test]
+async fn run_publishes_the_app_on_loopback_and_round_trips_labels() {
+    let sandbox = Sandbox::new("run");
+    let runtime = connect().await;
+    let image = sandbox.build_image("web", HTTPD);
+    let network = sandbox.network("net");
+    runtime.ensure_network(&network).await.unwrap();
+
+    let spec = sandbox.spec("web", &image, &network);
+    let info = runtime.run(&spec).await.unwrap();
+    assert_eq!(info.state, ContainerState::Running);
+    assert_eq!(info.name, spec.name);
+    assert_eq!(info.image, image);
+    assert_eq!(info.labels, spec.labels);
+    let port = info.host_port.expect("the app port is published");
+    let page = eventually("the page", SOON, || http_get(port, "/")).await;
+    assert_eq!(page, sandbox.page());
+
+    // Published on loopback only, with init and a restart policy.
+    assert_eq!(
+        docker(&["port", &info.id, "8080/tcp"]),
+        format!("127.0.0.1:{port}")
+    );
+    let host = docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Init}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.NetworkMode}}",
+        &info.id,
+    ]);
+    assert_eq!(host, format!("true unless-stopped {network}"));
+
+    let by_name = runtime.inspect(&spec.name).await.unwrap();
+    assert_eq!(by_name, info);
+    let listed = runtime
+        .list(&[(labels::INSTANCE, &sandbox.id), (labels::APP, "web")])
+        .await
+        .unwrap();
+    assert_eq!(listed, std::slice::from_ref(&info));
+    let none = runtime
+        .list(&[(labels::INSTANCE, &sandbox.id), (labels::APP, "other")])
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+
+    // The name is taken now: a clear error, and the running one is untouched.
+    let err = runtime.run(&spec).await.unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(
+        runtime.inspect(&spec.name).await.unwrap().state,
+        ContainerState::Running
+    );
+}
+
+#[tokio::test]
+async fn failed_runs_leave_nothing_behind() {
+    let sandbox = Sandbox::new("fail");
+    let runtime = connect().await;
+    let network = sandbox.network("net");
+    runtime.ensure_network(&network).await.unwrap();
+
+    let missing = sandbox.spec("missing", &format!("{}-nothing:1", sandbox.id), &network);
+    let err = runtime.run(&missing).await.unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::ImageNotFound { local: true, .. }),
+        "{err:?}"
+    );
+
+    // Creating works, starting fails: a host file mounted over a directory.
+    let image = sandbox.build_image("broken", HTTPD);
+    let file = sandbox.path("file.txt");
+    std::fs::write(&file, "not a directory\n").unwrap();
+    let mut broken = sandbox.spec("broken", &image, &network);
+    broken.volumes.push(VolumeMount {
+        source: VolumeSource::Bind(file.to_str().unwrap().into()),
+        container_path: "/www".into(),
+        options: vec![],
+    });
+    let err = runtime.run(&broken).await.unwrap_err();
+    assert!(err.to_string().contains("cannot start"), "{err}");
+
+    let left = runtime
+        .list(&[(labels::INSTANCE, &sandbox.id)])
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test]
+async fn env_reaches_the_app_and_logs_tail_and_follow() {
+    let sandbox = Sandbox::new("logs");
+    let runtime = connect().await;
+    let script = "echo $GREETING; exec /bin/busybox httpd -f -v -p 8080 -h /www";
+    let image = sandbox.build_image("env", &["/bin/busybox", "sh", "-c", script]);
+    let network = sandbox.network("net");
+    runtime.ensure_network(&network).await.unwrap();
+    let mut spec = sandbox.spec("env", &image, &network);
+    let greeting = format!("hello {}", sandbox.id);
+    spec.env.push(("GREETING".into(), greeting.clone()));
+    let info = runtime.run(&spec).await.unwrap();
+
+    let line = eventually("the greeting in the logs", SOON, || async {
+        let lines: Vec<_> = runtime
+            .logs(&info.id, 10, false)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        lines.into_iter().map(Result::unwrap).next()
+    })
+    .await;
+    assert_eq!(line.text, greeting);
+    assert!(!line.stderr);
+    assert!(line.timestamp.is_some_and(|t| t.ends_with('Z')));
+
+    let mut follow = runtime.logs(&info.id, 1, true).await.unwrap();
+    let first = follow.next().await.unwrap().unwrap();
+    assert_eq!(first.text, greeting);
+    // busybox httpd -v reports each request on stderr.
+    let port = info.host_port.unwrap();
+    eventually("the page", SOON, || http_get(port, "/")).await;
+    let request = tokio::time::timeout(SOON, follow.next())
+        .await
+        .expect("a new line while following")
+        .unwrap()
+        .unwrap();
+    assert!(request.stderr, "{request:?}");
+    assert!(request.text.contains("response:200"), "{request:?}");
+
+    let err = match runtime.logs("haloy-test-no-such-container", 1, true).await {
+        Err(err) => err,
+        Ok(_) => panic!("logs of a missing container"),
+    };
+    assert!(matches!(err, RuntimeError::NoSuchContainer(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn named_volumes_and_read_only_binds() {
+    let sandbox = Sandbox::new("volumes");
+    let runtime = connect().await;
+    let script = "echo kept > /www/data/note.txt; \
+        if touch /www/conf/probe 2>/dev/null; then echo writable; else echo read-only; fi > /www/data/conf.txt; \
+        exec /bin/busybox httpd -f -p 8080 -h /www";
+    let image = sandbox.build_image("vol", &["/bin/busybox", "sh", "-c", script]);
+    let network = sandbox.network("net");
+    runtime.ensure_network(&network).await.unwrap();
+    let host_dir = sandbox.path("conf");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("message.txt"), "from the host\n").unwrap();
+    let volume = sandbox.volume("data");
+
+    let mut spec = sandbox.spec("vol", &image, &network);
+    spec.volumes = vec![
+        VolumeMount {
+            source: VolumeSource::Named(volume.clone()),
+            container_path: "/www/data".into(),
+            options: vec![],
+        },
+        VolumeMount {
+            source: VolumeSource::Bind(host_dir.to_str().unwrap().into()),
+            container_path: "/www/conf".into(),
+            options: vec!["ro".into()],
+        },
+    ];
+    let info = runtime.run(&spec).await.unwrap();
+    let port = info.host_port.unwrap();
+
+    let message = eventually("the bound file", SOON, || {
+        http_get(port, "/conf/message.txt")
+    })
+    .await;
+    assert_eq!(message, "from the host\n");
+    let conf = eventually("the probe result", SOON, || {
+        http_get(port, "/data/conf.txt")
+    })
+    .await;
+    assert_eq!(conf, "read-only\n");
+    assert!(!host_dir.join("probe").exists());
+    assert_eq!(
+        eventually("the note", SOON, || http_get(port, "/data/note.txt")).await,
+        "kept\n"
+    );
+    // The note lives in the named volume, not in the container.
+    let mounts = docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}}:{{.Name}}:{{.RW}} {{end}}",
+        &info.id,
+    ]);
+    assert!(
+        mounts.contains(&format!("volume:{volume}:true")),
+        "{mounts}"
+    );
+    assert!(mounts.contains("bind::false"), "{mounts}");
+}
+
+#[tokio::test]
+async fn stop_is_quick_with_init_and_stop_remove_tolerate_missing() {
+    let sandbox = Sandbox::new("stop");
+    let runtime = connect().await;
+    let image = sandbox.build_image("web", HTTPD);
+    let network = sandbox.network("net");
+    runtime.ensure_network(&network).await.unwrap();
+    let info = runtime
+        .run(&sandbox.spec("web", &image, &network))
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    runtime
+        .stop(&info.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    let stopped = runtime.inspect(&info.id).await.unwrap();
+    assert!(
+        matches!(stopped.state, ContainerState::Exited(_)),
+        "{stopped:?}"
+    );
+    assert_eq!(stopped.host_port, None);
+    runtime
+        .stop(&info.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    runtime.remove(&info.id).await.unwrap();
+    let err = runtime.inspect(&info.id).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::NoSuchContainer(_)), "{err:?}");
+    runtime.remove(&info.id).await.unwrap();
+    runtime
+        .stop(&info.id, Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_crashing_app_restarts_and_shows_its_exit_code_once_stopped() {
+    let sandbox = Sandbox::new("exit");
+    let runtime = connect().await;
+    let image = sandbox.build_image("exit", &["/bin/busybox", "sh", "-c", "echo bye; exit 3"]);
+    let network = sandbox.network("net");
+    runtime.ensure_network(&network).await.unwrap();
+    let info = runtime
+        .run(&sandbox.spec("exit", &image, &network))
+        .await
+        .unwrap();
+
+    // unless-stopped: Docker keeps restarting it, with a growing back-off.
+    eventually("docker restarting the app", SOON, || async {
+        let state = runtime.inspect(&info.id).await.unwrap().state;
+        (state == ContainerState::Restarting).then_some(())
+    })
+    .await;
+    runtime
+        .stop(&info.id, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        runtime.inspect(&info.id).await.unwrap().state,
+        ContainerState::Exited(3)
+    );
+    let lines: Vec<_> = runtime
+        .logs(&info.id, 100, false)
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(lines.iter().all(|l| l.as_ref().unwrap().text == "bye"));
+    assert!(!lines.is_empty());
+}
+
+#[tokio::test]
+async fn load_a_saved_image_then_tag_it() {
+    let sandbox = Sandbox::new("load");
+    let runtime = connect().await;
+    let image = sandbox.build_image("saved", HTTPD);
+    let archive = sandbox.path("image.tar");
+    docker(&["save", "-o", archive.to_str().unwrap(), &image]);
+    docker(&["rmi", &image]);
+    assert!(!runtime.image_exists(&image).await.unwrap());
+
+    let loaded = runtime.load_image(&archive).await.unwrap();
+    assert_eq!(loaded, std::slice::from_ref(&image));
+    assert!(runtime.image_exists(&image).await.unwrap());
+
+    let repository = format!("{}-tagged", sandbox.id);
+    sandbox.track_image(&format!("{repository}:v2"));
+    runtime.tag_image(&image, &repository, "v2").await.unwrap();
+    assert!(
+        runtime
+            .image_exists(&format!("{repository}:v2"))
+            .await
+            .unwrap()
+    );
+    let err = runtime
+        .tag_image(&format!("{}-nothing:1", sandbox.id), &repository, "v3")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::ImageNotFound { local: true, .. }),
+        "{err:?}"
+    );
+
+    // Truncated and not-a-tar archives are errors, and so is a missing file.
+    let bytes = std::fs::read(&archive).unwrap();
+    let truncated = sandbox.path("truncated.tar");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let err = runtime.load_image(&truncated).await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot load image archive"),
+        "{err}"
+    );
+    let garbage = sandbox.path("garbage.tar");
+    std::fs::write(&garbage, "this is not a tar archive\n").unwrap();
+    assert!(runtime.load_image(&garbage).await.is_err());
+    let err = runtime
+        .load_image(&sandbox.path("missing.tar"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot read image archive"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn pulling_from_an_unreachable_registry_fails_promptly_and_clearly() {
+    let runtime = connect().await;
+    let reference = "127.0.0.1:1/nothing:latest";
+    let auth = RegistryAuth {
+        server: "127.0.0.1:1".into(),
+        username: Secret::new("deploy"),
+        password: Secret::new("do-not-print-this-password"),
+    };
+    let started = Instant::now();
+    let err = runtime
+        .pull_image(reference, Some(&auth))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let message = err.to_string();
+    assert!(
+        message.contains("cannot pull 127.0.0.1:1/nothing:latest"),
+        "{message}"
+    );
+    assert!(message.contains("connection refused"), "{message}");
+    assert!(!message.contains("do-not-print-this-password"));
+    assert!(!format!("{err:?}").contains("do-not-print-this-password"));
+}
+
+#[tokio::test]
+async fn ensure_network_is_idempotent_even_when_racing() {
+    let sandbox = Sandbox::new("network");
+    let one = connect().await;
+    let network = sandbox.network("shared");
+    let (a, b) = tokio::join!(one.ensure_network(&network), one.ensure_network(&network));
+    a.unwrap();
+    b.unwrap();
+    one.ensure_network(&network).await.unwrap();
+    assert_eq!(networks_named(&network), 1);
+    let label = docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Driver}} {{index .Labels \"dev.haloy.managed\"}}",
+        &network,
+    ]);
+    assert_eq!(label, "bridge true");
+
+    // Separate clients, as two haloyd processes would be, racing to create.
+    let racing = sandbox.network("raced");
+    let clients = [connect().await, connect().await, connect().await];
+    let results =
+        futures_util::future::join_all(clients.iter().map(|client| client.ensure_network(&racing)))
+            .await;
+    for result in results {
+        result.unwrap();
+    }
+    assert_eq!(networks_named(&racing), 1);
+}
+
+fn networks_named(name: &str) -> usize {
+    docker(&["network", "ls", "--format", "{{.Name}}"])
+        .lines()
+        .filter(|line| *line == name)
+        .count()
+}
+
+#[tokio::test]
+async fn version_and_an_unreachable_daemon() {
+    let runtime = connect().await;
+    let version = runtime.version().await.unwrap();
+    assert!(
+        version.chars().next().is_some_and(|c| c.is_ascii_digit()),
+        "{version}"
+    );
+    assert!(
+        !runtime
+            .image_exists("haloy-test-never-built:1")
+            .await
+            .unwrap()
+    );
+
+    let err = match Docker::connect_with_socket("/nonexistent/docker.sock").await {
+        Err(err) => err,
+        Ok(_) => panic!("connected to a socket that does not exist"),
+    };
+    assert!(matches!(err, RuntimeError::Unavailable(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("is the Docker daemon running"),
+        "{err}"
+    );
+}
