@@ -1,6 +1,7 @@
 //! `haloyd.yaml`: the server's settings, written by `haloyadm init` and read by
 //! haloyd at start. Unknown keys are refused so a typo never silently does nothing.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,19 @@ impl Layout {
     pub fn db_dir(&self) -> PathBuf {
         self.data_dir.join("db")
     }
+
+    pub fn upload_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
+    }
+
+    /// haloyd's pid file and log, written by `haloyadm start`.
+    pub fn haloyd_pid_file(&self) -> PathBuf {
+        self.data_dir.join("haloyd.pid")
+    }
+
+    pub fn haloyd_log(&self) -> PathBuf {
+        self.data_dir.join("haloyd.log")
+    }
 }
 
 /// The variable in `.env` that holds the API token.
@@ -75,6 +89,41 @@ pub struct HaloydConfig {
     pub https_port: u16,
     /// Data directory (HAProxy config, certificates, database).
     pub data_dir: PathBuf,
+    /// Address HAProxy's frontends listen on.
+    #[serde(default = "default_bind_address")]
+    pub bind_address: IpAddr,
+    /// Marks this server's containers, so several haloyd can share one Docker.
+    #[serde(default = "default_instance")]
+    pub instance: String,
+    /// Seconds a new container may take to pass its health check.
+    #[serde(default = "default_health_timeout")]
+    pub health_check_timeout_secs: u64,
+    /// Seconds old replicas may keep sessions open after traffic moved.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout_secs: u64,
+    /// Seconds between SIGTERM and SIGKILL when stopping a container.
+    #[serde(default = "default_stop_grace")]
+    pub stop_grace_secs: u64,
+}
+
+fn default_bind_address() -> IpAddr {
+    IpAddr::from([0, 0, 0, 0])
+}
+
+fn default_instance() -> String {
+    "default".into()
+}
+
+fn default_health_timeout() -> u64 {
+    60
+}
+
+fn default_drain_timeout() -> u64 {
+    30
+}
+
+fn default_stop_grace() -> u64 {
+    10
 }
 
 fn default_api_port() -> u16 {
@@ -135,6 +184,20 @@ impl HaloydConfig {
                     "{key_a} and {key_b} are both {a}; give each its own port"
                 ));
             }
+        }
+        let instance_ok = !self.instance.is_empty()
+            && self
+                .instance
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !instance_ok {
+            return Err(format!(
+                "instance {:?} must be letters, digits, '-' or '_'",
+                self.instance
+            ));
+        }
+        if self.health_check_timeout_secs == 0 {
+            return Err("health_check_timeout_secs is 0; use at least 1".into());
         }
         if let Some(domain) = &self.api_domain {
             haloy_api::rules::domain_name(domain).map_err(|v| format!("api_domain: {v}"))?;

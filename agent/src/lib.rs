@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod ids;
+pub mod process;
 pub mod proxy;
 pub mod runtime;
 pub mod setup;

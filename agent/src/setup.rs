@@ -39,6 +39,7 @@ pub struct InitOptions {
     pub https_port: u16,
     pub api_domain: Option<String>,
     pub acme_email: Option<String>,
+    pub bind_address: std::net::IpAddr,
     pub force: bool,
 }
 
@@ -49,6 +50,16 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
     if config_path.exists() && !options.force {
         return Err(SetupError::AlreadyInitialized { path: config_path });
     }
+    // Keep the instance of an existing install: its containers carry it.
+    let instance = match HaloydConfig::load(&config_path) {
+        Ok(existing) => existing.instance,
+        Err(_) => new_token()
+            .map(|t| t.expose()[..12].to_string())
+            .map_err(|source| SetupError::Read {
+                path: PathBuf::from("/dev/urandom"),
+                source,
+            })?,
+    };
     let config = HaloydConfig {
         api_port: options.api_port,
         api_domain: options.api_domain.clone(),
@@ -56,6 +67,11 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         http_port: options.http_port,
         https_port: options.https_port,
         data_dir: layout.data_dir.clone(),
+        bind_address: options.bind_address,
+        instance,
+        health_check_timeout_secs: 60,
+        drain_timeout_secs: 30,
+        stop_grace_secs: 10,
     };
     config.validate().map_err(SetupError::Invalid)?;
 
@@ -65,6 +81,7 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         (layout.haproxy_dir(), 0o755),
         (layout.cert_dir(), 0o700),
         (layout.db_dir(), 0o700),
+        (layout.upload_dir(), 0o700),
     ] {
         std::fs::create_dir_all(&dir)
             .and_then(|()| set_mode(&dir, mode))

@@ -1,1 +1,510 @@
-//! Shared support for end-to-end tests: locating the built binaries, temp homes, polling with deadlines.
+//! Support for end-to-end tests against the real components: a local-install haloyd
+//! and HAProxy per test (own HOME, free loopback ports), app images built FROM scratch
+//! with busybox, an HTTP client, the `hey` load generator and cleanup that runs even
+//! when a test fails.
+//!
+//! A missing component (Docker, HAProxy, hey, grpcurl, the built binaries) fails the
+//! test loudly; nothing is skipped.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Label on every image the tests build, so `scripts/test` can remove them.
+pub const TEST_LABEL: &str = "dev.haloy.test";
+
+/// End-to-end tests take the machine's two cores; they run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Panics with a clear message unless `program --version`-style `args` succeed.
+pub fn require(program: &str, args: &[&str], what: &str) {
+    let ok = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{what} is required for the integration tests but `{program} {}` failed; run ./scripts/test, which installs it",
+        args.join(" ")
+    );
+}
+
+/// Where cargo put the binaries (target/debug), found from this test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing; build it first with `cargo build --bins` (./scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `check` every 100 ms until it returns `Some` or `timeout` passes.
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs a command and returns its output; panics with everything printed if it
+/// cannot start.
+pub fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A FROM-scratch busybox httpd image whose `/` says `body` and `/health` says ok.
+/// With `healthy: false` there is no `/health` (404), so health checks fail.
+pub fn build_image(tag: &str, body: &str, healthy: bool) -> String {
+    static BUILT: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Mutex::default);
+    let reference = format!("haloy-it:{tag}");
+    if built.lock().expect("lock").contains(&reference) {
+        return reference;
+    }
+    require("docker", &["info"], "Docker Engine");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy("/bin/busybox", dir.path().join("busybox"))
+        .expect("/bin/busybox (package busybox-static) is required to build test images");
+    std::fs::create_dir_all(dir.path().join("www")).expect("www");
+    std::fs::write(dir.path().join("www/index.html"), body).expect("index");
+    if healthy {
+        std::fs::write(dir.path().join("www/health"), "ok\n").expect("health");
+    }
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nENTRYPOINT [\"/bin/busybox\", \"httpd\", \"-f\", \"-vv\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    )
+    .expect("Dockerfile");
+    let output = run(Command::new("docker")
+        .args([
+            "build",
+            "-q",
+            "--label",
+            &format!("{TEST_LABEL}=1"),
+            "-t",
+            &reference,
+        ])
+        .arg(dir.path()));
+    assert!(
+        output.status.success(),
+        "docker build failed:\n{}",
+        describe(&output)
+    );
+    built.lock().expect("lock").insert(reference.clone());
+    reference
+}
+
+/// One HTTP/1.1 request over a fresh connection: (status, headers, body).
+pub fn http_get(port: u16, host: &str, path: &str) -> std::io::Result<(u16, String, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, head.to_string(), body.to_string()))
+}
+
+/// A `hey` run against HAProxy in the background.
+pub struct Load {
+    child: Option<Child>,
+}
+
+/// What `hey` counted.
+#[derive(Debug)]
+pub struct LoadReport {
+    pub total: u64,
+    pub ok: u64,
+    pub non_2xx: u64,
+    pub errors: u64,
+    pub raw: String,
+}
+
+impl Load {
+    /// Hammers `http://127.0.0.1:port/` with `Host: host` for `seconds`, 4 workers,
+    /// at most 400 requests per second in all.
+    pub fn start(port: u16, host: &str, seconds: u64) -> Self {
+        require(
+            "hey",
+            &["-n", "1", "-c", "1", "http://127.0.0.1:1/"],
+            "the load generator hey",
+        );
+        let child = Command::new("hey")
+            .args([
+                "-z",
+                &format!("{seconds}s"),
+                "-c",
+                "4",
+                "-q",
+                "100",
+                "-t",
+                "10",
+                "-host",
+                host,
+            ])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hey");
+        Self { child: Some(child) }
+    }
+
+    /// Waits for the run to end and parses its summary.
+    pub fn finish(mut self) -> LoadReport {
+        let child = self.child.take().expect("running");
+        let output = child.wait_with_output().expect("hey");
+        let raw = String::from_utf8_lossy(&output.stdout).to_string();
+        let mut report = LoadReport {
+            total: 0,
+            ok: 0,
+            non_2xx: 0,
+            errors: 0,
+            raw: raw.clone(),
+        };
+        let mut section = "";
+        for line in raw.lines() {
+            let line = line.trim();
+            if line.starts_with("Status code distribution") {
+                section = "status";
+            } else if line.starts_with("Error distribution") {
+                section = "errors";
+            } else if section == "status" && line.starts_with('[') {
+                let code: u16 = line[1..4].parse().unwrap_or(0);
+                let count: u64 = line[5..]
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                report.total += count;
+                if (200..300).contains(&code) {
+                    report.ok += count;
+                } else {
+                    report.non_2xx += count;
+                }
+            } else if section == "errors" && line.starts_with('[') {
+                let count: u64 = line[1..]
+                    .split(']')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                report.errors += count;
+                report.total += count;
+            }
+        }
+        report
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A local-install haloyd with HAProxy, owned by one test, removed on drop.
+pub struct Server {
+    pub home: tempfile::TempDir,
+    pub http_port: u16,
+    pub api_port: u16,
+    pub instance: String,
+    pub network: String,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Server {
+    /// Initializes and starts a server on free loopback ports.
+    pub fn start() -> Self {
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        require("docker", &["info"], "Docker Engine");
+        require("haproxy", &["-v"], "HAProxy");
+        remove_debris();
+        let home = tempfile::tempdir().expect("home");
+        let (http_port, https_port, api_port) = (free_port(), free_port(), free_port());
+        let instance = format!("it-{}-{}", std::process::id(), api_port);
+        let server = Self {
+            home,
+            http_port,
+            api_port,
+            network: format!("haloy-{instance}"),
+            instance,
+            _serial: serial,
+        };
+        let output = server.haloyadm(&[
+            "init",
+            "--local-install",
+            "--bind-address",
+            "127.0.0.1",
+            "--http-port",
+            &http_port.to_string(),
+            "--https-port",
+            &https_port.to_string(),
+            "--api-port",
+            &api_port.to_string(),
+        ]);
+        assert!(
+            output.status.success(),
+            "haloyadm init:\n{}",
+            describe(&output)
+        );
+        let settings = server.config_dir().join("haloyd.yaml");
+        let text = std::fs::read_to_string(&settings).expect("haloyd.yaml");
+        let text = text
+            .lines()
+            .map(|line| match line.split(':').next() {
+                Some("instance") => format!("instance: {}", server.instance),
+                Some("health_check_timeout_secs") => "health_check_timeout_secs: 15".into(),
+                Some("drain_timeout_secs") => "drain_timeout_secs: 3".into(),
+                Some("stop_grace_secs") => "stop_grace_secs: 3".into(),
+                _ => line.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&settings, text).expect("haloyd.yaml");
+        server.start_daemons();
+        let token = server.token();
+        let output = server.haloy(&["server", "add", &server.api(), &token]);
+        assert!(
+            output.status.success(),
+            "haloy server add:\n{}",
+            describe(&output)
+        );
+        server
+    }
+
+    pub fn start_daemons(&self) {
+        let output = self.haloyadm(&["start", "--local-install"]);
+        assert!(
+            output.status.success(),
+            "haloyadm start:\n{}\n{}",
+            describe(&output),
+            self.log()
+        );
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.home.path().join(".config/haloy")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.path().join(".local/share/haloy")
+    }
+
+    /// haloyd's log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("haloyd.log")).unwrap_or_default()
+    }
+
+    pub fn api(&self) -> String {
+        format!("127.0.0.1:{}", self.api_port)
+    }
+
+    pub fn token(&self) -> String {
+        let output = self.haloyadm(&["api", "token", "--local-install"]);
+        assert!(output.status.success(), "{}", describe(&output));
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(bin(program));
+        command
+            .env_clear()
+            .env("HOME", self.home.path())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .current_dir(self.home.path());
+        command
+    }
+
+    pub fn haloyadm(&self, args: &[&str]) -> Output {
+        run(self.command("haloyadm").args(args))
+    }
+
+    pub fn haloy(&self, args: &[&str]) -> Output {
+        run(self.command("haloy").args(args))
+    }
+
+    /// Starts `haloy` without waiting, for runs that overlap with a load.
+    pub fn haloy_spawn(&self, args: &[&str]) -> Child {
+        self.command("haloy")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("haloy")
+    }
+
+    /// Writes an app config in the test's HOME and returns its path.
+    pub fn app_config(&self, name: &str, yaml: &str) -> PathBuf {
+        let path = self.home.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, yaml).expect("config");
+        path
+    }
+
+    /// Deploys and asserts success; returns stdout.
+    pub fn deploy(&self, config: &Path) -> String {
+        let output = self.haloy(&["deploy", "-c", &config.display().to_string()]);
+        assert!(
+            output.status.success(),
+            "deploy failed:\n{}\n--- haloyd.log\n{}",
+            describe(&output),
+            self.log()
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    }
+
+    /// Names of this server's containers (running or not) for `app`.
+    pub fn containers(&self, app: &str) -> Vec<String> {
+        let output = run(Command::new("docker").args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=dev.haloy.instance={}", self.instance),
+            "--filter",
+            &format!("label=dev.haloy.app={app}"),
+            "--format",
+            "{{.Names}}",
+        ]));
+        let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn get(&self, host: &str, path: &str) -> (u16, String, String) {
+        http_get(self.http_port, host, path).unwrap_or((0, String::new(), String::new()))
+    }
+
+    /// The pid haloyd wrote for itself.
+    pub fn haloyd_pid(&self) -> u32 {
+        let text = std::fs::read_to_string(self.data_dir().join("haloyd.pid")).expect("pid file");
+        text.trim().parse().expect("pid")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.haloyadm(&["stop", "--local-install"]);
+        remove_instance(&self.instance);
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.network])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Removes the containers of one haloyd instance.
+fn remove_instance(instance: &str) {
+    let output = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=dev.haloy.instance={instance}"),
+        ])
+        .output();
+    if let Ok(output) = output {
+        let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Containers and networks of earlier test processes that died before cleaning up.
+fn remove_debris() {
+    let Ok(output) = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=dev.haloy.instance",
+            "--format",
+            "{{.Label \"dev.haloy.instance\"}}",
+        ])
+        .output()
+    else {
+        return;
+    };
+    let stale: HashSet<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|instance| {
+            instance
+                .strip_prefix("it-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| {
+                    pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+                })
+        })
+        .map(str::to_string)
+        .collect();
+    for instance in stale {
+        remove_instance(&instance);
+        let _ = Command::new("docker")
+            .args(["network", "rm", &format!("haloy-{instance}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}

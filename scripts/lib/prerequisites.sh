@@ -1,8 +1,10 @@
 # Shared by scripts/test and scripts/demo: check and install what Haloy's scripts need.
 # Sourced, not run.
 
-# Packages the integration suite needs, by the Debian package name.
-HALOY_TEST_APT_PACKAGES=()
+# Packages the integration suite needs, by the Debian package name: HAProxy, busybox for
+# FROM-scratch app images, hey as the load generator, curl for the demo.
+HALOY_TEST_APT_PACKAGES=(haproxy busybox-static hey curl)
+HALOY_DEMO_APT_PACKAGES=(haproxy busybox-static curl)
 
 step() {
   printf '\n==> %s\n' "$*"
@@ -32,4 +34,30 @@ need_apt_packages() {
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# need_docker: a Docker Engine that answers; installs and starts one when missing.
+need_docker() {
+  if ! command -v docker >/dev/null; then
+    need_apt_packages docker.io
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    step "starting dockerd"
+    (dockerd >/tmp/haloy-dockerd.log 2>&1 &)
+    local i
+    for i in $(seq 1 60); do
+      docker info >/dev/null 2>&1 && return 0
+      sleep 1
+    done
+    die "Docker does not answer; see /tmp/haloy-dockerd.log"
+  fi
+}
+
+# need_pip_tool COMMAND PACKAGE: installs a PyPI package that provides COMMAND.
+need_pip_tool() {
+  command -v "$1" >/dev/null && return 0
+  step "installing $2 (pip)"
+  python3 -m pip install --quiet "$2"
+  hash -r
+  command -v "$1" >/dev/null || die "$2 did not provide $1 on PATH"
 }

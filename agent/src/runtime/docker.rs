@@ -113,6 +113,10 @@ impl ContainerRuntime for Docker {
         container::run(&self.client, spec).await
     }
 
+    async fn start(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
+        container::start(&self.client, id).await
+    }
+
     async fn inspect(&self, id_or_name: &str) -> Result<ContainerInfo, RuntimeError> {
         container::inspect(&self.client, id_or_name).await
     }

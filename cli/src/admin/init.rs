@@ -28,6 +28,9 @@ pub struct Args {
     /// Port of haloyd's gRPC API on 127.0.0.1.
     #[arg(long, default_value_t = 9999)]
     pub api_port: u16,
+    /// Address HAProxy listens on for HTTP and HTTPS.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: std::net::IpAddr,
     /// Rewrite the settings of an existing install (the API token is kept).
     #[arg(long)]
     pub force: bool,
@@ -50,6 +53,7 @@ pub fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
         https_port: args.https_port,
         api_domain: args.api_domain.clone(),
         acme_email: args.acme_email.clone(),
+        bind_address: args.bind_address,
         force: args.force,
     })?;
     writeln!(out, "haloyd initialized")?;

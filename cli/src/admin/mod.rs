@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod init;
+pub mod service;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +18,12 @@ pub struct AdminCli {
 pub enum AdminCommand {
     /// Create haloyd's settings, data directories and API token (first-time setup).
     Init(init::Args),
+    /// Start haloyd and HAProxy (returns once both answer).
+    Start(service::StartArgs),
+    /// Stop haloyd and HAProxy; app containers keep running.
+    Stop(service::StopArgs),
+    /// Stop, then start again.
+    Restart(service::StartArgs),
     /// Manage the haloyd API.
     #[command(subcommand)]
     Api(api::ApiCommand),

@@ -143,6 +143,18 @@ pub(super) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody, R
     })
 }
 
+/// Starts a stopped container again; Docker may publish its port elsewhere.
+pub(super) async fn start(
+    client: &bollard::Docker,
+    id: &str,
+) -> Result<ContainerInfo, RuntimeError> {
+    client
+        .start_container(id, None)
+        .await
+        .map_err(|err| error::container(id, err))?;
+    inspect(client, id).await
+}
+
 pub(super) async fn inspect(
     client: &bollard::Docker,
     id_or_name: &str,

