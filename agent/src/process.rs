@@ -87,14 +87,18 @@ pub fn is_alive(pid: u32, name: &str) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false);
-    !zombie && String::from_utf8_lossy(&cmdline).contains(name)
+    exists(pid) && String::from_utf8_lossy(&cmdline).contains(name)
+}
+
+/// Whether process `pid` exists and is not a zombie, whatever it runs. Right after
+/// a spawn the child may still show its parent's command line until it execs.
+pub fn exists(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// SIGTERM, wait up to `grace`, then SIGKILL. Returns once the process is gone.

@@ -56,7 +56,7 @@ pub async fn start(args: &StartArgs, env: &Env, out: &mut dyn Write) -> anyhow::
     let deadline = Instant::now() + START_TIMEOUT;
     let mut last_error: String;
     loop {
-        if !process::is_alive(pid, "haloyd") {
+        if !process::exists(pid) {
             anyhow::bail!(
                 "haloyd exited during start-up; the end of {}:\n{}",
                 layout.haloyd_log().display(),
