@@ -93,6 +93,12 @@ pub fn describe(output: &Output) -> String {
 /// A FROM-scratch busybox httpd image whose `/` says `body` and `/health` says ok.
 /// With `healthy: false` there is no `/health` (404), so health checks fail.
 pub fn build_image(tag: &str, body: &str, healthy: bool) -> String {
+    build_image_with(tag, body, healthy, &[])
+}
+
+/// Like [`build_image`], plus CGI scripts: (name, shell body) served at
+/// `/cgi-bin/<name>` as text/plain.
+pub fn build_image_with(tag: &str, body: &str, healthy: bool, cgi: &[(&str, &str)]) -> String {
     static BUILT: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
     let built = BUILT.get_or_init(Mutex::default);
     let reference = format!("haloy-it:{tag}");
@@ -107,6 +113,17 @@ pub fn build_image(tag: &str, body: &str, healthy: bool) -> String {
     std::fs::write(dir.path().join("www/index.html"), body).expect("index");
     if healthy {
         std::fs::write(dir.path().join("www/health"), "ok\n").expect("health");
+    }
+    if !cgi.is_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir.path().join("www/cgi-bin")).expect("cgi-bin");
+        for (name, script) in cgi {
+            let path = dir.path().join("www/cgi-bin").join(name);
+            let text =
+                format!("#!/bin/busybox sh\necho 'Content-Type: text/plain'\necho ''\n{script}\n");
+            std::fs::write(&path, text).expect("cgi script");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
     }
     std::fs::write(
         dir.path().join("Dockerfile"),
@@ -258,6 +275,8 @@ pub struct Server {
     pub api_port: u16,
     pub instance: String,
     pub network: String,
+    /// Extra environment for `haloy` runs (value sources read it).
+    env: Vec<(String, String)>,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -279,6 +298,7 @@ impl Server {
             api_port,
             network: format!("haloy-{instance}"),
             instance,
+            env: Vec::new(),
             _serial: serial,
         };
         let output = server.haloyadm(&[
@@ -356,12 +376,17 @@ impl Server {
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
     fn command(&self, program: &str) -> Command {
         let mut command = Command::new(bin(program));
         command
             .env_clear()
             .env("HOME", self.home.path())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.home.path());
         command
     }
@@ -443,6 +468,30 @@ impl Drop for Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        // Named volumes tests create are called after the network.
+        if let Ok(output) = Command::new("docker")
+            .args([
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("name={}", self.network),
+            ])
+            .output()
+        {
+            let names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            if !names.is_empty() {
+                let _ = Command::new("docker")
+                    .args(["volume", "rm", "-f"])
+                    .args(&names)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
     }
 }
 

@@ -250,3 +250,81 @@ fn logs_status_and_stop() {
     assert!(stop.status.success(), "{}", describe(&stop));
     assert!(server.containers("web").is_empty());
 }
+
+#[test]
+fn env_named_volumes_and_bind_mounts_reach_the_app() {
+    let image = integration_tests::build_image_with(
+        "cgi",
+        "cgi",
+        true,
+        &[
+            ("env", "echo \"greeting=$GREETING secret=$API_KEY\""),
+            ("write", "echo remembered >> /data/note.txt; echo written"),
+            ("read", "/bin/busybox cat /data/note.txt /bound/hello.txt"),
+        ],
+    );
+    let tag = image.rsplit(':').next().unwrap_or("cgi");
+    let mut server = Server::start();
+    let host_dir = server.home.path().join("bound");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("hello.txt"), "from the host\n").unwrap();
+    let yaml = format!(
+        r#"name: "cgi"
+image: {{ repository: "haloy-it", tag: "{tag}", source: "local" }}
+replicas: 1
+health_check_path: "/health"
+network: "{network}"
+domains: [{{ domain: "cgi.test" }}]
+acme_email: "ops@example.com"
+env:
+  - name: "GREETING"
+    value: "hello"
+  - name: "API_KEY"
+    from: {{ env: "IT_API_KEY" }}
+volumes:
+  - "{network}-data:/data"
+  - "{bound}:/bound:ro"
+"#,
+        network = server.network,
+        bound = host_dir.display()
+    );
+    let config = server.app_config("cgi", &yaml);
+    server.set_env("IT_API_KEY", "k-123");
+    let out = server.deploy(&config);
+    assert!(!out.contains("k-123"), "secrets are not printed:\n{out}");
+    assert_eq!(
+        server.get("cgi.test", "/cgi-bin/env").2.trim(),
+        "greeting=hello secret=k-123"
+    );
+    assert_eq!(server.get("cgi.test", "/cgi-bin/write").2.trim(), "written");
+    // A new deployment gets new containers; the named volume keeps its data.
+    server.deploy(&config);
+    assert_eq!(
+        server.get("cgi.test", "/cgi-bin/read").2,
+        "remembered\nfrom the host\n"
+    );
+    let stored = std::fs::read_to_string(server.data_dir().join("haloyd.log")).unwrap_or_default();
+    assert!(!stored.contains("k-123"), "haloyd does not log secrets");
+}
+
+#[test]
+fn routes_come_back_after_haloyadm_stop_and_start() {
+    build_image("v1", "v1", true);
+    let server = Server::start();
+    server.deploy(&server.app_config("v1", &config(&server, "v1", 2, "rolling")));
+    let output = server.haloyadm(&["stop", "--local-install"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        server.get("web.test", "/").0,
+        0,
+        "nothing listens while stopped"
+    );
+    assert_eq!(
+        server.containers("web").len(),
+        2,
+        "stop leaves app containers running"
+    );
+    server.start_daemons();
+    assert_eq!(body(&server), "v1");
+    assert_eq!(server.get("www.web.test", "/").0, 301);
+}

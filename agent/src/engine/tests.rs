@@ -443,3 +443,29 @@ async fn a_failed_pull_is_reported_and_leaves_nothing() {
         r.proxy.calls()
     );
 }
+
+#[tokio::test]
+async fn different_apps_deploy_concurrently() {
+    let r = rig();
+    let web = spec("v1");
+    let mut api = spec("v1");
+    api.name = "api".into();
+    api.domains = vec![DomainSpec {
+        canonical: "api.test".into(),
+        aliases: vec![],
+    }];
+    let web_lock = r.engine.lock("web").unwrap();
+    let api_lock = r.engine.lock("api").unwrap();
+    let (tx, _rx) = mpsc::channel(256);
+    let (_c1, cancel1) = watch::channel(false);
+    let (_c2, cancel2) = watch::channel(false);
+    let (a, b) = tokio::join!(
+        r.engine
+            .deploy(&web_lock, &web, ImageInput::Pull, &tx, cancel1),
+        r.engine
+            .deploy(&api_lock, &api, ImageInput::Pull, &tx, cancel2),
+    );
+    assert_eq!((a.status, b.status), (Status::Succeeded, Status::Succeeded));
+    assert_eq!(r.proxy.server_names("web").len(), 2);
+    assert_eq!(r.proxy.server_names("api").len(), 2);
+}
