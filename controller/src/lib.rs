@@ -5,6 +5,8 @@ pub mod client;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod fanout;
+pub mod hooks;
 pub mod secrets;
 pub mod servers;
 pub mod suggest;

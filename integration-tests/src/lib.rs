@@ -277,7 +277,8 @@ pub struct Server {
     pub network: String,
     /// Extra environment for `haloy` runs (value sources read it).
     env: Vec<(String, String)>,
-    _serial: MutexGuard<'static, ()>,
+    /// Held by the first server of a test (see [`Server::start_many`]).
+    _serial: Option<MutexGuard<'static, ()>>,
 }
 
 impl Server {
@@ -286,9 +287,27 @@ impl Server {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Self::start_with(Some(serial))
+    }
+
+    /// Several servers on this machine for one test (separate HOMEs and ports).
+    pub fn start_many(n: usize) -> Vec<Self> {
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut servers = vec![Self::start_with(Some(serial))];
+        for _ in 1..n {
+            servers.push(Self::start_with(None));
+        }
+        servers
+    }
+
+    fn start_with(serial: Option<MutexGuard<'static, ()>>) -> Self {
         require("docker", &["info"], "Docker Engine");
         require("haproxy", &["-v"], "HAProxy");
-        remove_debris();
+        if serial.is_some() {
+            remove_debris();
+        }
         let home = tempfile::tempdir().expect("home");
         let (http_port, https_port, api_port) = (free_port(), free_port(), free_port());
         let instance = format!("it-{}-{}", std::process::id(), api_port);

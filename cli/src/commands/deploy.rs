@@ -1,13 +1,19 @@
-//! `haloy deploy`: ship the configured version to each target's server.
+//! `haloy deploy`: ship the configured version to the selected targets, concurrently,
+//! with hooks, prefixed output and a summary.
 
 use std::io::Write;
-use std::time::Instant;
 
 use haloy_api::spec::ImageSource;
-use haloy_controller::client::{Client, ImageChoice, Progress};
+use haloy_controller::client::ImageChoice;
+use haloy_controller::config::plan::TargetPlan;
+use haloy_controller::fanout::{self, Job, Options, Outcome};
+use tokio::sync::mpsc;
 
-use super::target::{self, Connected};
+use super::target;
 use crate::context::{Env, TargetFlags};
+
+/// Targets deployed at the same time.
+const CONCURRENCY: usize = 8;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,82 +22,149 @@ pub struct Args {
     /// Do not show the log lines streamed during the deploy.
     #[arg(long)]
     pub no_logs: bool,
+    /// Print one JSON object per target result on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the server gets the image for a target.
+fn image_for(plan: &TargetPlan) -> anyhow::Result<ImageChoice> {
+    if plan.spec.image.source == ImageSource::Local {
+        return Ok(ImageChoice::Existing);
+    }
+    if plan.build.is_some() {
+        anyhow::bail!(
+            "{} is built from a Dockerfile, and building on the workstation is not supported yet; build and load the image on the server and set image.source: local, or push it to a registry and remove the builder",
+            plan.spec.image.reference()
+        );
+    }
+    Ok(ImageChoice::Pull)
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = target::resolve(&args.flags, env)?;
-    let many = targets.len() > 1;
-    let mut failed = Vec::new();
-    for target in &targets {
-        if let Err(e) = deploy_one(target, many, args.no_logs, out).await {
-            writeln!(out, "{}error: {e:#}", target::prefix(target, many))?;
-            failed.push(target.plan.label().to_string());
+    let (plan, targets) = target::resolve(&args.flags, env)?;
+    let mut jobs = Vec::new();
+    for target in targets {
+        let image = image_for(&target.plan)?;
+        jobs.push(Job {
+            plan: target.plan,
+            server: target.server,
+            token: target.token,
+            image,
+        });
+    }
+    let many = jobs.len() > 1;
+    let options = Options {
+        concurrency: CONCURRENCY,
+        show_logs: !args.no_logs,
+        config_dir: plan
+            .config_file
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| env.cwd.clone()),
+        env: env.vars.clone(),
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (pre, post) = (
+        plan.global_pre_deploy.clone(),
+        plan.global_post_deploy.clone(),
+    );
+    let runner =
+        tokio::spawn(async move { fanout::deploy_all(&pre, &post, jobs, &options, tx).await });
+    let mut err = std::io::stderr();
+    while let Some(line) = rx.recv().await {
+        let prefix = if many || line.target == fanout::GLOBAL {
+            format!("[{}] ", line.target)
+        } else {
+            String::new()
+        };
+        let sink: &mut dyn Write = if args.json { &mut err } else { &mut *out };
+        writeln!(sink, "{prefix}{}", line.text)?;
+    }
+    let run = runner.await??;
+
+    if args.json {
+        for outcome in &run.outcomes {
+            writeln!(out, "{}", serde_json::to_string(&json(outcome))?)?;
+        }
+    } else if many {
+        summary(&run.outcomes, out)?;
+    } else if let Some(outcome) = run.outcomes.first() {
+        if outcome.succeeded {
+            let id = outcome.deployment_id.as_deref().unwrap_or("?");
+            writeln!(
+                out,
+                "deployed {} (deployment {id}) in {:.1}s",
+                outcome.target,
+                outcome.duration.as_secs_f64()
+            )?;
         }
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        anyhow::bail!("the deploy failed for {}", failed.join(", "))
+    let failed: Vec<&Outcome> = run.outcomes.iter().filter(|o| !o.succeeded).collect();
+    if let Some(e) = run.global_post_error {
+        anyhow::bail!("{e}");
+    }
+    match failed.as_slice() {
+        [] => Ok(()),
+        [one] if !many => anyhow::bail!("{}", one.message),
+        _ => anyhow::bail!(
+            "{} of {} targets failed: {}",
+            failed.len(),
+            run.outcomes.len(),
+            failed
+                .iter()
+                .map(|o| o.target.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
-async fn deploy_one(
-    target: &Connected,
-    many: bool,
-    no_logs: bool,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let prefix = target::prefix(target, many);
-    let spec = &target.plan.spec;
-    let image = if spec.image.source == ImageSource::Local {
-        ImageChoice::Existing
-    } else if target.plan.build.is_some() {
-        anyhow::bail!(
-            "{} is built from a Dockerfile, and building on the workstation is not supported yet; build and load the image on the server and set image.source: local, or push it to a registry and remove the builder",
-            spec.image.reference()
-        );
-    } else {
-        ImageChoice::Pull
-    };
-    let started = Instant::now();
-    let mut client = Client::connect(&target.server, &target.token).await?;
+fn json(outcome: &Outcome) -> serde_json::Value {
+    serde_json::json!({
+        "target": outcome.target,
+        "server": outcome.server,
+        "deployment_id": outcome.deployment_id,
+        "result": if outcome.succeeded { "succeeded" } else { "failed" },
+        "message": outcome.message,
+        "duration_secs": (outcome.duration.as_secs_f64() * 10.0).round() / 10.0,
+        "uploaded_bytes": outcome.uploaded_bytes,
+    })
+}
+
+fn summary(outcomes: &[Outcome], out: &mut dyn Write) -> anyhow::Result<()> {
+    let w_target = outcomes
+        .iter()
+        .map(|o| o.target.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let w_server = outcomes
+        .iter()
+        .map(|o| o.server.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    writeln!(out)?;
     writeln!(
         out,
-        "{prefix}deploying {} ({}) to {}",
-        spec.name,
-        spec.image.reference(),
-        client.server()
+        "{:<w_target$}  {:<w_server$}  {:<17}  {:<8}  RESULT",
+        "TARGET", "SERVER", "DEPLOYMENT", "DURATION"
     )?;
-    let report = client
-        .deploy(spec, image, |p| {
-            let line = match p {
-                Progress::Accepted { deployment_id } => Some(format!("deployment {deployment_id}")),
-                Progress::Phase { name, message } => Some(format!("==> {name}: {message}")),
-                Progress::Log { replica, text } if !no_logs => {
-                    Some(format!("    {replica} | {text}"))
-                }
-                Progress::Log { .. } => None,
-                Progress::Uploaded { bytes } => Some(format!("uploaded {bytes} bytes")),
-            };
-            if let Some(line) = line {
-                let _ = writeln!(out, "{prefix}{line}");
-            }
-        })
-        .await?;
-    let seconds = started.elapsed().as_secs_f64();
-    if report.succeeded {
+    for o in outcomes {
+        let result = if o.succeeded {
+            "succeeded".to_string()
+        } else {
+            format!("failed: {}", o.message)
+        };
         writeln!(
             out,
-            "{prefix}deployed {} (deployment {}) in {seconds:.1}s",
-            spec.name, report.deployment_id
+            "{:<w_target$}  {:<w_server$}  {:<17}  {:<8}  {result}",
+            o.target,
+            o.server,
+            o.deployment_id.as_deref().unwrap_or("-"),
+            format!("{:.1}s", o.duration.as_secs_f64()),
         )?;
-        Ok(())
-    } else {
-        anyhow::bail!(
-            "deployment {} {}: {}; the previous version keeps serving",
-            report.deployment_id,
-            report.status,
-            report.reason
-        )
     }
+    Ok(())
 }

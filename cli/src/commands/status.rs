@@ -11,22 +11,64 @@ use crate::context::{Env, TargetFlags};
 pub struct Args {
     #[command(flatten)]
     pub flags: TargetFlags,
+    /// Print one JSON object per target.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
     let (_, targets) = target::resolve(&args.flags, env)?;
+    let mut failed = 0;
     for (i, target) in targets.iter().enumerate() {
+        let report = match Client::connect(&target.server, &target.token).await {
+            Ok(mut client) => client.status(&target.plan.spec.name).await,
+            Err(e) => Err(e),
+        };
+        if args.json {
+            let value = match &report {
+                Ok(report) => json(target.plan.label(), &target.server, report),
+                Err(e) => {
+                    serde_json::json!({"target": target.plan.label(), "server": target.server, "error": e.to_string()})
+                }
+            };
+            writeln!(out, "{}", serde_json::to_string(&value)?)?;
+            failed += usize::from(report.is_err());
+            continue;
+        }
         if i > 0 {
             writeln!(out)?;
         }
         if let Some(name) = &target.plan.target {
             writeln!(out, "target:     {name} ({})", target.server)?;
         }
-        let mut client = Client::connect(&target.server, &target.token).await?;
-        let report = client.status(&target.plan.spec.name).await?;
-        print_report(&report, out)?;
+        match report {
+            Ok(report) => print_report(&report, out)?,
+            Err(e) if targets.len() == 1 => return Err(e.into()),
+            Err(e) => {
+                writeln!(out, "error:      {e}")?;
+                failed += 1;
+            }
+        }
     }
+    anyhow::ensure!(
+        failed == 0,
+        "status failed for {failed} of {} targets",
+        targets.len()
+    );
     Ok(())
+}
+
+fn json(target: &str, server: &str, report: &StatusReport) -> serde_json::Value {
+    let deployment = |d: &DeploymentInfo| serde_json::json!({"id": d.id, "image": d.image, "status": d.status, "reason": d.reason});
+    serde_json::json!({
+        "target": target,
+        "server": server,
+        "app": report.app,
+        "current": report.current.as_ref().map(deployment),
+        "latest": report.latest.as_ref().map(deployment),
+        "domains": report.domains.iter().map(|d| serde_json::json!({"domain": d.canonical, "aliases": d.aliases})).collect::<Vec<_>>(),
+        "replicas": report.replicas.iter().map(|r| serde_json::json!({"name": r.name, "deployment_id": r.deployment_id, "state": r.state, "health": r.health})).collect::<Vec<_>>(),
+    })
 }
 
 fn deployment_line(d: &DeploymentInfo) -> String {

@@ -1,0 +1,233 @@
+//! Deploying to many targets at once: global hooks around a bounded concurrent run of
+//! per-target jobs (pre_deploy, deploy, post_deploy). One failing target does not stop
+//! the others; every output line is tagged with its target.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use haloy_api::spec::Secret;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::client::{Client, ImageChoice, Progress};
+use crate::config::plan::TargetPlan;
+use crate::hooks::{HookError, HookKind, run_hooks};
+
+/// One target ready to deploy.
+#[derive(Clone)]
+pub struct Job {
+    pub plan: TargetPlan,
+    pub server: String,
+    pub token: Secret,
+    /// Where the server gets the image.
+    pub image: ImageChoice,
+}
+
+/// A line of output from one target (or `global` for global hooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub target: String,
+    pub text: String,
+}
+
+/// How one target's deploy ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub target: String,
+    pub server: String,
+    pub deployment_id: Option<String>,
+    pub succeeded: bool,
+    /// "deployed", or what failed.
+    pub message: String,
+    pub duration: Duration,
+    pub uploaded_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Targets deployed at the same time.
+    pub concurrency: usize,
+    /// Stream the app's log lines during the deploy.
+    pub show_logs: bool,
+    /// Hooks run here (the config file's directory).
+    pub config_dir: PathBuf,
+    /// The environment hooks run with.
+    pub env: HashMap<String, String>,
+}
+
+/// The result of a whole run.
+#[derive(Debug)]
+pub struct Run {
+    pub outcomes: Vec<Outcome>,
+    /// A failing `global_post_deploy`, reported after every target finished.
+    pub global_post_error: Option<HookError>,
+}
+
+pub const GLOBAL: &str = "global";
+
+/// Runs the global pre hooks, every job (at most `concurrency` at a time), then the
+/// global post hooks. A failing global pre hook stops everything before any target.
+pub async fn deploy_all(
+    global_pre: &[String],
+    global_post: &[String],
+    jobs: Vec<Job>,
+    options: &Options,
+    lines: mpsc::UnboundedSender<Line>,
+) -> Result<Run, HookError> {
+    let global_lines = tagged(GLOBAL, &lines);
+    run_hooks(
+        HookKind::GlobalPreDeploy,
+        global_pre,
+        &options.config_dir,
+        &options.env,
+        &global_lines,
+    )
+    .await?;
+
+    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let mut tasks = Vec::new();
+    for job in jobs {
+        let permits = permits.clone();
+        let options = options.clone();
+        let lines = lines.clone();
+        tasks.push(tokio::spawn(async move {
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _permit = permits.acquire_owned().await;
+            deploy_one(job, &options, lines).await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => outcomes.push(Outcome {
+                target: "?".into(),
+                server: String::new(),
+                deployment_id: None,
+                succeeded: false,
+                message: format!("internal error: {e}"),
+                duration: Duration::ZERO,
+                uploaded_bytes: 0,
+            }),
+        }
+    }
+    let global_post_error = run_hooks(
+        HookKind::GlobalPostDeploy,
+        global_post,
+        &options.config_dir,
+        &options.env,
+        &global_lines,
+    )
+    .await
+    .err();
+    Ok(Run {
+        outcomes,
+        global_post_error,
+    })
+}
+
+/// Forwards plain lines to `lines` tagged with `target`.
+fn tagged(target: &str, lines: &mpsc::UnboundedSender<Line>) -> mpsc::UnboundedSender<String> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let lines = lines.clone();
+    let target = target.to_string();
+    tokio::spawn(async move {
+        while let Some(text) = rx.recv().await {
+            let _ = lines.send(Line {
+                target: target.clone(),
+                text,
+            });
+        }
+    });
+    tx
+}
+
+async fn deploy_one(job: Job, options: &Options, lines: mpsc::UnboundedSender<Line>) -> Outcome {
+    let started = Instant::now();
+    let label = job.plan.label().to_string();
+    let out = tagged(&label, &lines);
+    let mut outcome = Outcome {
+        target: label.clone(),
+        server: job.server.clone(),
+        deployment_id: None,
+        succeeded: false,
+        message: String::new(),
+        duration: Duration::ZERO,
+        uploaded_bytes: 0,
+    };
+    let result = async {
+        run_hooks(
+            HookKind::PreDeploy,
+            &job.plan.pre_deploy,
+            &options.config_dir,
+            &options.env,
+            &out,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut client = Client::connect(&job.server, &job.token)
+            .await
+            .map_err(|e| e.to_string())?;
+        let spec = &job.plan.spec;
+        let _ = out.send(format!(
+            "deploying {} ({}) to {}",
+            spec.name,
+            spec.image.reference(),
+            client.server()
+        ));
+        let show_logs = options.show_logs;
+        let report = client
+            .deploy(spec, job.image.clone(), |p| {
+                let text = match p {
+                    Progress::Accepted { deployment_id } => {
+                        Some(format!("deployment {deployment_id}"))
+                    }
+                    Progress::Phase { name, message } => Some(format!("==> {name}: {message}")),
+                    Progress::Log { replica, text } if show_logs => {
+                        Some(format!("    {replica} | {text}"))
+                    }
+                    Progress::Log { .. } => None,
+                    Progress::Uploaded { bytes } => Some(format!("uploaded {bytes} bytes")),
+                };
+                if let Some(text) = text {
+                    let _ = out.send(text);
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(report)
+    }
+    .await;
+    match result {
+        Ok(report) => {
+            outcome.deployment_id = Some(report.deployment_id.clone());
+            outcome.uploaded_bytes = report.uploaded_bytes;
+            if report.succeeded {
+                match run_hooks(
+                    HookKind::PostDeploy,
+                    &job.plan.post_deploy,
+                    &options.config_dir,
+                    &options.env,
+                    &out,
+                )
+                .await
+                {
+                    Ok(()) => {
+                        outcome.succeeded = true;
+                        outcome.message = "deployed".into();
+                    }
+                    Err(e) => outcome.message = format!("deployed, but {e}"),
+                }
+            } else {
+                outcome.message = format!(
+                    "deployment {} {}: {}; the previous version keeps serving",
+                    report.deployment_id, report.status, report.reason
+                );
+            }
+        }
+        Err(message) => outcome.message = message,
+    }
+    outcome.duration = started.elapsed();
+    outcome
+}
