@@ -89,16 +89,14 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
         }
     } else if many {
         summary(&run.outcomes, out)?;
-    } else if let Some(outcome) = run.outcomes.first() {
-        if outcome.succeeded {
-            let id = outcome.deployment_id.as_deref().unwrap_or("?");
-            writeln!(
-                out,
-                "deployed {} (deployment {id}) in {:.1}s",
-                outcome.target,
-                outcome.duration.as_secs_f64()
-            )?;
-        }
+    } else if let Some(outcome) = run.outcomes.first().filter(|o| o.succeeded) {
+        let id = outcome.deployment_id.as_deref().unwrap_or("?");
+        writeln!(
+            out,
+            "deployed {} (deployment {id}) in {:.1}s",
+            outcome.target,
+            outcome.duration.as_secs_f64()
+        )?;
     }
     let failed: Vec<&Outcome> = run.outcomes.iter().filter(|o| !o.succeeded).collect();
     if let Some(e) = run.global_post_error {
