@@ -44,7 +44,8 @@ pub struct TargetFlags {
         long = "targets",
         visible_alias = "target",
         value_name = "NAMES",
-        value_delimiter = ','
+        value_delimiter = ',',
+        add = clap_complete::engine::ArgValueCompleter::new(crate::commands::completion::complete_targets)
     )]
     pub targets: Vec<String>,
     /// Act on every target.

@@ -384,20 +384,52 @@ fn server_selection_falls_back_to_the_only_configured_server() {
 fn completion_scripts_cover_every_shell() {
     let s = Sandbox::new();
     for (shell, marker) in [
-        ("bash", "complete -F"),
+        ("bash", "complete -o nospace -o bashdefault"),
         ("zsh", "#compdef haloy"),
-        ("fish", "complete -c haloy"),
+        ("fish", "complete --keep-order --exclusive --command haloy"),
         ("powershell", "Register-ArgumentCompleter"),
     ] {
         let out = s.ok("haloy", &["completion", shell]);
         assert!(out.contains(marker), "{shell}: {out}");
-        assert!(
-            out.contains("validate-config"),
-            "{shell} completes commands"
-        );
     }
     let err = s.fails("haloy", &["completion", "tcsh"]);
     assert!(err.contains("invalid value 'tcsh'"), "{err}");
+}
+
+/// What the shell gets back when it asks haloy to complete `words`.
+fn complete(s: &Sandbox, words: &[&str]) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_haloy"))
+        .arg("--")
+        .args(words)
+        .env_clear()
+        .env("HOME", s.home())
+        .env("COMPLETE", "fish")
+        .current_dir(s.work())
+        .output()
+        .expect("run");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn completion_offers_commands_flags_and_target_names() {
+    let s = multi_sandbox();
+    assert!(complete(&s, &["haloy", "dep"]).contains(&"deploy".to_string()));
+    assert!(complete(&s, &["haloy", "deploy", "--t"]).contains(&"--targets".to_string()));
+    assert_eq!(
+        complete(&s, &["haloy", "deploy", "-t", ""]),
+        ["production", "staging"]
+    );
+    assert_eq!(
+        complete(&s, &["haloy", "status", "--targets", "st"]),
+        ["staging"]
+    );
+    assert!(
+        complete(&s, &["haloy", "deploy", "-t", "production,"])
+            .contains(&"production,staging".to_string())
+    );
 }
 
 #[test]

@@ -2,11 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use haloy_cli::context::Env;
 use haloy_cli::{Cli, Command, commands};
 
 fn main() -> ExitCode {
+    // With COMPLETE=<shell> set, answer the shell's completion request and exit.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

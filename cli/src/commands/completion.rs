@@ -1,7 +1,14 @@
-//! `haloy completion <shell>`: print a completion script.
+//! `haloy completion <shell>`: print the script that registers haloy's completions.
+//!
+//! Completions are dynamic: the shell asks `haloy` itself (with `COMPLETE=<shell>`
+//! set) for candidates, so `--targets` completes the target names of the config in
+//! the current directory.
 
-use clap::CommandFactory;
+use std::ffi::OsStr;
+use std::path::Path;
+
 use clap_complete::Shell;
+use clap_complete::engine::CompletionCandidate;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -10,8 +17,42 @@ pub struct Args {
     pub shell: Shell,
 }
 
+/// The environment variable that switches `haloy` into completion mode.
+pub const COMPLETE_VAR: &str = "COMPLETE";
+
 pub fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
-    let mut command = crate::Cli::command();
-    clap_complete::generate(args.shell, &mut command, "haloy", out);
+    // The registration script is what `COMPLETE=<shell> haloy` prints; asking our own
+    // binary keeps the two in step.
+    let exe = std::env::current_exe()?;
+    let output = std::process::Command::new(exe)
+        .env(COMPLETE_VAR, args.shell.to_string())
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "cannot generate the {} completion script: {}",
+        args.shell,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out.write_all(&output.stdout)?;
     Ok(())
+}
+
+/// Target names from the config in the current directory that start with what was
+/// typed (clap splits comma-separated lists and completes the last name).
+pub fn complete_targets(current: &OsStr) -> Vec<CompletionCandidate> {
+    let Some(current) = current.to_str() else {
+        return Vec::new();
+    };
+    let Ok(cwd) = std::env::current_dir() else {
+        return Vec::new();
+    };
+    let Ok(config) = haloy_controller::ConfigFile::load(None::<&Path>, &cwd) else {
+        return Vec::new();
+    };
+    config
+        .target_names()
+        .into_iter()
+        .filter(|name| name.starts_with(current))
+        .map(CompletionCandidate::new)
+        .collect()
 }
