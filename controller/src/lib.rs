@@ -1,11 +1,12 @@
 //! The workstation side of Haloy: reading and checking configuration, resolving
-//! secrets, knowing which servers to talk to, and building images.
+//! secrets, knowing which servers to talk to, and building and pushing images.
 
 pub mod build;
 pub mod client;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod registry;
 pub mod secrets;
 pub mod servers;
 pub mod suggest;
