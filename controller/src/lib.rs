@@ -1,12 +1,14 @@
 //! The workstation side of Haloy: reading and checking configuration, resolving
-//! secrets, and knowing which servers to talk to.
+//! secrets, knowing which servers to talk to, and building and pushing images.
 
+pub mod build;
 pub mod client;
 pub mod config;
 pub mod env;
 pub mod error;
 pub mod fanout;
 pub mod hooks;
+pub mod registry;
 pub mod secrets;
 pub mod servers;
 pub mod suggest;

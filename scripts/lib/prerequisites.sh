@@ -2,8 +2,9 @@
 # Sourced, not run.
 
 # Packages the integration suite needs, by the Debian package name: HAProxy, busybox for
-# FROM-scratch app images, hey as the load generator, curl for the demo.
-HALOY_TEST_APT_PACKAGES=(haproxy busybox-static hey curl)
+# FROM-scratch app images, hey as the load generator, curl for the demo, and a private
+# registry with htpasswd auth (docker-registry, apache2-utils) for the push tests.
+HALOY_TEST_APT_PACKAGES=(haproxy busybox-static hey curl docker-registry apache2-utils)
 HALOY_DEMO_APT_PACKAGES=(haproxy busybox-static curl)
 
 step() {
