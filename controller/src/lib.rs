@@ -8,6 +8,7 @@ pub mod env;
 pub mod error;
 pub mod fanout;
 pub mod hooks;
+pub mod prepare;
 pub mod registry;
 pub mod secrets;
 pub mod servers;
