@@ -1,6 +1,7 @@
 //! The workstation side of Haloy: reading and checking configuration, resolving
-//! secrets, and knowing which servers to talk to.
+//! secrets, knowing which servers to talk to, and the image archives it ships.
 
+pub mod archive;
 pub mod client;
 pub mod config;
 pub mod env;
