@@ -4,6 +4,7 @@
 mod auth;
 mod deploy;
 mod error;
+mod upload;
 
 use std::path::PathBuf;
 use std::pin::Pin;

@@ -71,8 +71,11 @@ pub enum ImageInput {
     Pull,
     /// `spec.image` must already be on the server.
     Existing,
-    /// A `docker save` archive received from the client.
-    Archive(PathBuf),
+    /// The image with this id (`sha256:…`) is on the server; it becomes `spec.image`.
+    Id(String),
+    /// A `docker save` archive received from the client, and the id of the image it
+    /// holds when the client announced one: that image becomes `spec.image`.
+    Archive(PathBuf, Option<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -443,7 +446,12 @@ impl Engine {
                     )));
                 }
             }
-            ImageInput::Archive(path) => {
+            ImageInput::Id(image_id) => {
+                self.runtime
+                    .tag_image(&image_id, &spec.image.repository, &spec.image.tag)
+                    .await?;
+            }
+            ImageInput::Archive(path, image_id) => {
                 phase(
                     events,
                     Phase::LoadingImage,
@@ -453,7 +461,18 @@ impl Engine {
                 let loaded = self.runtime.load_image(&path).await;
                 let _ = std::fs::remove_file(&path);
                 let loaded = loaded?;
-                if !self.runtime.image_exists(&reference).await? {
+                if let Some(image_id) = image_id {
+                    // By id: the archive's own tags may name another reference, and
+                    // spec.image may still point at the previous version.
+                    if !self.runtime.image_exists(&image_id).await? {
+                        return Err(Abort::Failed(format!(
+                            "the uploaded archive does not hold image {image_id}, which the client announced; deploy again"
+                        )));
+                    }
+                    self.runtime
+                        .tag_image(&image_id, &spec.image.repository, &spec.image.tag)
+                        .await?;
+                } else if !self.runtime.image_exists(&reference).await? {
                     let Some(first) = loaded.first() else {
                         return Err(Abort::Failed(
                             "the uploaded archive contained no image".into(),

@@ -87,6 +87,10 @@ impl ContainerRuntime for Docker {
         image::exists(&self.client, reference).await
     }
 
+    async fn layer_chains(&self) -> Result<Vec<Vec<String>>, RuntimeError> {
+        image::layer_chains(&self.client).await
+    }
+
     async fn pull_image(
         &self,
         reference: &str,
