@@ -94,7 +94,11 @@ pub async fn run(
                     input
                 }
                 // Dropping `file` removes what was received.
-                Err(reason) => return finish(&tx, &id, RecordStatus::Failed, &reason).await,
+                Err(reason) => {
+                    let outcome = engine.record_failure(&lock, &spec, &reason);
+                    return finish(&tx, &outcome.deployment_id, outcome.status, &outcome.reason)
+                        .await;
+                }
             }
         }
     };

@@ -300,6 +300,31 @@ impl Engine {
         }
     }
 
+    /// Records a deploy that failed before the engine could run it, e.g. because its
+    /// upload broke off; nothing was created, so nothing needs undoing.
+    pub fn record_failure(&self, lock: &AppLock, spec: &AppSpec, reason: &str) -> Outcome {
+        let now = ids::now_ms();
+        let record = DeploymentRecord {
+            id: lock.deployment_id.clone(),
+            app: spec.name.clone(),
+            image: spec.image.reference(),
+            status: Status::Failed,
+            reason: reason.to_string(),
+            started_at_ms: now,
+            finished_at_ms: Some(now),
+            spec: StoredSpec::from(spec),
+        };
+        if let Err(e) = self.store.put(&record) {
+            tracing::error!(app = %spec.name, deployment = %record.id, "cannot record the deployment: {e}");
+        }
+        tracing::info!(app = %spec.name, deployment = %record.id, %reason, "deploy failed before it began");
+        Outcome {
+            deployment_id: record.id,
+            status: record.status,
+            reason: record.reason,
+        }
+    }
+
     async fn run_deploy(
         &self,
         id: &str,

@@ -224,4 +224,18 @@ async fn an_upload_the_client_abandons_leaves_no_file() {
             .any(|c| c.starts_with("load_image")),
         "nothing was loaded"
     );
+    // The attempt is on record as failed, with why.
+    let latest = loop {
+        let status = client.status(v1::StatusRequest { app: "web".into() }).await;
+        if let Some(latest) = status.ok().and_then(|s| s.into_inner().latest) {
+            break latest;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no record of the deploy"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(latest.status, v1::DeploymentStatus::Failed as i32);
+    assert!(latest.reason.contains("upload"), "{}", latest.reason);
 }
