@@ -26,6 +26,10 @@ pub enum ArchiveError {
     Format { path: String, reason: String },
     #[error("cannot write {path}: {reason}")]
     Write { path: String, reason: String },
+    #[error(
+        "the server asked for layer {layer}, which the image lacks; check that haloy and haloyd are the same version"
+    )]
+    UnknownLayer { layer: String },
     #[error("cannot export image {reference} from the local Docker: {reason}")]
     Export { reference: String, reason: String },
 }
@@ -75,6 +79,12 @@ struct RootFs {
     diff_ids: Vec<String>,
 }
 
+/// The archive's entries by normalized path, and the contents of `manifest.json`.
+struct Contents {
+    items: BTreeMap<String, Item>,
+    manifest: Option<Vec<u8>>,
+}
+
 /// What the archive's table of contents says about one path.
 enum Item {
     File(u64),
@@ -97,10 +107,10 @@ impl ImageArchive {
             reason,
         };
         let size = std::fs::metadata(path).map_err(read)?.len();
-        let (items, manifest) = table_of_contents(path).map_err(read)?;
+        let Contents { items, manifest } = table_of_contents(path).map_err(read)?;
         let manifest = manifest.ok_or_else(|| format("it has no manifest.json".into()))?;
-        let mut images: Vec<ManifestEntry> = serde_json::from_slice(&manifest)
-            .map_err(|e| format(format!("manifest.json: {e}")))?;
+        let mut images: Vec<ManifestEntry> =
+            serde_json::from_slice(&manifest).map_err(|e| format(format!("manifest.json: {e}")))?;
         if images.len() != 1 {
             return Err(format(format!(
                 "it holds {} images; save exactly one image per archive",
@@ -192,9 +202,8 @@ impl ImageArchive {
             .iter()
             .find(|w| !self.layers.iter().any(|l| &l.diff_id == *w))
         {
-            return Err(ArchiveError::Format {
-                path: self.path.display().to_string(),
-                reason: format!("the server asked for layer {unknown}, which the image lacks"),
+            return Err(ArchiveError::UnknownLayer {
+                layer: unknown.clone(),
             });
         }
         // Layers may share files through links: keep whatever a wanted layer needs,
@@ -217,7 +226,7 @@ impl ImageArchive {
 }
 
 /// Every entry's kind by normalized path, and the contents of `manifest.json`.
-fn table_of_contents(path: &Path) -> io::Result<(BTreeMap<String, Item>, Option<Vec<u8>>)> {
+fn table_of_contents(path: &Path) -> io::Result<Contents> {
     let mut archive = tar::Archive::new(File::open(path)?);
     let mut items = BTreeMap::new();
     let mut manifest = None;
@@ -249,7 +258,7 @@ fn table_of_contents(path: &Path) -> io::Result<(BTreeMap<String, Item>, Option<
         }
         items.insert(name, item);
     }
-    Ok((items, manifest))
+    Ok(Contents { items, manifest })
 }
 
 /// The contents of the regular file at `name`, if the archive has one.

@@ -1,5 +1,5 @@
 //! The workstation side of Haloy: reading and checking configuration, resolving
-//! secrets, knowing which servers to talk to, and the image archives it ships.
+//! secrets, knowing which servers to talk to, and shipping images to them.
 
 pub mod archive;
 pub mod client;
@@ -9,6 +9,7 @@ pub mod error;
 pub mod secrets;
 pub mod servers;
 pub mod suggest;
+pub mod upload;
 
 pub use config::{ConfigFile, TargetSelection};
 pub use error::{ConfigError, Issue};

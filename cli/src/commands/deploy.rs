@@ -71,6 +71,13 @@ async fn deploy_one(
                     Some(format!("    {replica} | {text}"))
                 }
                 Progress::Log { .. } => None,
+                Progress::UploadPlanned { layers: 0, of, .. } => {
+                    Some(format!("the server has all {of} layers of the image"))
+                }
+                Progress::UploadPlanned { layers, of, bytes } => Some(format!(
+                    "uploading {layers} of {of} layers ({bytes} bytes); the server has the rest"
+                )),
+                Progress::Uploading { .. } => None,
                 Progress::Uploaded { bytes } => Some(format!("uploaded {bytes} bytes")),
             };
             if let Some(line) = line {

@@ -21,14 +21,19 @@ struct Saved {
 impl Saved {
     fn two_layers() -> Self {
         Self {
-            layers: vec![("aaa", Some(b"busybox bytes".as_slice())), ("bbb", Some(b"www"))],
+            layers: vec![
+                ("aaa", Some(b"busybox bytes".as_slice())),
+                ("bbb", Some(b"www")),
+            ],
             extra: vec![],
             images: 1,
         }
     }
 
     fn contents(&self, n: usize) -> &'static [u8] {
-        self.layers[n].1.unwrap_or_else(|| self.layers[0].1.unwrap())
+        self.layers[n]
+            .1
+            .unwrap_or_else(|| self.layers[0].1.unwrap())
     }
 
     fn config(&self) -> Vec<u8> {
@@ -163,7 +168,11 @@ fn a_partial_copy_leaves_out_only_the_unwanted_layer_files() {
     assert!(none < size);
     let every = archive.write_partial(&archive.diff_ids(), &out).unwrap();
     assert_eq!(names(&out), all);
-    assert!(every >= archive.size() - 1024, "{every} vs {}", archive.size());
+    assert!(
+        every >= archive.size() - 1024,
+        "{every} vs {}",
+        archive.size()
+    );
 }
 
 #[test]
@@ -171,7 +180,11 @@ fn a_layer_that_occurs_twice_keeps_the_file_its_link_points_at() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("image.tar");
     let saved = Saved {
-        layers: vec![("aaa", Some(b"same".as_slice())), ("bbb", Some(b"www")), ("ccc", None)],
+        layers: vec![
+            ("aaa", Some(b"same".as_slice())),
+            ("bbb", Some(b"www")),
+            ("ccc", None),
+        ],
         extra: vec![],
         images: 1,
     };
@@ -212,7 +225,10 @@ fn what_is_not_a_single_image_archive_is_refused() {
 
     std::fs::write(&path, b"not a tar at all, certainly not an image").unwrap();
     let err = ImageArchive::open(&path).unwrap_err().to_string();
-    assert!(err.contains("docker save") || err.contains("cannot read"), "{err}");
+    assert!(
+        err.contains("docker save") || err.contains("cannot read"),
+        "{err}"
+    );
 
     let mut two = Saved::two_layers();
     two.images = 2;
