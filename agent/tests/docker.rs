@@ -347,6 +347,28 @@ async fn load_a_saved_image_then_tag_it() {
 }
 
 #[tokio::test]
+async fn images_are_found_by_id_and_their_layer_chains_listed() {
+    let sandbox = Sandbox::new("chains");
+    let runtime = connect().await;
+    let image = sandbox.build_image("layers", HTTPD);
+    let id = docker(&["inspect", "-f", "{{.Id}}", &image]);
+    assert!(runtime.image_exists(&id).await.unwrap());
+    let absent = format!("sha256:{}", "0".repeat(64));
+    assert!(!runtime.image_exists(&absent).await.unwrap());
+
+    let layers: Vec<String> = serde_json::from_str(&docker(&[
+        "inspect",
+        "-f",
+        "{{json .RootFS.Layers}}",
+        &image,
+    ]))
+    .unwrap();
+    assert_eq!(layers.len(), 2, "busybox, then /www");
+    let chains = runtime.layer_chains().await.unwrap();
+    assert!(chains.contains(&layers), "{chains:?}");
+}
+
+#[tokio::test]
 async fn pulling_from_an_unreachable_registry_fails_promptly_and_clearly() {
     let runtime = connect().await;
     let reference = "127.0.0.1:1/nothing:latest";

@@ -1,25 +1,23 @@
 //! Talking to haloyd: one authenticated gRPC connection per server, and the calls the
 //! CLI makes, returning plain domain values instead of prost messages.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use haloy_api::spec::{AppSpec, DomainSpec, Secret};
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::archive::ArchiveError;
 use crate::servers::ServerAddress;
+use crate::upload;
 
 /// haloyd's port when a loopback server is given without one.
 pub const DEFAULT_API_PORT: u16 = 9999;
-/// Size of each upload chunk; the server accepts messages up to 4 MiB.
-const CHUNK_BYTES: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -41,6 +39,8 @@ pub enum ClientError {
     Call { server: String, message: String },
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
 }
 
 /// Adds `authorization: Bearer <token>` to every call.
@@ -63,17 +63,44 @@ pub enum ImageChoice {
     Pull,
     /// The image is already on the server.
     Existing,
-    /// Upload this `docker save` archive.
-    Upload(std::path::PathBuf),
+    /// Upload this `docker save` archive of one image; only the layers the server
+    /// lacks travel.
+    Upload(PathBuf),
+    /// Export this image (reference or id) from the workstation's Docker and upload
+    /// the layers the server lacks.
+    UploadFromDocker(String),
 }
 
 /// Progress of a deploy, as the CLI shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
-    Accepted { deployment_id: String },
-    Phase { name: String, message: String },
-    Log { replica: String, text: String },
-    Uploaded { bytes: u64 },
+    Accepted {
+        deployment_id: String,
+    },
+    Phase {
+        name: String,
+        message: String,
+    },
+    Log {
+        replica: String,
+        text: String,
+    },
+    /// The server's answer to an upload: it lacks `layers` of the image's `of`
+    /// layers, and `bytes` will travel (0 when it has the image).
+    UploadPlanned {
+        layers: usize,
+        of: usize,
+        bytes: u64,
+    },
+    /// After each chunk of an upload.
+    Uploading {
+        sent: u64,
+        total: u64,
+    },
+    /// The upload is complete.
+    Uploaded {
+        bytes: u64,
+    },
 }
 
 /// How a deploy ended.
@@ -182,24 +209,21 @@ impl Client {
         }
     }
 
-    /// Deploys `spec`, reporting progress as it happens.
+    /// Deploys `spec`, reporting progress as it happens. An upload first announces
+    /// the image's layers and then sends only the ones the server lacks; its temporary
+    /// files are gone when this returns, whatever the outcome.
     pub async fn deploy(
         &mut self,
         spec: &AppSpec,
         image: ImageChoice,
-        mut progress: impl FnMut(Progress),
+        mut progress: impl FnMut(Progress) + Send,
     ) -> Result<DeployReport, ClientError> {
-        let source = match &image {
-            ImageChoice::Pull => image_source::Source::Pull(v1::Pull {}),
-            ImageChoice::Existing => image_source::Source::Existing(v1::Existing {}),
-            ImageChoice::Upload(path) => {
-                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                image_source::Source::Upload(v1::Upload {
-                    image_id: String::new(),
-                    layers: Vec::new(),
-                    archive_size: size,
-                })
-            }
+        // Exported and partial archives live in `staged`'s temporary directory.
+        let staged = upload::stage(&image).await?;
+        let source = match (&image, &staged) {
+            (_, Some(staged)) => image_source::Source::Upload(upload::announce(&staged.archive)),
+            (ImageChoice::Existing, None) => image_source::Source::Existing(v1::Existing {}),
+            (_, None) => image_source::Source::Pull(v1::Pull {}),
         };
         let (tx, rx) = mpsc::channel(4);
         let start = v1::DeployRequest {
@@ -234,14 +258,10 @@ impl Client {
                     deployment_id: a.deployment_id,
                 }),
                 deploy_event::Event::UploadWanted(wanted) => {
-                    let (Some(tx), ImageChoice::Upload(path)) = (sender.take(), &image) else {
+                    let (Some(tx), Some(staged)) = (sender.take(), &staged) else {
                         continue;
                     };
-                    uploaded_bytes = if wanted.have_image {
-                        send_end(&tx, 0, "").await
-                    } else {
-                        upload(&tx, path).await?
-                    };
+                    uploaded_bytes = upload::send(&tx, staged, &wanted, &mut progress).await?;
                     progress(Progress::Uploaded {
                         bytes: uploaded_bytes,
                     });
@@ -349,6 +369,17 @@ impl Client {
         Ok((response.stopped, response.removed))
     }
 
+    /// The server's Docker Engine ID (empty when haloyd cannot reach Docker).
+    pub async fn docker_id(&mut self) -> Result<String, ClientError> {
+        let v = self
+            .inner
+            .version(v1::VersionRequest {})
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        Ok(v.docker_id)
+    }
+
     /// (haloyd, HAProxy, Docker) versions.
     pub async fn version(&mut self) -> Result<(String, String, String), ClientError> {
         let v = self
@@ -359,53 +390,6 @@ impl Client {
             .into_inner();
         Ok((v.haloyd, v.haproxy, v.docker))
     }
-}
-
-/// Sends the archive in chunks, then its digest; returns the bytes sent.
-async fn upload(tx: &mpsc::Sender<v1::DeployRequest>, path: &Path) -> Result<u64, ClientError> {
-    let read_err = |e: std::io::Error| ClientError::Read {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
-    let mut file = tokio::fs::File::open(path).await.map_err(read_err)?;
-    let mut hasher = Sha256::new();
-    let mut sent = 0u64;
-    let mut buf = vec![0u8; CHUNK_BYTES];
-    loop {
-        let n = file.read(&mut buf).await.map_err(read_err)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        sent += n as u64;
-        let chunk = v1::DeployRequest {
-            message: Some(deploy_request::Message::Chunk(v1::UploadChunk {
-                data: buf[..n].to_vec(),
-            })),
-        };
-        if tx.send(chunk).await.is_err() {
-            // The server ended the stream; its result says why.
-            return Ok(sent);
-        }
-    }
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    send_end(tx, sent, &format!("sha256:{digest}")).await;
-    Ok(sent)
-}
-
-async fn send_end(tx: &mpsc::Sender<v1::DeployRequest>, size: u64, sha256: &str) -> u64 {
-    let end = v1::DeployRequest {
-        message: Some(deploy_request::Message::End(v1::UploadEnd {
-            sha256: sha256.to_string(),
-            size,
-        })),
-    };
-    let _ = tx.send(end).await;
-    size
 }
 
 fn deployment_info(d: v1::Deployment) -> DeploymentInfo {

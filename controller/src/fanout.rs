@@ -54,6 +54,9 @@ pub struct Options {
     pub config_dir: PathBuf,
     /// The environment hooks run with.
     pub env: HashMap<String, String>,
+    /// The workstation's Docker Engine ID: a server sharing it already has images
+    /// built here, so they are not uploaded.
+    pub local_docker_id: Option<String>,
 }
 
 /// The result of a whole run.
@@ -176,9 +179,20 @@ async fn deploy_one(job: Job, options: &Options, lines: mpsc::UnboundedSender<Li
             spec.image.reference(),
             client.server()
         ));
+        let mut image = job.image.clone();
+        if let (ImageChoice::UploadFromDocker(_), Some(local)) = (&image, &options.local_docker_id)
+            && client
+                .docker_id()
+                .await
+                .is_ok_and(|id| !id.is_empty() && &id == local)
+        {
+            let _ =
+                out.send("the server shares this machine's Docker: nothing to upload".to_string());
+            image = ImageChoice::Existing;
+        }
         let show_logs = options.show_logs;
         let report = client
-            .deploy(spec, job.image.clone(), |p| {
+            .deploy(spec, image, |p| {
                 let text = match p {
                     Progress::Accepted { deployment_id } => {
                         Some(format!("deployment {deployment_id}"))
@@ -188,6 +202,13 @@ async fn deploy_one(job: Job, options: &Options, lines: mpsc::UnboundedSender<Li
                         Some(format!("    {replica} | {text}"))
                     }
                     Progress::Log { .. } => None,
+                    Progress::UploadPlanned { layers: 0, of, .. } => {
+                        Some(format!("the server has all {of} layers of the image"))
+                    }
+                    Progress::UploadPlanned { layers, of, bytes } => Some(format!(
+                        "uploading {layers} of {of} layers ({bytes} bytes); the server has the rest"
+                    )),
+                    Progress::Uploading { .. } => None,
                     Progress::Uploaded { bytes } => Some(format!("uploaded {bytes} bytes")),
                 };
                 if let Some(text) = text {

@@ -1,6 +1,7 @@
 //! The workstation side of Haloy: reading and checking configuration, resolving
-//! secrets, knowing which servers to talk to, and building and pushing images.
+//! secrets, knowing which servers to talk to, building images and shipping them.
 
+pub mod archive;
 pub mod build;
 pub mod client;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod registry;
 pub mod secrets;
 pub mod servers;
 pub mod suggest;
+pub mod upload;
 
 pub use config::{ConfigFile, TargetSelection};
 pub use error::{ConfigError, Issue};

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 /// Label on every image the tests build, so `scripts/test` can remove them.
 pub const TEST_LABEL: &str = "dev.haloy.test";
 
+/// Label naming the [`ImageFamily`] an image belongs to.
+const FAMILY_LABEL: &str = "dev.haloy.test.family";
+
 /// End-to-end tests take the machine's two cores; they run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -147,6 +150,105 @@ pub fn build_image_with(tag: &str, body: &str, healthy: bool, cgi: &[(&str, &str
     );
     built.lock().expect("lock").insert(reference.clone());
     reference
+}
+
+/// FROM-scratch busybox httpd images that share their bottom layer and no other image
+/// has it: busybox plus a file naming the family. Its images differ only in `/www`,
+/// their top layer. Every image of the family goes when it is dropped (drop it after
+/// the [`Server`] whose containers use them).
+pub struct ImageFamily {
+    /// Lowercase and unique per family: the repository of its images.
+    pub repository: String,
+    dir: tempfile::TempDir,
+}
+
+impl ImageFamily {
+    pub fn new(name: &str) -> Self {
+        require("docker", &["info"], "Docker Engine");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let repository = format!("haloy-it-{name}-{}-{nanos:x}", std::process::id());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let base = dir.path().join("base");
+        std::fs::create_dir_all(base.join("bin")).expect("base");
+        std::fs::copy("/bin/busybox", base.join("bin/busybox"))
+            .expect("/bin/busybox (package busybox-static) is required to build test images");
+        std::fs::write(base.join("family"), &repository).expect("family");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY base /\nCOPY www /www\nENTRYPOINT [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+        )
+        .expect("Dockerfile");
+        Self { repository, dir }
+    }
+
+    /// Builds `<repository>:<tag>` whose `/` says `body` (and `/health` ok).
+    pub fn build(&self, tag: &str, body: &str) -> String {
+        let www = self.dir.path().join("www");
+        let _ = std::fs::remove_dir_all(&www);
+        std::fs::create_dir_all(&www).expect("www");
+        std::fs::write(www.join("index.html"), body).expect("index");
+        std::fs::write(www.join("health"), "ok\n").expect("health");
+        let reference = format!("{}:{tag}", self.repository);
+        // No cache: the base layer comes out the same anyway (Docker's layers depend
+        // on content only), and no build leans on another's intermediate images.
+        let output = run(Command::new("docker")
+            .args(["build", "-q", "--no-cache", "--label"])
+            .arg(format!("{TEST_LABEL}=1"))
+            .arg("--label")
+            .arg(format!("{FAMILY_LABEL}={}", self.repository))
+            .args(["-t", &reference])
+            .arg(self.dir.path()));
+        assert!(
+            output.status.success(),
+            "docker build failed:\n{}",
+            describe(&output)
+        );
+        reference
+    }
+
+    /// `docker save`s the image to `path`.
+    pub fn save(&self, reference: &str, path: &Path) {
+        let output = run(Command::new("docker")
+            .args(["save", "-o"])
+            .arg(path)
+            .arg(reference));
+        assert!(output.status.success(), "{}", describe(&output));
+    }
+
+    /// Removes every image of the family from Docker (and so their layers), under
+    /// whatever names it was tagged: the images carry the family's label.
+    pub fn remove_all(&self) {
+        let output = run(Command::new("docker").args([
+            "images",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label={FAMILY_LABEL}={}", self.repository),
+        ]));
+        let mut ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for ImageFamily {
+    fn drop(&mut self) {
+        self.remove_all();
+    }
 }
 
 /// One HTTP/1.1 request over a fresh connection: (status, headers, body).

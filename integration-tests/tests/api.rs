@@ -131,9 +131,13 @@ async fn an_uploaded_image_is_loaded_and_deployed() {
         report.reason,
         server.log()
     );
-    assert_eq!(
-        report.uploaded_bytes,
-        std::fs::metadata(&archive).unwrap().len()
+    // Other images here share the busybox layer, so the server may ask for less than
+    // the whole archive (tests/upload.rs pins down exactly what travels).
+    let archive_size = std::fs::metadata(&archive).unwrap().len();
+    assert!(
+        report.uploaded_bytes > 0 && report.uploaded_bytes <= archive_size,
+        "{} of {archive_size}",
+        report.uploaded_bytes
     );
     assert_eq!(server.get("up.test", "/").2, "uploaded");
     let uploads: Vec<_> = std::fs::read_dir(server.data_dir().join("uploads"))

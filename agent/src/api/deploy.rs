@@ -1,17 +1,16 @@
 //! The Deploy and Rollback streams: receive the start message (and an upload), run the
 //! engine, forward its events, and cancel when the client asks or goes away.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use haloy_api::spec::AppSpec;
 use haloy_api::v1::{self, deploy_event, deploy_request, image_source};
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
 use super::error::AgentError;
+use super::upload::{self, UploadFile};
 use crate::engine::{AppLock, Engine, Event, ImageInput, Phase};
 use crate::store::Status as RecordStatus;
 
@@ -40,6 +39,9 @@ pub async fn start(
     let source = start.image.and_then(|i| i.source).ok_or_else(|| {
         AgentError::Protocol("DeployStart.image is required: pull, existing or upload".into())
     })?;
+    if let image_source::Source::Upload(announced) = &source {
+        upload::check(announced)?;
+    }
     let lock = engine.lock(&spec.name)?;
     Ok((spec, source, lock))
 }
@@ -63,6 +65,8 @@ pub async fn run(
     )
     .await;
 
+    // Lives until the deploy ends, so its file goes whatever happens to the deploy.
+    let mut archive = None;
     let image = match source {
         image_source::Source::Pull(_) => ImageInput::Pull,
         image_source::Source::Existing(_) => ImageInput::Existing,
@@ -76,31 +80,24 @@ pub async fn run(
                 )
                 .await;
             };
-            let have = engine
-                .runtime()
-                .image_exists(&spec.image.reference())
-                .await
-                .unwrap_or(false);
-            send(
-                &tx,
-                deploy_event::Event::UploadWanted(v1::UploadWanted {
-                    have_image: have,
-                    layers: if have {
-                        Vec::new()
-                    } else {
-                        upload.layers.clone()
-                    },
-                }),
-            )
-            .await;
+            let wanted = upload::answer(engine.runtime().as_ref(), &spec, &upload).await;
+            let have = wanted.have_image;
+            send(&tx, deploy_event::Event::UploadWanted(wanted)).await;
             phase(&tx, Phase::ReceivingImage, "receiving the image").await;
-            let path = upload_dir.join(format!("{}-{id}.tar", spec.name));
-            match receive_upload(stream, &path).await {
-                Ok(0) if have => ImageInput::Existing,
-                Ok(_) => ImageInput::Archive(path),
+            let file = UploadFile::new(upload_dir.join(format!("{}-{id}.tar", spec.name)));
+            let image_id = (!upload.image_id.is_empty()).then_some(upload.image_id);
+            match upload::receive(stream, &file).await {
+                Ok(0) if have => image_id.map_or(ImageInput::Existing, ImageInput::Id),
+                Ok(_) => {
+                    let input = ImageInput::Archive(file.path().to_path_buf(), image_id);
+                    archive = Some(file);
+                    input
+                }
+                // Dropping `file` removes what was received.
                 Err(reason) => {
-                    let _ = tokio::fs::remove_file(&path).await;
-                    return finish(&tx, &id, RecordStatus::Failed, &reason).await;
+                    let outcome = engine.record_failure(&lock, &spec, &reason);
+                    return finish(&tx, &outcome.deployment_id, outcome.status, &outcome.reason)
+                        .await;
                 }
             }
         }
@@ -151,67 +148,11 @@ pub async fn run(
         .deploy(&lock, &spec, image, &events_tx, cancel_rx)
         .await;
     drop(events_tx);
+    drop(archive);
     let _ = forward.await;
     watcher.abort();
     drop(lock);
     finish(&tx, &outcome.deployment_id, outcome.status, &outcome.reason).await;
-}
-
-/// Writes chunks to `path` until UploadEnd and checks the digest; returns the size.
-async fn receive_upload(
-    stream: &mut Streaming<v1::DeployRequest>,
-    path: &Path,
-) -> Result<u64, String> {
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| format!("cannot store the upload: {e}"))?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    loop {
-        let message = stream
-            .message()
-            .await
-            .map_err(|e| format!("the upload broke off: {}", e.message()))?
-            .ok_or("the upload ended without UploadEnd")?;
-        match message.message {
-            Some(deploy_request::Message::Chunk(chunk)) => {
-                hasher.update(&chunk.data);
-                size += chunk.data.len() as u64;
-                file.write_all(&chunk.data)
-                    .await
-                    .map_err(|e| format!("cannot store the upload: {e}"))?;
-            }
-            Some(deploy_request::Message::End(end)) => {
-                file.flush()
-                    .await
-                    .map_err(|e| format!("cannot store the upload: {e}"))?;
-                let digest = format!("sha256:{}", hex(&hasher.finalize()));
-                if size > 0 && end.sha256 != digest {
-                    return Err(format!(
-                        "the upload is corrupt: its digest is {digest}, the client announced {}; deploy again",
-                        end.sha256
-                    ));
-                }
-                if end.size != size {
-                    return Err(format!(
-                        "the upload is incomplete: received {size} bytes, the client sent {}; deploy again",
-                        end.size
-                    ));
-                }
-                return Ok(size);
-            }
-            Some(deploy_request::Message::Cancel(_)) => {
-                return Err("cancelled by the client".into());
-            }
-            Some(deploy_request::Message::Start(_)) | None => {
-                return Err("unexpected message during the upload".into());
-            }
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub async fn send(tx: &EventSender, event: deploy_event::Event) {

@@ -4,6 +4,7 @@
 mod auth;
 mod deploy;
 mod error;
+mod upload;
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -266,6 +267,7 @@ impl v1::haloy_server::Haloy for HaloyService {
             api: "v1".to_string(),
             haproxy: self.engine.proxy().version().await.unwrap_or_default(),
             docker: self.engine.runtime().version().await.unwrap_or_default(),
+            docker_id: self.engine.runtime().engine_id().await.unwrap_or_default(),
         }))
     }
 }

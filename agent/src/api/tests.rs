@@ -7,9 +7,10 @@ use std::time::Duration;
 use haloy_api::spec::{AppSpec, DeploymentStrategy, History, ImageSource, ImageSpec, Secret};
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
 use hyper_util::rt::TokioIo;
-use sha2::{Digest, Sha256};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
+
+mod upload;
 
 use super::serve;
 use crate::engine::fakes::{FakeProxy, FakeRuntime};
@@ -266,65 +267,6 @@ async fn the_server_validates_the_spec_again() {
         "{}",
         err.message()
     );
-}
-
-fn upload(data: &[u8], digest: Option<String>) -> Vec<v1::DeployRequest> {
-    let sha = digest.unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(data)));
-    vec![
-        start(
-            spec("v1"),
-            image_source::Source::Upload(v1::Upload {
-                image_id: "sha256:x".into(),
-                layers: vec!["l1".into()],
-                archive_size: data.len() as u64,
-            }),
-        ),
-        msg(deploy_request::Message::Chunk(v1::UploadChunk {
-            data: data[..4].to_vec(),
-        })),
-        msg(deploy_request::Message::Chunk(v1::UploadChunk {
-            data: data[4..].to_vec(),
-        })),
-        msg(deploy_request::Message::End(v1::UploadEnd {
-            sha256: sha,
-            size: data.len() as u64,
-        })),
-    ]
-}
-
-#[tokio::test]
-async fn uploads_are_checked_against_their_digest() {
-    let rig = rig().await;
-    // The fake runtime "loads" an archive by reading the image reference it contains.
-    let events = deploy(&rig, upload(b"uploaded:img", None)).await.unwrap();
-    assert!(
-        matches!(&events[1], deploy_event::Event::UploadWanted(w) if !w.have_image && w.layers == ["l1"])
-    );
-    assert_eq!(
-        result(&events).status,
-        v1::DeploymentStatus::Succeeded as i32,
-        "{}",
-        result(&events).reason
-    );
-    assert!(
-        rig.runtime
-            .calls()
-            .iter()
-            .any(|c| c == "tag_image uploaded:img web:v1")
-    );
-
-    let events = deploy(&rig, upload(b"uploaded:img", Some("sha256:0000".into())))
-        .await
-        .unwrap();
-    let r = result(&events);
-    assert_eq!(r.status, v1::DeploymentStatus::Failed as i32);
-    assert!(r.reason.contains("the upload is corrupt"), "{}", r.reason);
-    let leftovers: Vec<_> = std::fs::read_dir(rig._dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "tar"))
-        .collect();
-    assert!(leftovers.is_empty(), "no upload is left behind");
 }
 
 #[tokio::test]

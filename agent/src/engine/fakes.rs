@@ -28,6 +28,8 @@ struct FakeContainer {
 pub struct FakeRuntime {
     containers: Mutex<Vec<FakeContainer>>,
     pub images: Mutex<HashSet<String>>,
+    /// What `layer_chains` answers.
+    pub chains: Mutex<Vec<Vec<String>>>,
     pub calls: Mutex<Vec<String>>,
     /// Method name → error message it fails with.
     pub failures: Mutex<HashMap<&'static str, String>>,
@@ -115,11 +117,18 @@ impl ContainerRuntime for FakeRuntime {
     async fn version(&self) -> Result<String, RuntimeError> {
         Ok("fake".into())
     }
+    async fn engine_id(&self) -> Result<String, RuntimeError> {
+        Ok("fake-engine".into())
+    }
     async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
         self.record(format!("ensure_network {name}"))
     }
     async fn image_exists(&self, reference: &str) -> Result<bool, RuntimeError> {
         Ok(self.images.lock().unwrap().contains(reference))
+    }
+    async fn layer_chains(&self) -> Result<Vec<Vec<String>>, RuntimeError> {
+        self.record("layer_chains".into())?;
+        Ok(self.chains.lock().unwrap().clone())
     }
     async fn pull_image(
         &self,

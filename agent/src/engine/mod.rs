@@ -71,8 +71,11 @@ pub enum ImageInput {
     Pull,
     /// `spec.image` must already be on the server.
     Existing,
-    /// A `docker save` archive received from the client.
-    Archive(PathBuf),
+    /// The image with this id (`sha256:…`) is on the server; it becomes `spec.image`.
+    Id(String),
+    /// A `docker save` archive received from the client, and the id of the image it
+    /// holds when the client announced one: that image becomes `spec.image`.
+    Archive(PathBuf, Option<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +300,31 @@ impl Engine {
         }
     }
 
+    /// Records a deploy that failed before the engine could run it, e.g. because its
+    /// upload broke off; nothing was created, so nothing needs undoing.
+    pub fn record_failure(&self, lock: &AppLock, spec: &AppSpec, reason: &str) -> Outcome {
+        let now = ids::now_ms();
+        let record = DeploymentRecord {
+            id: lock.deployment_id.clone(),
+            app: spec.name.clone(),
+            image: spec.image.reference(),
+            status: Status::Failed,
+            reason: reason.to_string(),
+            started_at_ms: now,
+            finished_at_ms: Some(now),
+            spec: StoredSpec::from(spec),
+        };
+        if let Err(e) = self.store.put(&record) {
+            tracing::error!(app = %spec.name, deployment = %record.id, "cannot record the deployment: {e}");
+        }
+        tracing::info!(app = %spec.name, deployment = %record.id, %reason, "deploy failed before it began");
+        Outcome {
+            deployment_id: record.id,
+            status: record.status,
+            reason: record.reason,
+        }
+    }
+
     async fn run_deploy(
         &self,
         id: &str,
@@ -443,7 +471,12 @@ impl Engine {
                     )));
                 }
             }
-            ImageInput::Archive(path) => {
+            ImageInput::Id(image_id) => {
+                self.runtime
+                    .tag_image(&image_id, &spec.image.repository, &spec.image.tag)
+                    .await?;
+            }
+            ImageInput::Archive(path, image_id) => {
                 phase(
                     events,
                     Phase::LoadingImage,
@@ -453,7 +486,18 @@ impl Engine {
                 let loaded = self.runtime.load_image(&path).await;
                 let _ = std::fs::remove_file(&path);
                 let loaded = loaded?;
-                if !self.runtime.image_exists(&reference).await? {
+                if let Some(image_id) = image_id {
+                    // By id: the archive's own tags may name another reference, and
+                    // spec.image may still point at the previous version.
+                    if !self.runtime.image_exists(&image_id).await? {
+                        return Err(Abort::Failed(format!(
+                            "the uploaded archive does not hold image {image_id}, which the client announced; deploy again"
+                        )));
+                    }
+                    self.runtime
+                        .tag_image(&image_id, &spec.image.repository, &spec.image.tag)
+                        .await?;
+                } else if !self.runtime.image_exists(&reference).await? {
                     let Some(first) = loaded.first() else {
                         return Err(Abort::Failed(
                             "the uploaded archive contained no image".into(),

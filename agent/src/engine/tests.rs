@@ -291,7 +291,7 @@ async fn images_come_from_uploads_or_must_exist() {
     let archive = dir.path().join("image.tar");
     std::fs::write(&archive, "uploaded:abc").unwrap();
     let (uploaded, _) = r
-        .deploy(&spec("v1"), ImageInput::Archive(archive.clone()))
+        .deploy(&spec("v1"), ImageInput::Archive(archive.clone(), None))
         .await;
     assert_eq!(uploaded.status, Status::Succeeded, "{}", uploaded.reason);
     assert!(

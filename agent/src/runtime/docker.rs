@@ -78,6 +78,11 @@ impl ContainerRuntime for Docker {
         Ok(version.version.unwrap_or_default())
     }
 
+    async fn engine_id(&self) -> Result<String, RuntimeError> {
+        let info = self.client.info().await.map_err(error::daemon)?;
+        Ok(info.id.unwrap_or_default())
+    }
+
     async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
         let _serialised = self.network_lock.lock().await;
         network::ensure(&self.client, name).await
@@ -85,6 +90,10 @@ impl ContainerRuntime for Docker {
 
     async fn image_exists(&self, reference: &str) -> Result<bool, RuntimeError> {
         image::exists(&self.client, reference).await
+    }
+
+    async fn layer_chains(&self) -> Result<Vec<Vec<String>>, RuntimeError> {
+        image::layer_chains(&self.client).await
     }
 
     async fn pull_image(

@@ -110,9 +110,16 @@ pub enum RuntimeError {
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// Docker Engine's version, e.g. "20.10.24".
     async fn version(&self) -> Result<String, RuntimeError>;
+    /// The engine's ID, the same for every client of one Docker daemon.
+    async fn engine_id(&self) -> Result<String, RuntimeError>;
     /// Creates a bridge network with Haloy's labels unless it exists.
     async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError>;
+    /// Whether an image exists locally, by reference or by id (`sha256:…`).
     async fn image_exists(&self, reference: &str) -> Result<bool, RuntimeError>;
+    /// The layers (RootFS diff ids, bottom first) of every local image, one list per
+    /// image. Docker has a chain of layers exactly when some image starts with it,
+    /// which is what loading an archive without those layers' files needs.
+    async fn layer_chains(&self) -> Result<Vec<Vec<String>>, RuntimeError>;
     /// Pulls `reference` (repository:tag), with credentials when given.
     async fn pull_image(
         &self,

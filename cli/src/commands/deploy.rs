@@ -3,10 +3,9 @@
 
 use std::io::Write;
 
-use haloy_api::spec::ImageSource;
 use haloy_controller::client::ImageChoice;
-use haloy_controller::config::plan::TargetPlan;
 use haloy_controller::fanout::{self, Job, Options, Outcome};
+use haloy_controller::prepare::{self, ImagePlan};
 use tokio::sync::mpsc;
 
 use super::target;
@@ -27,25 +26,36 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Where the server gets the image for a target.
-fn image_for(plan: &TargetPlan) -> anyhow::Result<ImageChoice> {
-    if plan.spec.image.source == ImageSource::Local {
-        return Ok(ImageChoice::Existing);
-    }
-    if plan.build.is_some() {
-        anyhow::bail!(
-            "{} is built from a Dockerfile, and building on the workstation is not supported yet; build and load the image on the server and set image.source: local, or push it to a registry and remove the builder",
-            plan.spec.image.reference()
-        );
-    }
-    Ok(ImageChoice::Pull)
-}
-
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
     let (plan, targets) = target::resolve(&args.flags, env)?;
+    let mut err = std::io::stderr();
+
+    // Build each distinct image once and push it once per registry, before any
+    // target starts.
+    let plans: Vec<_> = targets.iter().map(|t| t.plan.clone()).collect();
+    let (prep_tx, mut prep_rx) = mpsc::unbounded_channel();
+    let preparing = tokio::spawn(async move { prepare::prepare(&plans, &prep_tx).await });
+    while let Some((stage, text)) = prep_rx.recv().await {
+        let sink: &mut dyn Write = if args.json { &mut err } else { &mut *out };
+        writeln!(sink, "[{stage}] {text}")?;
+    }
+    let images = preparing.await??;
+    let uploads = images.iter().any(|i| matches!(i, ImagePlan::Upload { .. }));
+    // A server on this machine's Docker already has what was built here.
+    // HALOY_FORCE_UPLOAD=1 uploads anyway (tests and benchmarks use it).
+    let force_upload = env.vars.get("HALOY_FORCE_UPLOAD").is_some_and(|v| v == "1");
+    let local_docker_id = if uploads && !force_upload {
+        local_docker_id().await
+    } else {
+        None
+    };
     let mut jobs = Vec::new();
-    for target in targets {
-        let image = image_for(&target.plan)?;
+    for (target, image) in targets.into_iter().zip(images) {
+        let image = match image {
+            ImagePlan::OnServer => ImageChoice::Existing,
+            ImagePlan::Pull => ImageChoice::Pull,
+            ImagePlan::Upload { reference } => ImageChoice::UploadFromDocker(reference),
+        };
         jobs.push(Job {
             plan: target.plan,
             server: target.server,
@@ -63,6 +73,7 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
             .map(|p| p.to_path_buf())
             .unwrap_or_else(|| env.cwd.clone()),
         env: env.vars.clone(),
+        local_docker_id,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (pre, post) = (
@@ -71,7 +82,6 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
     );
     let runner =
         tokio::spawn(async move { fanout::deploy_all(&pre, &post, jobs, &options, tx).await });
-    let mut err = std::io::stderr();
     while let Some(line) = rx.recv().await {
         let prefix = if many || line.target == fanout::GLOBAL {
             format!("[{}] ", line.target)
@@ -165,4 +175,10 @@ fn summary(outcomes: &[Outcome], out: &mut dyn Write) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// This machine's Docker Engine ID, if Docker answers.
+async fn local_docker_id() -> Option<String> {
+    let docker = haloy_controller::build::connect_local().await.ok()?;
+    docker.info().await.ok()?.id.filter(|id| !id.is_empty())
 }

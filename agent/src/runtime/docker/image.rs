@@ -5,7 +5,8 @@ use std::path::Path;
 
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
-    CreateImageOptionsBuilder, ImportImageOptionsBuilder, TagImageOptionsBuilder,
+    CreateImageOptionsBuilder, ImportImageOptionsBuilder, ListImagesOptionsBuilder,
+    TagImageOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 use haloy_api::spec::RegistryAuth;
@@ -23,6 +24,38 @@ pub(super) async fn exists(
         Err(err) if error::status(&err) == Some(404) => Ok(false),
         Err(err) => Err(error::daemon(err)),
     }
+}
+
+/// The RootFS layers of every image, intermediate and untagged ones included: any of
+/// them keeps its layers in Docker's layer store.
+pub(super) async fn layer_chains(
+    client: &bollard::Docker,
+) -> Result<Vec<Vec<String>>, RuntimeError> {
+    let options = ListImagesOptionsBuilder::new().all(true).build();
+    let images = client
+        .list_images(Some(options))
+        .await
+        .map_err(|err| error::doing("cannot list images", err))?;
+    let mut chains = Vec::with_capacity(images.len());
+    // The list carries no layers; inspect each. One removed in between is skipped.
+    for summary in images {
+        match client.inspect_image(&summary.id).await {
+            Ok(image) => {
+                let layers = image.root_fs.and_then(|r| r.layers).unwrap_or_default();
+                if !layers.is_empty() && !chains.contains(&layers) {
+                    chains.push(layers);
+                }
+            }
+            Err(err) if error::status(&err) == Some(404) => {}
+            Err(err) => {
+                return Err(error::doing(
+                    &format!("cannot inspect image {}", summary.id),
+                    err,
+                ));
+            }
+        }
+    }
+    Ok(chains)
 }
 
 pub(super) async fn pull(
@@ -137,6 +170,14 @@ pub(super) async fn load(
         .try_collect()
         .await
         .map_err(|err| match error::daemon(err) {
+            // An upload leaves out the layers this server had when it answered; an
+            // image removed since then (docker image prune) takes them away.
+            RuntimeError::Other(message) if message.contains("no such file or directory") => {
+                RuntimeError::Other(format!(
+                    "cannot load image archive {}: {message}; a layer the upload left out is no longer on this server (was an image removed meanwhile?); deploy again",
+                    archive.display()
+                ))
+            }
             RuntimeError::Other(message) => RuntimeError::Other(format!(
                 "cannot load image archive {}: {message}; it must be an archive written by `docker save`",
                 archive.display()

@@ -1,0 +1,289 @@
+//! Uploads move only what the server lacks: the first deploy of an image sends every
+//! layer, the next version sends its changed top layer, the same image sends nothing,
+//! and an upload cut off midway leaves nothing behind and the old version serving.
+
+use std::path::Path;
+use std::time::Duration;
+
+use haloy_api::spec::Secret;
+use haloy_api::spec::{AppSpec, DeploymentStrategy, DomainSpec, History, ImageSource, ImageSpec};
+use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
+use haloy_controller::archive::ImageArchive;
+use haloy_controller::client::{Client, DeployReport, ImageChoice, Progress};
+use integration_tests::{ImageFamily, Server, eventually};
+
+/// The busybox layer is about 2 MB; a layer holding a small page is a few KB.
+const SMALL_UPLOAD: u64 = 200 * 1024;
+
+fn spec(server: &Server, reference: &str, app: &str) -> AppSpec {
+    let (repository, tag) = reference.rsplit_once(':').expect("repository:tag");
+    AppSpec {
+        name: app.into(),
+        image: ImageSpec {
+            repository: repository.into(),
+            tag: tag.into(),
+            source: ImageSource::Registry,
+            registry: None,
+            history: History::None,
+        },
+        deployment_strategy: DeploymentStrategy::Rolling,
+        domains: vec![DomainSpec {
+            canonical: format!("{app}.test"),
+            aliases: vec![],
+        }],
+        acme_email: None,
+        replicas: 1,
+        port: 8080,
+        health_check_path: "/health".into(),
+        env: vec![],
+        volumes: vec![],
+        network: Some(server.network.clone()),
+    }
+}
+
+async fn deploy(
+    server: &Server,
+    spec: &AppSpec,
+    image: ImageChoice,
+) -> (DeployReport, Vec<Progress>) {
+    let mut client = Client::connect(&server.api(), &Secret::new(server.token()))
+        .await
+        .unwrap();
+    let mut progress = Vec::new();
+    let report = client
+        .deploy(spec, image, |p| progress.push(p))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n--- haloyd.log\n{}", server.log()));
+    assert!(
+        report.succeeded,
+        "{}: {}\n--- haloyd.log\n{}",
+        report.status,
+        report.reason,
+        server.log()
+    );
+    (report, progress)
+}
+
+/// (layers, of) from the UploadPlanned progress.
+fn planned(progress: &[Progress]) -> (usize, usize) {
+    progress
+        .iter()
+        .find_map(|p| match p {
+            Progress::UploadPlanned { layers, of, .. } => Some((*layers, *of)),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no UploadPlanned in {progress:?}"))
+}
+
+fn uploads(server: &Server) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(server.data_dir().join("uploads"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect()
+}
+
+fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_layers_the_server_lacks_are_uploaded() {
+    let family = ImageFamily::new("layers");
+    let a = family.build("a", "version a");
+    let b = family.build("b", "version b");
+    let dir = tempfile::tempdir().unwrap();
+    let (a_tar, b_tar) = (dir.path().join("a.tar"), dir.path().join("b.tar"));
+    family.save(&a, &a_tar);
+    family.save(&b, &b_tar);
+    let busybox_layer = ImageArchive::open(&b_tar).unwrap().layers()[0].size;
+    assert!(busybox_layer > 1_000_000, "{busybox_layer}");
+    // The server shares this Docker: it must lack the family to begin with.
+    family.remove_all();
+
+    let server = Server::start();
+
+    // (a) The first deploy sends the whole archive: the server has no layer of it.
+    let (report, progress) = deploy(
+        &server,
+        &spec(&server, &a, "layers"),
+        ImageChoice::Upload(a_tar.clone()),
+    )
+    .await;
+    assert_eq!(planned(&progress), (2, 2));
+    assert_eq!(report.uploaded_bytes, size(&a_tar));
+    assert_eq!(server.get("layers.test", "/").2, "version a");
+    let sent: Vec<u64> = progress
+        .iter()
+        .filter_map(|p| match p {
+            Progress::Uploading { sent, total } => {
+                assert_eq!(*total, size(&a_tar));
+                Some(*sent)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent.last(),
+        Some(&size(&a_tar)),
+        "progress reaches the total"
+    );
+    assert!(sent.windows(2).all(|w| w[0] < w[1]), "{sent:?}");
+
+    // (b) The next version shares the busybox layer: only its /www layer travels.
+    let (report, progress) = deploy(
+        &server,
+        &spec(&server, &b, "layers"),
+        ImageChoice::Upload(b_tar.clone()),
+    )
+    .await;
+    assert_eq!(planned(&progress), (1, 2));
+    assert!(
+        report.uploaded_bytes > 0 && report.uploaded_bytes < SMALL_UPLOAD,
+        "uploaded {} bytes of a {} byte archive",
+        report.uploaded_bytes,
+        size(&b_tar)
+    );
+    assert!(report.uploaded_bytes < busybox_layer / 10);
+    assert_eq!(server.get("layers.test", "/").2, "version b");
+
+    // (c) The same image again, exported from the (shared) local Docker: the server
+    // has it, so nothing travels.
+    let (report, progress) = deploy(
+        &server,
+        &spec(&server, &b, "layers"),
+        ImageChoice::UploadFromDocker(b.clone()),
+    )
+    .await;
+    assert_eq!(report.uploaded_bytes, 0);
+    assert_eq!(planned(&progress), (0, 2));
+    assert_eq!(server.get("layers.test", "/").2, "version b");
+    assert!(uploads(&server).is_empty(), "{:?}", uploads(&server));
+
+    // What the export read matches what Docker says about the image.
+    let exported = haloy_controller::upload::export(&b, dir.path())
+        .await
+        .unwrap();
+    let inspect = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.Id}} {{range .RootFS.Layers}}{{.}} {{end}}",
+            &b,
+        ])
+        .output()
+        .unwrap();
+    let inspect = String::from_utf8_lossy(&inspect.stdout).trim().to_string();
+    let mut words = inspect.split_whitespace();
+    assert_eq!(exported.image_id(), words.next().unwrap());
+    assert_eq!(exported.diff_ids(), words.collect::<Vec<_>>());
+    let missing = format!("{}:nothing", family.repository);
+    let err = haloy_controller::upload::export(&missing, dir.path())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no such image"), "{err}");
+
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_cut_off_midway_leaves_nothing_and_the_old_version_serving() {
+    let family = ImageFamily::new("cut");
+    let old = family.build("old", "old version");
+    let new = family.build("new", &"new version ".repeat(100_000));
+    let dir = tempfile::tempdir().unwrap();
+    let new_tar = dir.path().join("new.tar");
+    family.save(&new, &new_tar);
+    let archive = ImageArchive::open(&new_tar).unwrap();
+    let server = Server::start();
+    let app = "cut";
+    deploy(&server, &spec(&server, &old, app), ImageChoice::Existing).await;
+    assert_eq!(server.get("cut.test", "/").2, "old version");
+    // The server must really need the new version's top layer.
+    let removed = std::process::Command::new("docker")
+        .args(["rmi", &new])
+        .output()
+        .unwrap();
+    assert!(removed.status.success());
+
+    // A client that announces the new version, sends one chunk and goes away.
+    let mut client = HaloyClient::connect(format!("http://{}", server.api()))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let start = v1::DeployRequest {
+        message: Some(deploy_request::Message::Start(v1::DeployStart {
+            spec: Some(spec(&server, &new, app).into()),
+            image: Some(v1::ImageSource {
+                source: Some(image_source::Source::Upload(v1::Upload {
+                    image_id: archive.image_id().to_string(),
+                    layers: archive.diff_ids(),
+                    archive_size: archive.size(),
+                })),
+            }),
+        })),
+    };
+    tx.send(start).await.unwrap();
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", server.token()).parse().unwrap(),
+    );
+    let mut events = client.deploy(request).await.unwrap().into_inner();
+    let wanted = loop {
+        let event = events.message().await.unwrap().unwrap().event.unwrap();
+        if let deploy_event::Event::UploadWanted(wanted) = event {
+            break wanted;
+        }
+    };
+    assert_eq!(
+        wanted.layers,
+        archive.diff_ids()[1..],
+        "the base is shared with the old version"
+    );
+    let first = std::fs::read(&new_tar).unwrap()[..64 * 1024].to_vec();
+    tx.send(v1::DeployRequest {
+        message: Some(deploy_request::Message::Chunk(v1::UploadChunk {
+            data: first,
+        })),
+    })
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "the upload to start", || {
+        uploads(&server)
+            .iter()
+            .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+            .then_some(())
+    });
+    drop(events);
+    drop(client);
+    drop(tx);
+
+    eventually(Duration::from_secs(10), "the partial upload to go", || {
+        uploads(&server).is_empty().then_some(())
+    });
+    let mut client = Client::connect(&server.api(), &Secret::new(server.token()))
+        .await
+        .unwrap();
+    let status = eventually(Duration::from_secs(10), "the deploy to fail", || {
+        let status = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(client.status(app))
+        })
+        .ok()?;
+        (status.latest.as_ref()?.status == "failed").then_some(status)
+    });
+    assert!(
+        status.latest.as_ref().unwrap().reason.contains("upload"),
+        "{status:?}"
+    );
+    assert_eq!(status.current.unwrap().image, old);
+    assert_eq!(server.get("cut.test", "/").2, "old version");
+    assert_eq!(
+        server.containers(app).len(),
+        1,
+        "{:?}",
+        server.containers(app)
+    );
+    drop(server);
+}
