@@ -1,7 +1,9 @@
 //! Deployment ids and timestamps without a date library.
 //!
-//! A deployment id is the UTC time it was created, `YYYYMMDDhhmmssSSS`, so ids sort
-//! by time as plain strings, are readable, and fit in container and image tag names.
+//! A deployment id is the UTC time it was created, `YYYYMMDDhhmmssSSS`, then `-` and
+//! four hex digits derived from the haloyd instance: ids sort by time as plain strings,
+//! are readable, fit in container and image tag names, and two servers sharing one
+//! Docker never give containers the same name.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,18 +18,24 @@ pub fn to_system_time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-/// The id for a deployment created at `ms`; `previous` is the newest id already
-/// issued, so two deployments in the same millisecond still get increasing ids.
-pub fn deployment_id(ms: u64, previous: Option<&str>) -> String {
-    let mut candidate = format_compact(ms);
-    if let Some(prev) = previous {
-        let mut ms = ms;
-        while candidate.as_str() <= prev {
-            ms += 1;
-            candidate = format_compact(ms);
-        }
+/// The id for a deployment created at `ms` by `instance`; `previous` is the newest id
+/// already issued, so two deployments in the same millisecond still get increasing ids.
+pub fn deployment_id(ms: u64, previous: Option<&str>, instance: &str) -> String {
+    let suffix = format!("{:04x}", fnv1a(instance.as_bytes()) & 0xffff);
+    let mut ms = ms;
+    let mut candidate = format!("{}-{suffix}", format_compact(ms));
+    while previous.is_some_and(|prev| candidate.as_str() <= prev) {
+        ms += 1;
+        candidate = format!("{}-{suffix}", format_compact(ms));
     }
     candidate
+}
+
+/// FNV-1a, a stable little hash for the id suffix.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// `YYYYMMDDhhmmssSSS` in UTC.
@@ -76,9 +84,22 @@ mod tests {
 
     #[test]
     fn ids_increase_even_within_one_millisecond() {
-        let a = deployment_id(1_000, None);
-        let b = deployment_id(1_000, Some(&a));
-        let c = deployment_id(999, Some(&b));
+        let a = deployment_id(1_000, None, "x");
+        let b = deployment_id(1_000, Some(&a), "x");
+        let c = deployment_id(999, Some(&b), "x");
         assert!(a < b && b < c, "{a} {b} {c}");
+    }
+
+    #[test]
+    fn instances_sharing_a_docker_get_different_ids() {
+        let a = deployment_id(1_000, None, "server-a");
+        let b = deployment_id(1_000, None, "server-b");
+        assert_ne!(a, b);
+        assert_eq!(&a[..17], &b[..17], "the time part is the same");
+        assert_eq!(
+            a,
+            deployment_id(1_000, None, "server-a"),
+            "stable per instance"
+        );
     }
 }

@@ -66,7 +66,7 @@ fn deploy_all_reaches_every_live_server_and_reports_the_dead_one() {
             .lines()
             .find(|l| l.starts_with(&format!("{name} ")))
             .unwrap_or_else(|| panic!("no summary row for {name}:\n{text}"));
-        assert!(row.contains("succeeded"), "{row}");
+        assert!(row.contains("succeeded"), "{row}\n{}", describe(&output));
     }
     let down = text
         .lines()
@@ -134,7 +134,12 @@ fn deploy_all_reaches_every_live_server_and_reports_the_dead_one() {
         b["message"].as_str().unwrap().contains("about to fail"),
         "{b}"
     );
-    assert_eq!(servers[0].get("fan.test", "/").2, "v2");
+    assert_eq!(
+        servers[0].get("fan.test", "/").2,
+        "v2",
+        "{}",
+        describe(&output)
+    );
     assert_eq!(servers[1].get("fan.test", "/").2, "v1");
     assert_eq!(servers[2].get("fan.test", "/").2, "v2");
 

@@ -226,7 +226,8 @@ impl Engine {
                 deployment: slot.current.clone().unwrap_or_else(|| "?".into()),
             })?;
         let newest = self.store.newest_id(app)?;
-        let deployment_id = ids::deployment_id(ids::now_ms(), newest.as_deref());
+        let deployment_id =
+            ids::deployment_id(ids::now_ms(), newest.as_deref(), &self.settings.instance);
         slot.current = Some(deployment_id.clone());
         Ok(AppLock {
             app: app.to_string(),

@@ -156,7 +156,7 @@ fn summary(outcomes: &[Outcome], out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{:<w_target$}  {:<w_server$}  {:<17}  {:<8}  RESULT",
+        "{:<w_target$}  {:<w_server$}  {:<22}  {:<8}  RESULT",
         "TARGET", "SERVER", "DEPLOYMENT", "DURATION"
     )?;
     for o in outcomes {
@@ -167,7 +167,7 @@ fn summary(outcomes: &[Outcome], out: &mut dyn Write) -> anyhow::Result<()> {
         };
         writeln!(
             out,
-            "{:<w_target$}  {:<w_server$}  {:<17}  {:<8}  {result}",
+            "{:<w_target$}  {:<w_server$}  {:<22}  {:<8}  {result}",
             o.target,
             o.server,
             o.deployment_id.as_deref().unwrap_or("-"),
