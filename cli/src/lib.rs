@@ -26,6 +26,11 @@ pub enum Command {
     Logs(commands::logs::Args),
     /// Stop the app's containers.
     Stop(commands::stop::Args),
+    /// List earlier deployments each target can roll back to.
+    #[command(name = "rollback-targets")]
+    RollbackTargets(commands::rollback_targets::Args),
+    /// Roll a target back to an earlier deployment, with zero downtime.
+    Rollback(commands::rollback::Args),
     /// Check a config file and show the resolved configuration per target.
     #[command(name = "validate-config")]
     ValidateConfig(commands::validate_config::Args),

@@ -132,6 +132,16 @@ pub struct ReplicaInfo {
     pub health: String,
 }
 
+/// One version an app can roll back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackTarget {
+    pub deployment_id: String,
+    pub image: String,
+    pub deployed_at: Option<SystemTime>,
+    /// The version serving now.
+    pub live: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusReport {
     pub app: String,
@@ -286,6 +296,88 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Earlier deployments `app` can return to, newest first, and the history
+    /// strategy ("local", "registry" or "none").
+    pub async fn rollback_targets(
+        &mut self,
+        app: &str,
+    ) -> Result<(String, Vec<RollbackTarget>), ClientError> {
+        let response = self
+            .inner
+            .rollback_targets(v1::RollbackTargetsRequest {
+                app: app.to_string(),
+            })
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        let strategy = match v1::HistoryStrategy::try_from(response.strategy) {
+            Ok(v1::HistoryStrategy::None) => "none",
+            Ok(v1::HistoryStrategy::Registry) => "registry",
+            _ => "local",
+        };
+        let targets = response
+            .targets
+            .into_iter()
+            .map(|t| RollbackTarget {
+                deployment_id: t.deployment_id,
+                image: t.image,
+                deployed_at: t.deployed_at.and_then(|ts| SystemTime::try_from(ts).ok()),
+                live: t.live,
+            })
+            .collect();
+        Ok((strategy.to_string(), targets))
+    }
+
+    /// Redeploys deployment `id` of `spec.name` through the zero-downtime path;
+    /// `spec` carries the freshly resolved configuration (secrets are not kept on
+    /// the server).
+    pub async fn rollback(
+        &mut self,
+        spec: &AppSpec,
+        id: &str,
+        mut progress: impl FnMut(Progress) + Send,
+    ) -> Result<DeployReport, ClientError> {
+        let mut events = self
+            .inner
+            .rollback(v1::RollbackRequest {
+                deployment_id: id.to_string(),
+                spec: Some(spec.clone().into()),
+            })
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        while let Some(event) = events.message().await.map_err(|s| self.error(s))? {
+            match event.event {
+                Some(deploy_event::Event::Accepted(a)) => progress(Progress::Accepted {
+                    deployment_id: a.deployment_id,
+                }),
+                Some(deploy_event::Event::Phase(p)) => progress(Progress::Phase {
+                    name: phase_name(p.phase),
+                    message: p.message,
+                }),
+                Some(deploy_event::Event::Log(line)) => progress(Progress::Log {
+                    replica: line.replica,
+                    text: line.text,
+                }),
+                Some(deploy_event::Event::Result(result)) => {
+                    let status = v1::DeploymentStatus::try_from(result.status).unwrap_or_default();
+                    return Ok(DeployReport {
+                        deployment_id: result.deployment_id,
+                        succeeded: status == v1::DeploymentStatus::Succeeded,
+                        status: status_name(status),
+                        reason: result.reason,
+                        uploaded_bytes: 0,
+                    });
+                }
+                Some(deploy_event::Event::UploadWanted(_)) | None => {}
+            }
+        }
+        Err(ClientError::Call {
+            server: self.server.clone(),
+            message: "haloyd closed the rollback stream without a result; check its log".into(),
+        })
     }
 
     pub async fn status(&mut self, app: &str) -> Result<StatusReport, ClientError> {

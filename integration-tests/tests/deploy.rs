@@ -328,3 +328,55 @@ fn routes_come_back_after_haloyadm_stop_and_start() {
     assert_eq!(body(&server), "v1");
     assert_eq!(server.get("www.web.test", "/").0, 301);
 }
+
+#[test]
+fn rollback_returns_to_an_earlier_version() {
+    build_image("v1", "v1", true);
+    build_image("v2", "v2", true);
+    let server = Server::start();
+    let v1 = deployment_id(
+        &server.deploy(&server.app_config("v1", &config(&server, "v1", 2, "rolling"))),
+    );
+    let v2_config = server.app_config("v2", &config(&server, "v2", 2, "rolling"));
+    let v2 = deployment_id(&server.deploy(&v2_config));
+    let path = v2_config.display().to_string();
+
+    let listing = server.haloy(&["rollback-targets", "-c", &path, "--json"]);
+    assert!(listing.status.success(), "{}", describe(&listing));
+    let value: serde_json::Value = serde_json::from_slice(&listing.stdout).expect("JSON");
+    assert_eq!(value["strategy"], "local");
+    let ids: Vec<&str> = value["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["deployment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [v2.as_str(), v1.as_str()], "newest first");
+    assert_eq!(value["targets"][0]["live"], true);
+
+    let rollback = server.haloy(&["rollback", "-c", &path, &v1]);
+    assert!(rollback.status.success(), "{}", describe(&rollback));
+    assert_eq!(body(&server), "v1");
+    assert_eq!(server.containers("web").len(), 2);
+
+    let missing = server.haloy(&["rollback", "-c", &path, "20200101000000000-0000"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("does not exist"),
+        "{}",
+        describe(&missing)
+    );
+    let none = server.app_config(
+        "none",
+        &config(&server, "v2", 1, "rolling").replace(
+            "source: \"local\"",
+            "source: \"local\"\n  history: { strategy: \"none\" }",
+        ),
+    );
+    let refused = server.haloy(&["rollback", "-c", &none.display().to_string(), &v1]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("keeps no earlier versions"),
+        "{}",
+        describe(&refused)
+    );
+}

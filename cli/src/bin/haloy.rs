@@ -34,6 +34,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Status(args) => runtime()?.block_on(commands::status::run(args, &env, &mut out)),
         Command::Logs(args) => runtime()?.block_on(commands::logs::run(args, &env, &mut out)),
         Command::Stop(args) => runtime()?.block_on(commands::stop::run(args, &env, &mut out)),
+        Command::RollbackTargets(args) => {
+            runtime()?.block_on(commands::rollback_targets::run(args, &env, &mut out))
+        }
+        Command::Rollback(args) => {
+            runtime()?.block_on(commands::rollback::run(args, &env, &mut out))
+        }
         Command::ValidateConfig(args) => {
             commands::validate_config::run(args, &env, &mut out, &mut err)
         }

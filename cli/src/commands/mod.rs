@@ -3,6 +3,8 @@
 pub mod completion;
 pub mod deploy;
 pub mod logs;
+pub mod rollback;
+pub mod rollback_targets;
 pub mod server;
 pub mod status;
 pub mod stop;

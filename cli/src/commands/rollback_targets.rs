@@ -1,0 +1,69 @@
+//! `haloy rollback-targets`: earlier versions each target can return to.
+
+use std::io::Write;
+use std::time::UNIX_EPOCH;
+
+use haloy_controller::client::{Client, RollbackTarget};
+
+use super::target;
+use crate::context::{Env, TargetFlags};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub flags: TargetFlags,
+    /// Print one JSON object per target.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn when(target: &RollbackTarget) -> String {
+    target
+        .deployed_at
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| haloyd::ids::format_rfc3339(d.as_millis() as u64))
+        .unwrap_or_else(|| "-".into())
+}
+
+pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
+    let (_, targets) = target::resolve(&args.flags, env)?;
+    for target in &targets {
+        let mut client = Client::connect(&target.server, &target.token).await?;
+        let (strategy, versions) = client.rollback_targets(&target.plan.spec.name).await?;
+        if args.json {
+            let rows: Vec<serde_json::Value> = versions
+                .iter()
+                .map(|v| serde_json::json!({"deployment_id": v.deployment_id, "image": v.image, "deployed_at": when(v), "live": v.live}))
+                .collect();
+            let value = serde_json::json!({"target": target.plan.label(), "server": target.server, "strategy": strategy, "targets": rows});
+            writeln!(out, "{}", serde_json::to_string(&value)?)?;
+            continue;
+        }
+        if targets.len() > 1 {
+            writeln!(out, "[{}] {}", target.plan.label(), target.server)?;
+        }
+        if strategy == "none" {
+            writeln!(
+                out,
+                "image.history.strategy is none: no earlier versions are kept, so there is nothing to roll back to"
+            )?;
+            continue;
+        }
+        writeln!(
+            out,
+            "{:<24}  {:<20}  {:<4}  IMAGE",
+            "DEPLOYMENT", "DEPLOYED AT", "LIVE"
+        )?;
+        for v in &versions {
+            writeln!(
+                out,
+                "{:<24}  {:<20}  {:<4}  {}",
+                v.deployment_id,
+                when(v),
+                if v.live { "yes" } else { "" },
+                v.image
+            )?;
+        }
+    }
+    Ok(())
+}
