@@ -38,13 +38,14 @@ pub fn require(program: &str, args: &[&str], what: &str) {
     );
 }
 
-/// Where cargo put the binaries (target/debug), found from this test executable.
+/// Where cargo put the binaries (target/<profile>), found from this executable: a
+/// test lives in `deps/` below it, a program such as the benchmark beside it.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
     let path = dir.join(name);
     assert!(
         path.is_file(),
