@@ -191,6 +191,8 @@ async fn deploy_one(job: Job, options: &Options, lines: mpsc::UnboundedSender<Li
             image = ImageChoice::Existing;
         }
         let show_logs = options.show_logs;
+        let upload_started = Instant::now();
+        let mut reported_quarter = 0u64;
         let report = client
             .deploy(spec, image, |p| {
                 let text = match p {
@@ -208,6 +210,14 @@ async fn deploy_one(job: Job, options: &Options, lines: mpsc::UnboundedSender<Li
                     Progress::UploadPlanned { layers, of, bytes } => Some(format!(
                         "uploading {layers} of {of} layers ({bytes} bytes); the server has the rest"
                     )),
+                    Progress::Uploading { sent, total } if total > 0 => {
+                        // A line at each quarter: bytes, rate and time left.
+                        let quarter = sent * 4 / total;
+                        (quarter > reported_quarter).then(|| {
+                            reported_quarter = quarter;
+                            upload_line(sent, total, upload_started.elapsed())
+                        })
+                    }
                     Progress::Uploading { .. } => None,
                     Progress::Uploaded { bytes } => Some(format!("uploaded {bytes} bytes")),
                 };
@@ -251,4 +261,35 @@ async fn deploy_one(job: Job, options: &Options, lines: mpsc::UnboundedSender<Li
     }
     outcome.duration = started.elapsed();
     outcome
+}
+
+/// "uploaded 12.0 of 48.0 MiB (25%), 10.2 MiB/s, about 4 s left".
+fn upload_line(sent: u64, total: u64, elapsed: Duration) -> String {
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let rate = mib(sent) / elapsed.as_secs_f64().max(0.001);
+    let left = if rate > 0.0 {
+        mib(total.saturating_sub(sent)) / rate
+    } else {
+        0.0
+    };
+    format!(
+        "uploaded {:.1} of {:.1} MiB ({}%), {rate:.1} MiB/s, about {left:.0} s left",
+        mib(sent),
+        mib(total),
+        sent * 100 / total.max(1)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_lines_show_bytes_rate_and_time_left() {
+        let line = upload_line(12 << 20, 48 << 20, Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "uploaded 12.0 of 48.0 MiB (25%), 6.0 MiB/s, about 6 s left"
+        );
+    }
 }
