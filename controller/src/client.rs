@@ -284,16 +284,7 @@ impl Client {
                     replica: line.replica,
                     text: line.text,
                 }),
-                deploy_event::Event::Result(result) => {
-                    let status = v1::DeploymentStatus::try_from(result.status).unwrap_or_default();
-                    return Ok(DeployReport {
-                        deployment_id: result.deployment_id,
-                        succeeded: status == v1::DeploymentStatus::Succeeded,
-                        status: status_name(status),
-                        reason: result.reason,
-                        uploaded_bytes,
-                    });
-                }
+                deploy_event::Event::Result(result) => return Ok(report(result, uploaded_bytes)),
             }
         }
     }
@@ -361,16 +352,7 @@ impl Client {
                     replica: line.replica,
                     text: line.text,
                 }),
-                Some(deploy_event::Event::Result(result)) => {
-                    let status = v1::DeploymentStatus::try_from(result.status).unwrap_or_default();
-                    return Ok(DeployReport {
-                        deployment_id: result.deployment_id,
-                        succeeded: status == v1::DeploymentStatus::Succeeded,
-                        status: status_name(status),
-                        reason: result.reason,
-                        uploaded_bytes: 0,
-                    });
-                }
+                Some(deploy_event::Event::Result(result)) => return Ok(report(result, 0)),
                 Some(deploy_event::Event::UploadWanted(_)) | None => {}
             }
         }
@@ -481,6 +463,18 @@ impl Client {
             .map_err(|s| self.error(s))?
             .into_inner();
         Ok((v.haloyd, v.haproxy, v.docker))
+    }
+}
+
+/// The final event of a deploy or rollback stream as a report.
+fn report(result: v1::DeployResult, uploaded_bytes: u64) -> DeployReport {
+    let status = v1::DeploymentStatus::try_from(result.status).unwrap_or_default();
+    DeployReport {
+        deployment_id: result.deployment_id,
+        succeeded: status == v1::DeploymentStatus::Succeeded,
+        status: status_name(status),
+        reason: result.reason,
+        uploaded_bytes,
     }
 }
 

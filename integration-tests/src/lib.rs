@@ -371,6 +371,42 @@ impl Drop for Load {
     }
 }
 
+/// A one-replica app spec for calling haloyd through the client library: image
+/// `repository:tag` from the registry source (or an upload), `/health` checks,
+/// served at `<name>.test` on `network`.
+pub fn app_spec(
+    name: &str,
+    repository: &str,
+    tag: &str,
+    network: &str,
+) -> haloy_api::spec::AppSpec {
+    use haloy_api::spec::{
+        AppSpec, DeploymentStrategy, DomainSpec, History, ImageSource, ImageSpec,
+    };
+    AppSpec {
+        name: name.into(),
+        image: ImageSpec {
+            repository: repository.into(),
+            tag: tag.into(),
+            source: ImageSource::Registry,
+            registry: None,
+            history: History::None,
+        },
+        deployment_strategy: DeploymentStrategy::Rolling,
+        domains: vec![DomainSpec {
+            canonical: format!("{name}.test"),
+            aliases: vec![],
+        }],
+        acme_email: None,
+        replicas: 1,
+        port: 8080,
+        health_check_path: "/health".into(),
+        env: vec![],
+        volumes: vec![],
+        network: Some(network.to_string()),
+    }
+}
+
 /// A local-install haloyd with HAProxy, owned by one test, removed on drop.
 pub struct Server {
     pub home: tempfile::TempDir,

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use haloy_api::spec::{AppSpec, DeploymentStrategy, History, ImageSource, ImageSpec, Secret};
+use haloy_api::spec::Secret;
 use haloy_controller::client::{Client, ImageChoice};
 use integration_tests::{Server, build_image, describe, require, run};
 
@@ -95,28 +95,7 @@ async fn an_uploaded_image_is_loaded_and_deployed() {
     assert!(removed.status.success(), "{}", describe(&removed));
 
     let server = Server::start();
-    let spec = AppSpec {
-        name: "uploaded".into(),
-        image: ImageSpec {
-            repository: "haloy-it".into(),
-            tag: "upload".into(),
-            source: ImageSource::Registry,
-            registry: None,
-            history: History::None,
-        },
-        deployment_strategy: DeploymentStrategy::Rolling,
-        domains: vec![haloy_api::spec::DomainSpec {
-            canonical: "up.test".into(),
-            aliases: vec![],
-        }],
-        acme_email: None,
-        replicas: 1,
-        port: 8080,
-        health_check_path: "/health".into(),
-        env: vec![],
-        volumes: vec![],
-        network: Some(server.network.clone()),
-    };
+    let spec = integration_tests::app_spec("uploaded", "haloy-it", "upload", &server.network);
     let mut client = Client::connect(&server.api(), &Secret::new(server.token()))
         .await
         .unwrap();
@@ -139,7 +118,7 @@ async fn an_uploaded_image_is_loaded_and_deployed() {
         "{} of {archive_size}",
         report.uploaded_bytes
     );
-    assert_eq!(server.get("up.test", "/").2, "uploaded");
+    assert_eq!(server.get("uploaded.test", "/").2, "uploaded");
     let uploads: Vec<_> = std::fs::read_dir(server.data_dir().join("uploads"))
         .unwrap()
         .collect();

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use haloy_api::spec::AppSpec;
 use haloy_api::spec::Secret;
-use haloy_api::spec::{AppSpec, DeploymentStrategy, DomainSpec, History, ImageSource, ImageSpec};
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
 use haloy_controller::archive::ImageArchive;
 use haloy_controller::client::{Client, DeployReport, ImageChoice, Progress};
@@ -17,28 +17,7 @@ const SMALL_UPLOAD: u64 = 200 * 1024;
 
 fn spec(server: &Server, reference: &str, app: &str) -> AppSpec {
     let (repository, tag) = reference.rsplit_once(':').expect("repository:tag");
-    AppSpec {
-        name: app.into(),
-        image: ImageSpec {
-            repository: repository.into(),
-            tag: tag.into(),
-            source: ImageSource::Registry,
-            registry: None,
-            history: History::None,
-        },
-        deployment_strategy: DeploymentStrategy::Rolling,
-        domains: vec![DomainSpec {
-            canonical: format!("{app}.test"),
-            aliases: vec![],
-        }],
-        acme_email: None,
-        replicas: 1,
-        port: 8080,
-        health_check_path: "/health".into(),
-        env: vec![],
-        volumes: vec![],
-        network: Some(server.network.clone()),
-    }
+    integration_tests::app_spec(app, repository, tag, &server.network)
 }
 
 async fn deploy(

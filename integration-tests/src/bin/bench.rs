@@ -16,9 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use haloy_api::spec::{
-    AppSpec, DeploymentStrategy, DomainSpec, History, ImageSource, ImageSpec, Secret,
-};
+use haloy_api::spec::Secret;
 use haloy_controller::client::{Client, ImageChoice};
 use integration_tests::{Server, build_image, describe, run};
 
@@ -94,31 +92,6 @@ fn docker(args: &[&str]) {
     assert!(out.status.success(), "docker {args:?}: {}", describe(&out));
 }
 
-fn spec(server: &Server, tag: &str) -> AppSpec {
-    AppSpec {
-        name: "bench-upload".into(),
-        image: ImageSpec {
-            repository: "haloy-bench".into(),
-            tag: tag.into(),
-            source: ImageSource::Registry,
-            registry: None,
-            history: History::None,
-        },
-        deployment_strategy: DeploymentStrategy::Rolling,
-        domains: vec![DomainSpec {
-            canonical: "upload.test".into(),
-            aliases: vec![],
-        }],
-        acme_email: None,
-        replicas: 1,
-        port: 8080,
-        health_check_path: "/health".into(),
-        env: vec![],
-        volumes: vec![],
-        network: Some(server.network.clone()),
-    }
-}
-
 async fn upload(server: &Server, tag: &str, archive: &Path) -> (f64, u64) {
     let mut client = Client::connect(&server.api(), &Secret::new(server.token()))
         .await
@@ -126,7 +99,7 @@ async fn upload(server: &Server, tag: &str, archive: &Path) -> (f64, u64) {
     let started = Instant::now();
     let report = client
         .deploy(
-            &spec(server, tag),
+            &integration_tests::app_spec("bench-upload", "haloy-bench", tag, &server.network),
             ImageChoice::Upload(archive.to_path_buf()),
             |_| {},
         )
