@@ -29,6 +29,8 @@ pub struct Job {
 pub struct Line {
     pub target: String,
     pub text: String,
+    /// With `Options::upload_bars`: upload progress (bytes sent, total) instead of text.
+    pub upload: Option<(u64, u64)>,
 }
 
 /// How one target's deploy ended.
@@ -54,6 +56,9 @@ pub struct Options {
     pub config_dir: PathBuf,
     /// The environment hooks run with.
     pub env: HashMap<String, String>,
+    /// Report upload progress as `Line::upload` updates (for progress bars) rather
+    /// than a text line at each quarter.
+    pub upload_bars: bool,
     /// The workstation's Docker Engine ID: a server sharing it already has images
     /// built here, so they are not uploaded.
     pub local_docker_id: Option<String>,
@@ -140,6 +145,7 @@ fn tagged(target: &str, lines: &mpsc::UnboundedSender<Line>) -> mpsc::UnboundedS
             let _ = lines.send(Line {
                 target: target.clone(),
                 text,
+                upload: None,
             });
         }
     });
@@ -193,6 +199,8 @@ async fn deploy_one(job: Job, options: &Options, lines: mpsc::UnboundedSender<Li
         let show_logs = options.show_logs;
         let upload_started = Instant::now();
         let mut reported_quarter = 0u64;
+        let upload_bars = options.upload_bars;
+        let bar_lines = lines.clone();
         let report = client
             .deploy(spec, image, |p| {
                 let text = match p {
@@ -210,6 +218,14 @@ async fn deploy_one(job: Job, options: &Options, lines: mpsc::UnboundedSender<Li
                     Progress::UploadPlanned { layers, of, bytes } => Some(format!(
                         "uploading {layers} of {of} layers ({bytes} bytes); the server has the rest"
                     )),
+                    Progress::Uploading { sent, total } if upload_bars => {
+                        let _ = bar_lines.send(Line {
+                            target: label.clone(),
+                            text: String::new(),
+                            upload: Some((sent, total)),
+                        });
+                        None
+                    }
                     Progress::Uploading { sent, total } if total > 0 => {
                         // A line at each quarter: bytes, rate and time left.
                         let quarter = sent * 4 / total;

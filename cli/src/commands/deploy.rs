@@ -1,7 +1,10 @@
 //! `haloy deploy`: ship the configured version to the selected targets, concurrently,
 //! with hooks, prefixed output and a summary.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use haloy_controller::client::ImageChoice;
 use haloy_controller::fanout::{self, Job, Options, Outcome};
@@ -64,6 +67,8 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
         });
     }
     let many = jobs.len() > 1;
+    // Progress bars on a terminal; plain lines (a line per quarter) otherwise.
+    let bars = !args.json && std::io::stdout().is_terminal();
     let options = Options {
         concurrency: CONCURRENCY,
         show_logs: !args.no_logs,
@@ -74,6 +79,7 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
             .unwrap_or_else(|| env.cwd.clone()),
         env: env.vars.clone(),
         local_docker_id,
+        upload_bars: bars,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (pre, post) = (
@@ -82,15 +88,26 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
     );
     let runner =
         tokio::spawn(async move { fanout::deploy_all(&pre, &post, jobs, &options, tx).await });
+    let mut uploads = Uploads::default();
     while let Some(line) = rx.recv().await {
         let prefix = if many || line.target == fanout::GLOBAL {
             format!("[{}] ", line.target)
         } else {
             String::new()
         };
-        let sink: &mut dyn Write = if args.json { &mut err } else { &mut *out };
-        writeln!(sink, "{prefix}{}", line.text)?;
+        if let Some((sent, total)) = line.upload {
+            uploads.update(&line.target, sent, total);
+            continue;
+        }
+        let text = format!("{prefix}{}", line.text);
+        if uploads.active() {
+            uploads.println(&text);
+        } else {
+            let sink: &mut dyn Write = if args.json { &mut err } else { &mut *out };
+            writeln!(sink, "{text}")?;
+        }
     }
+    uploads.finish();
     let run = runner.await??;
 
     if args.json {
@@ -181,4 +198,50 @@ fn summary(outcomes: &[Outcome], out: &mut dyn Write) -> anyhow::Result<()> {
 async fn local_docker_id() -> Option<String> {
     let docker = haloy_controller::build::connect_local().await.ok()?;
     docker.info().await.ok()?.id.filter(|id| !id.is_empty())
+}
+
+/// One progress bar per target uploading an image: bytes, rate and ETA.
+#[derive(Default)]
+struct Uploads {
+    multi: Option<MultiProgress>,
+    bars: HashMap<String, ProgressBar>,
+}
+
+impl Uploads {
+    fn active(&self) -> bool {
+        self.bars.values().any(|bar| !bar.is_finished())
+    }
+
+    fn update(&mut self, target: &str, sent: u64, total: u64) {
+        let multi = self
+            .multi
+            .get_or_insert_with(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+        let bar = self.bars.entry(target.to_string()).or_insert_with(|| {
+            let style = ProgressStyle::with_template(
+                "[{prefix}] upload {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let bar = multi.add(ProgressBar::new(total).with_style(style));
+            bar.set_prefix(target.to_string());
+            bar
+        });
+        bar.set_length(total);
+        bar.set_position(sent);
+        if sent >= total {
+            bar.finish();
+        }
+    }
+
+    /// Prints above the bars so they stay intact.
+    fn println(&self, text: &str) {
+        if let Some(multi) = &self.multi {
+            let _ = multi.println(text);
+        }
+    }
+
+    fn finish(&self) {
+        for bar in self.bars.values() {
+            bar.finish();
+        }
+    }
 }
