@@ -133,3 +133,72 @@ fn without_force_a_server_sharing_this_docker_skips_the_upload() {
         .args(["rmi", "-f", "haloy-it-built:local"])
         .output();
 }
+
+/// Servers with Docker Engines of their own lack everything the workstation built,
+/// so the image really travels: in full the first time, one layer after a change.
+#[test]
+fn build_once_and_upload_to_three_servers_with_their_own_docker() {
+    let servers = Server::start_many_with_own_docker(3);
+    let home = servers[0].home.path().to_path_buf();
+    let down = free_port();
+    write_app(&home.join("app"), "own docker v1");
+    let path = servers[0].app_config("built", &config("o1", &servers, down));
+    let output = servers[0].haloy(&[
+        "deploy",
+        "--all",
+        "--json",
+        "-c",
+        &path.display().to_string(),
+    ]);
+    assert!(
+        !output.status.success(),
+        "the dead target fails the run:\n{}",
+        describe(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("[build] building haloy-it-built:o1").count(),
+        1,
+        "built once:\n{stderr}"
+    );
+    for r in results(&output.stdout) {
+        if r["target"] == "down" {
+            assert_eq!(r["result"], "failed", "{r}");
+            continue;
+        }
+        assert_eq!(r["result"], "succeeded", "{r}\n{}", describe(&output));
+        let bytes = r["uploaded_bytes"].as_u64().unwrap();
+        assert!(
+            bytes > 1_900_000,
+            "the whole image (busybox is ~2 MB) travels to a server that lacks it: {r}"
+        );
+    }
+    for server in &servers {
+        assert_eq!(server.get("built.test", "/").2, "own docker v1");
+    }
+
+    write_app(&home.join("app"), "own docker v2");
+    let path = servers[0].app_config("built", &config("o2", &servers, down));
+    let output = servers[0].haloy(&[
+        "deploy",
+        "-t",
+        "a,b,c",
+        "--json",
+        "-c",
+        &path.display().to_string(),
+    ]);
+    assert!(output.status.success(), "{}", describe(&output));
+    for r in results(&output.stdout) {
+        let bytes = r["uploaded_bytes"].as_u64().unwrap();
+        assert!(
+            bytes > 0 && bytes < 100_000,
+            "only the changed layer travels: {r}"
+        );
+    }
+    for server in &servers {
+        assert_eq!(server.get("built.test", "/").2, "own docker v2");
+    }
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", "haloy-it-built:o1", "haloy-it-built:o2"])
+        .output();
+}

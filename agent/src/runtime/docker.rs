@@ -80,7 +80,13 @@ impl ContainerRuntime for Docker {
 
     async fn engine_id(&self) -> Result<String, RuntimeError> {
         let info = self.client.info().await.map_err(error::daemon)?;
-        Ok(info.id.unwrap_or_default())
+        // Daemons on one host can share an ID (it comes from /etc/docker/key.json);
+        // with the data root the pair names one engine.
+        Ok(format!(
+            "{}@{}",
+            info.id.unwrap_or_default(),
+            info.docker_root_dir.unwrap_or_default()
+        ))
     }
 
     async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {

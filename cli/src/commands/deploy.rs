@@ -197,7 +197,10 @@ fn summary(outcomes: &[Outcome], out: &mut dyn Write) -> anyhow::Result<()> {
 /// This machine's Docker Engine ID, if Docker answers.
 async fn local_docker_id() -> Option<String> {
     let docker = haloy_controller::build::connect_local().await.ok()?;
-    docker.info().await.ok()?.id.filter(|id| !id.is_empty())
+    // The same form haloyd reports: engine ID and data root.
+    let info = docker.info().await.ok()?;
+    let id = info.id.filter(|id| !id.is_empty())?;
+    Some(format!("{id}@{}", info.docker_root_dir.unwrap_or_default()))
 }
 
 /// One progress bar per target uploading an image: bytes, rate and ETA.
