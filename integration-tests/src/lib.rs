@@ -416,89 +416,8 @@ pub struct Server {
     pub network: String,
     /// Extra environment for `haloy` runs (value sources read it).
     env: Vec<(String, String)>,
-    /// A Docker Engine of this server's own, when it must not share the
-    /// workstation's (then images really travel).
-    docker: Option<OwnDocker>,
     /// Held by the first server of a test (see [`Server::start_many`]).
     _serial: Option<MutexGuard<'static, ()>>,
-}
-
-/// A separate dockerd (own data root and socket, vfs storage, no default bridge),
-/// stopped and wiped on drop.
-struct OwnDocker {
-    dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl OwnDocker {
-    fn start() -> Self {
-        require("dockerd", &["--version"], "dockerd (Docker Engine)");
-        let dir = tempfile::tempdir().expect("docker dir");
-        std::fs::write(dir.path().join("daemon.json"), "{}").expect("daemon.json");
-        let socket = dir.path().join("docker.sock");
-        let log = std::fs::File::create(dir.path().join("dockerd.log")).expect("log");
-        let child = Command::new("dockerd")
-            .arg("--config-file")
-            .arg(dir.path().join("daemon.json"))
-            .arg("--data-root")
-            .arg(dir.path().join("root"))
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(dir.path().join("docker.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .args([
-                "--bridge",
-                "none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--storage-driver",
-                "vfs",
-            ])
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
-        let own = Self { child, dir };
-        let host = own.host();
-        eventually(
-            Duration::from_secs(30),
-            "a second dockerd to answer",
-            || {
-                Command::new("docker")
-                    .args(["-H", &host, "info"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-                    .then_some(())
-            },
-        );
-        own
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.dir.path().join("docker.sock").display())
-    }
-}
-
-impl Drop for OwnDocker {
-    fn drop(&mut self) {
-        // SIGTERM lets dockerd stop its containers; SIGKILL if it takes too long.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
@@ -507,20 +426,7 @@ impl Server {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Self::start_with(Some(serial), false)
-    }
-
-    /// Several servers, each with a Docker Engine of its own: nothing the workstation
-    /// builds is on them until it is uploaded.
-    pub fn start_many_with_own_docker(n: usize) -> Vec<Self> {
-        let serial = SERIAL
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut servers = vec![Self::start_with(Some(serial), true)];
-        for _ in 1..n {
-            servers.push(Self::start_with(None, true));
-        }
-        servers
+        Self::start_with(Some(serial))
     }
 
     /// Several servers on this machine for one test (separate HOMEs and ports).
@@ -528,14 +434,14 @@ impl Server {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut servers = vec![Self::start_with(Some(serial), false)];
+        let mut servers = vec![Self::start_with(Some(serial))];
         for _ in 1..n {
-            servers.push(Self::start_with(None, false));
+            servers.push(Self::start_with(None));
         }
         servers
     }
 
-    fn start_with(serial: Option<MutexGuard<'static, ()>>, own_docker: bool) -> Self {
+    fn start_with(serial: Option<MutexGuard<'static, ()>>) -> Self {
         require("docker", &["info"], "Docker Engine");
         require("haproxy", &["-v"], "HAProxy");
         if serial.is_some() {
@@ -551,7 +457,6 @@ impl Server {
             network: format!("haloy-{instance}"),
             instance,
             env: Vec::new(),
-            docker: own_docker.then(OwnDocker::start),
             _serial: serial,
         };
         let output = server.haloyadm(&[
@@ -644,13 +549,8 @@ impl Server {
         command
     }
 
-    /// haloyadm (and the haloyd it starts) use the server's own Docker if it has one.
     pub fn haloyadm(&self, args: &[&str]) -> Output {
-        let mut command = self.command("haloyadm");
-        if let Some(docker) = &self.docker {
-            command.env("DOCKER_HOST", docker.host());
-        }
-        run(command.args(args))
+        run(self.command("haloyadm").args(args))
     }
 
     pub fn haloy(&self, args: &[&str]) -> Output {
