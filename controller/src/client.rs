@@ -257,17 +257,11 @@ impl Client {
         loop {
             let event = events.message().await.map_err(|s| self.error(s))?;
             let Some(event) = event.and_then(|e| e.event) else {
-                return Err(ClientError::Call {
-                    server: self.server.clone(),
-                    message: "haloyd closed the deploy stream without a result; check its log"
-                        .into(),
-                });
+                return Err(self.no_result("deploy"));
             };
-            match event {
-                deploy_event::Event::Accepted(a) => progress(Progress::Accepted {
-                    deployment_id: a.deployment_id,
-                }),
-                deploy_event::Event::UploadWanted(wanted) => {
+            match into_progress(event) {
+                Ok(p) => progress(p),
+                Err(deploy_event::Event::UploadWanted(wanted)) => {
                     let (Some(tx), Some(staged)) = (sender.take(), &staged) else {
                         continue;
                     };
@@ -276,16 +270,18 @@ impl Client {
                         bytes: uploaded_bytes,
                     });
                 }
-                deploy_event::Event::Phase(p) => progress(Progress::Phase {
-                    name: phase_name(p.phase),
-                    message: p.message,
-                }),
-                deploy_event::Event::Log(line) => progress(Progress::Log {
-                    replica: line.replica,
-                    text: line.text,
-                }),
-                deploy_event::Event::Result(result) => return Ok(report(result, uploaded_bytes)),
+                Err(deploy_event::Event::Result(result)) => {
+                    return Ok(report(result, uploaded_bytes));
+                }
+                Err(_) => {}
             }
+        }
+    }
+
+    fn no_result(&self, stream: &str) -> ClientError {
+        ClientError::Call {
+            server: self.server.clone(),
+            message: format!("haloyd closed the {stream} stream without a result; check its log"),
         }
     }
 
@@ -340,26 +336,13 @@ impl Client {
             .map_err(|s| self.error(s))?
             .into_inner();
         while let Some(event) = events.message().await.map_err(|s| self.error(s))? {
-            match event.event {
-                Some(deploy_event::Event::Accepted(a)) => progress(Progress::Accepted {
-                    deployment_id: a.deployment_id,
-                }),
-                Some(deploy_event::Event::Phase(p)) => progress(Progress::Phase {
-                    name: phase_name(p.phase),
-                    message: p.message,
-                }),
-                Some(deploy_event::Event::Log(line)) => progress(Progress::Log {
-                    replica: line.replica,
-                    text: line.text,
-                }),
-                Some(deploy_event::Event::Result(result)) => return Ok(report(result, 0)),
-                Some(deploy_event::Event::UploadWanted(_)) | None => {}
+            match event.event.map(into_progress) {
+                Some(Ok(p)) => progress(p),
+                Some(Err(deploy_event::Event::Result(result))) => return Ok(report(result, 0)),
+                _ => {}
             }
         }
-        Err(ClientError::Call {
-            server: self.server.clone(),
-            message: "haloyd closed the rollback stream without a result; check its log".into(),
-        })
+        Err(self.no_result("rollback"))
     }
 
     pub async fn status(&mut self, app: &str) -> Result<StatusReport, ClientError> {
@@ -463,6 +446,25 @@ impl Client {
             .map_err(|s| self.error(s))?
             .into_inner();
         Ok((v.haloyd, v.haproxy, v.docker))
+    }
+}
+
+/// The events of the Deploy and Rollback streams that are plain progress; the others
+/// (upload requests, the result) come back for the caller to handle.
+fn into_progress(event: deploy_event::Event) -> Result<Progress, deploy_event::Event> {
+    match event {
+        deploy_event::Event::Accepted(a) => Ok(Progress::Accepted {
+            deployment_id: a.deployment_id,
+        }),
+        deploy_event::Event::Phase(p) => Ok(Progress::Phase {
+            name: phase_name(p.phase),
+            message: p.message,
+        }),
+        deploy_event::Event::Log(line) => Ok(Progress::Log {
+            replica: line.replica,
+            text: line.text,
+        }),
+        other => Err(other),
     }
 }
 
