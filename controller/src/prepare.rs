@@ -6,19 +6,9 @@ use haloy_api::spec::ImageSource;
 use tokio::sync::mpsc;
 
 use crate::build::{self, BuildError, BuildOutput};
+use crate::client::ImageChoice;
 use crate::config::plan::{BuildPlan, PushTo, TargetPlan};
 use crate::registry::{self, RegistryError};
-
-/// Where a target's server gets its image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImagePlan {
-    /// The image is already on the server (`image.source: local`).
-    OnServer,
-    /// The server pulls it from its registry (also after a push from here).
-    Pull,
-    /// The workstation uploads this local image to the server.
-    Upload { reference: String },
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
@@ -33,7 +23,7 @@ pub enum PrepareError {
 pub async fn prepare(
     targets: &[TargetPlan],
     lines: &mpsc::UnboundedSender<(String, String)>,
-) -> Result<Vec<ImagePlan>, PrepareError> {
+) -> Result<Vec<ImageChoice>, PrepareError> {
     let mut built: Vec<(BuildPlan, String)> = Vec::new();
     let mut pushed: Vec<(String, String)> = Vec::new();
     let mut plans = Vec::new();
@@ -42,8 +32,8 @@ pub async fn prepare(
         let spec = &target.spec;
         let Some(build_plan) = &target.build else {
             plans.push(match spec.image.source {
-                ImageSource::Local => ImagePlan::OnServer,
-                ImageSource::Registry => ImagePlan::Pull,
+                ImageSource::Local => ImageChoice::Existing,
+                ImageSource::Registry => ImageChoice::Pull,
             });
             continue;
         };
@@ -106,10 +96,10 @@ pub async fn prepare(
                     ));
                     pushed.push(key);
                 }
-                plans.push(ImagePlan::Pull);
+                plans.push(ImageChoice::Pull);
             }
             // Validation guarantees credentials for push: registry.
-            _ => plans.push(ImagePlan::Upload { reference }),
+            _ => plans.push(ImageChoice::UploadFromDocker(reference)),
         }
     }
     Ok(plans)

@@ -8,7 +8,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use haloy_controller::client::ImageChoice;
 use haloy_controller::fanout::{self, Job, Options, Outcome};
-use haloy_controller::prepare::{self, ImagePlan};
+use haloy_controller::prepare;
 use tokio::sync::mpsc;
 
 use super::target;
@@ -43,7 +43,9 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
         writeln!(sink, "[{stage}] {text}")?;
     }
     let images = preparing.await??;
-    let uploads = images.iter().any(|i| matches!(i, ImagePlan::Upload { .. }));
+    let uploads = images
+        .iter()
+        .any(|i| matches!(i, ImageChoice::UploadFromDocker(_)));
     // A server on this machine's Docker already has what was built here.
     // HALOY_FORCE_UPLOAD=1 uploads anyway (tests and benchmarks use it).
     let force_upload = env.vars.get("HALOY_FORCE_UPLOAD").is_some_and(|v| v == "1");
@@ -54,11 +56,6 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
     };
     let mut jobs = Vec::new();
     for (target, image) in targets.into_iter().zip(images) {
-        let image = match image {
-            ImagePlan::OnServer => ImageChoice::Existing,
-            ImagePlan::Pull => ImageChoice::Pull,
-            ImagePlan::Upload { reference } => ImageChoice::UploadFromDocker(reference),
-        };
         jobs.push(Job {
             plan: target.plan,
             server: target.server,
