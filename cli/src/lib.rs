@@ -5,7 +5,28 @@ pub mod admin;
 pub mod commands;
 pub mod context;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
+
+/// Runs an async command to completion on a fresh runtime.
+pub fn block_on(future: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
+}
+
+/// Prints an error with its causes and turns the outcome into the exit code.
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Deploy containerized apps to your own servers with zero downtime, automatic TLS and
 /// horizontal scaling.

@@ -10,35 +10,23 @@ fn main() -> ExitCode {
     // With COMPLETE=<shell> set, answer the shell's completion request and exit.
     clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    haloy_cli::exit_code(run(&cli))
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let env = Env::from_process()?;
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-    };
     match &cli.command {
-        Command::Deploy(args) => runtime()?.block_on(commands::deploy::run(args, &env, &mut out)),
-        Command::Status(args) => runtime()?.block_on(commands::status::run(args, &env, &mut out)),
-        Command::Logs(args) => runtime()?.block_on(commands::logs::run(args, &env, &mut out)),
-        Command::Stop(args) => runtime()?.block_on(commands::stop::run(args, &env, &mut out)),
+        Command::Deploy(args) => haloy_cli::block_on(commands::deploy::run(args, &env, &mut out)),
+        Command::Status(args) => haloy_cli::block_on(commands::status::run(args, &env, &mut out)),
+        Command::Logs(args) => haloy_cli::block_on(commands::logs::run(args, &env, &mut out)),
+        Command::Stop(args) => haloy_cli::block_on(commands::stop::run(args, &env, &mut out)),
         Command::RollbackTargets(args) => {
-            runtime()?.block_on(commands::rollback_targets::run(args, &env, &mut out))
+            haloy_cli::block_on(commands::rollback_targets::run(args, &env, &mut out))
         }
         Command::Rollback(args) => {
-            runtime()?.block_on(commands::rollback::run(args, &env, &mut out))
+            haloy_cli::block_on(commands::rollback::run(args, &env, &mut out))
         }
         Command::ValidateConfig(args) => {
             commands::validate_config::run(args, &env, &mut out, &mut err)

@@ -8,29 +8,17 @@ use haloy_cli::context::Env;
 
 fn main() -> ExitCode {
     let cli = AdminCli::parse();
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    haloy_cli::exit_code(run(&cli))
 }
 
 fn run(cli: &AdminCli) -> anyhow::Result<()> {
     let env = Env::from_process()?;
     let mut out = std::io::stdout().lock();
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-    };
     match &cli.command {
         AdminCommand::Init(args) => init::run(args, &env, &mut out),
-        AdminCommand::Start(args) => runtime()?.block_on(service::start(args, &env, &mut out)),
-        AdminCommand::Stop(args) => runtime()?.block_on(service::stop(args, &env, &mut out)),
-        AdminCommand::Restart(args) => runtime()?.block_on(service::restart(args, &env, &mut out)),
+        AdminCommand::Start(args) => haloy_cli::block_on(service::start(args, &env, &mut out)),
+        AdminCommand::Stop(args) => haloy_cli::block_on(service::stop(args, &env, &mut out)),
+        AdminCommand::Restart(args) => haloy_cli::block_on(service::restart(args, &env, &mut out)),
         AdminCommand::Api(command) => api::run(command, &env, &mut out),
     }
 }
