@@ -355,8 +355,9 @@ impl Engine {
                 ),
             )
             .await;
+            let names: Vec<String> = running.iter().map(|c| c.name.clone()).collect();
+            self.unroute(&spec.name, &names).await;
             for container in running {
-                self.unroute(&spec.name, &container.name).await;
                 self.runtime
                     .stop(&container.id, self.settings.stop_grace)
                     .await?;
@@ -645,27 +646,26 @@ impl Engine {
         }
     }
 
-    /// Removes a server from HAProxy if it is there; errors are logged, not fatal.
-    async fn unroute(&self, app: &str, name: &str) {
-        let present = match self.proxy.servers(app).await {
-            Ok(servers) => servers.iter().any(|s| s.name == name),
-            Err(_) => false,
+    /// Removes those of `names` that are servers of the app's backend, reading the
+    /// backend once; errors are logged, not fatal.
+    async fn unroute(&self, app: &str, names: &[String]) {
+        let Ok(servers) = self.proxy.servers(app).await else {
+            return;
         };
-        if present && let Err(e) = self.proxy.remove_server(app, name).await {
-            tracing::warn!(
-                app,
-                server = name,
-                "cannot remove the server from HAProxy: {e}"
-            );
+        for name in names {
+            if !servers.iter().any(|s| &s.name == name) {
+                continue;
+            }
+            if let Err(e) = self.proxy.remove_server(app, name).await {
+                tracing::warn!(app, server = %name, "cannot remove the server from HAProxy: {e}");
+            }
         }
     }
 
     /// Undoes a failed or cancelled deploy: new containers go, old ones stopped by a
     /// replace deploy come back.
     async fn undo(&self, spec: &AppSpec, work: &Work, events: &Events) {
-        for name in &work.routed {
-            self.unroute(&spec.name, name).await;
-        }
+        self.unroute(&spec.name, &work.routed).await;
         for container in &work.created {
             if let Err(e) = self.runtime.remove(&container.id).await {
                 tracing::warn!("cannot remove new container {}: {e}", container.name);

@@ -82,9 +82,10 @@ impl Engine {
         if containers.is_empty() {
             return Err(EngineError::NotFound(app.to_string()));
         }
+        let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+        self.unroute(app, &names).await;
         let (mut stopped, mut removed) = (Vec::new(), Vec::new());
         for container in containers {
-            self.unroute(app, &container.name).await;
             if container.state == ContainerState::Running {
                 self.runtime
                     .stop(&container.id, self.settings.stop_grace)
