@@ -4,7 +4,7 @@
 mod support;
 
 use haloy_api::spec::{History, ImageSource, VolumeSource};
-use haloy_controller::config::plan::PushTo;
+use haloy_controller::config::plan::{PushTo, TargetPlan};
 use support::Project;
 
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/seed");
@@ -105,6 +105,16 @@ fn every_seed_snippet_validates_inside_a_config() {
     assert_eq!(count, 17);
 }
 
+/// A target's env as (name, value) pairs.
+fn env_of(target: &TargetPlan) -> Vec<(&str, &str)> {
+    target
+        .spec
+        .env
+        .iter()
+        .map(|v| (v.name.as_str(), v.value.expose()))
+        .collect()
+}
+
 #[test]
 fn inheritance_example_resolves_as_its_comments_say() {
     let p = project_with("haloy.yaml", &seed("11-target-inheritance.yaml"));
@@ -119,13 +129,7 @@ fn inheritance_example_resolves_as_its_comments_say() {
     assert_eq!(production.spec.image.repository, "ghcr.io/my-org/my-app");
     assert_eq!(production.spec.image.tag, "v1.2.3");
     assert_eq!(production.spec.domains[0].canonical, "my-app.com");
-    let env: Vec<(&str, &str)> = production
-        .spec
-        .env
-        .iter()
-        .map(|v| (v.name.as_str(), v.value.expose()))
-        .collect();
-    assert_eq!(env, [("NODE_ENV", "production")]);
+    assert_eq!(env_of(production), [("NODE_ENV", "production")]);
 
     let staging = &plan.targets[1];
     assert_eq!(staging.server.as_deref(), Some("staging.haloy.com"));
@@ -134,13 +138,10 @@ fn inheritance_example_resolves_as_its_comments_say() {
     assert_eq!(staging.spec.image.repository, "ghcr.io/my-org/my-app");
     assert_eq!(staging.spec.image.tag, "latest");
     assert_eq!(staging.spec.domains[0].canonical, "staging.my-app.com");
-    let env: Vec<(&str, &str)> = staging
-        .spec
-        .env
-        .iter()
-        .map(|v| (v.name.as_str(), v.value.expose()))
-        .collect();
-    assert_eq!(env, [("LOG_LEVEL", "info"), ("FEATURE_FLAG", "false")]);
+    assert_eq!(
+        env_of(staging),
+        [("LOG_LEVEL", "info"), ("FEATURE_FLAG", "false")]
+    );
 }
 
 #[test]

@@ -557,16 +557,6 @@ impl Server {
         run(self.command("haloy").args(args))
     }
 
-    /// Starts `haloy` without waiting, for runs that overlap with a load.
-    pub fn haloy_spawn(&self, args: &[&str]) -> Child {
-        self.command("haloy")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("haloy")
-    }
-
     /// Writes an app config in the test's HOME and returns its path.
     pub fn app_config(&self, name: &str, yaml: &str) -> PathBuf {
         let path = self.home.path().join(format!("{name}.yaml"));

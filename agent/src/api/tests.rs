@@ -2,7 +2,6 @@
 //! engine on recording fakes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use haloy_api::spec::{AppSpec, DeploymentStrategy, History, ImageSource, ImageSpec, Secret};
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
@@ -13,8 +12,8 @@ use tonic::transport::{Channel, Endpoint};
 mod upload;
 
 use super::serve;
+use crate::engine::Engine;
 use crate::engine::fakes::{FakeProxy, FakeRuntime};
-use crate::engine::{Engine, EngineSettings};
 use crate::store::Store;
 
 const TOKEN: &str = "test-token";
@@ -28,13 +27,7 @@ struct Rig {
 async fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let runtime = Arc::new(FakeRuntime::default());
-    let settings = EngineSettings {
-        instance: "test".into(),
-        health_timeout: Duration::from_secs(2),
-        health_interval: Duration::from_millis(50),
-        drain_timeout: Duration::from_secs(1),
-        stop_grace: Duration::from_secs(1),
-    };
+    let settings = crate::engine::fakes::quick_settings();
     let engine = Arc::new(Engine::new(
         runtime.clone(),
         Arc::new(FakeProxy::default()),

@@ -19,6 +19,48 @@ use crate::runtime::{
     ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, LogLine, RuntimeError,
 };
 
+/// Engine settings for tests: short health, drain and stop timeouts.
+pub fn quick_settings() -> crate::engine::EngineSettings {
+    crate::engine::EngineSettings {
+        instance: "test".into(),
+        health_timeout: Duration::from_secs(3),
+        health_interval: Duration::from_millis(50),
+        drain_timeout: Duration::from_secs(1),
+        stop_grace: Duration::from_secs(1),
+    }
+}
+
+/// The calls a fake received ("method args"), and the methods told to fail.
+#[derive(Default)]
+pub struct CallLog {
+    calls: Mutex<Vec<String>>,
+    /// Method name → error message it fails with.
+    failures: Mutex<HashMap<&'static str, String>>,
+}
+
+impl CallLog {
+    /// Records `call`; the error message if its method was told to fail.
+    fn record(&self, call: String) -> Result<(), String> {
+        let method = call.split(' ').next().unwrap_or_default().to_string();
+        self.calls.lock().unwrap().push(call);
+        match self.failures.lock().unwrap().get(method.as_str()) {
+            Some(message) => Err(message.clone()),
+            None => Ok(()),
+        }
+    }
+
+    pub fn fail(&self, method: &'static str, message: &str) {
+        self.failures
+            .lock()
+            .unwrap()
+            .insert(method, message.to_string());
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
 struct FakeContainer {
     info: ContainerInfo,
     server: Option<JoinHandle<()>>,
@@ -30,9 +72,7 @@ pub struct FakeRuntime {
     pub images: Mutex<HashSet<String>>,
     /// What `layer_chains` answers.
     pub chains: Mutex<Vec<Vec<String>>>,
-    pub calls: Mutex<Vec<String>>,
-    /// Method name → error message it fails with.
-    pub failures: Mutex<HashMap<&'static str, String>>,
+    pub log: CallLog,
     next_id: Mutex<u32>,
 }
 
@@ -58,23 +98,7 @@ async fn serve(image: &str) -> (u16, JoinHandle<()>) {
 
 impl FakeRuntime {
     fn record(&self, call: String) -> Result<(), RuntimeError> {
-        let method = call.split(' ').next().unwrap_or_default().to_string();
-        self.calls.lock().unwrap().push(call);
-        match self.failures.lock().unwrap().get(method.as_str()) {
-            Some(message) => Err(RuntimeError::Other(message.clone())),
-            None => Ok(()),
-        }
-    }
-
-    pub fn fail(&self, method: &'static str, message: &str) {
-        self.failures
-            .lock()
-            .unwrap()
-            .insert(method, message.to_string());
-    }
-
-    pub fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
+        self.log.record(call).map_err(RuntimeError::Other)
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -265,30 +289,12 @@ impl ContainerRuntime for FakeRuntime {
 #[derive(Default)]
 pub struct FakeProxy {
     pub apps: Mutex<BTreeMap<String, Vec<ServerStatus>>>,
-    pub calls: Mutex<Vec<String>>,
-    pub failures: Mutex<HashMap<&'static str, String>>,
-    pub synced: Mutex<Vec<AppRoute>>,
+    pub log: CallLog,
 }
 
 impl FakeProxy {
     fn record(&self, call: String) -> Result<(), ProxyError> {
-        let method = call.split(' ').next().unwrap_or_default().to_string();
-        self.calls.lock().unwrap().push(call);
-        match self.failures.lock().unwrap().get(method.as_str()) {
-            Some(message) => Err(ProxyError::Other(message.clone())),
-            None => Ok(()),
-        }
-    }
-
-    pub fn fail(&self, method: &'static str, message: &str) {
-        self.failures
-            .lock()
-            .unwrap()
-            .insert(method, message.to_string());
-    }
-
-    pub fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
+        self.log.record(call).map_err(ProxyError::Other)
     }
 
     pub fn server_names(&self, app: &str) -> Vec<String> {
@@ -322,7 +328,6 @@ impl Proxy for FakeProxy {
                     .collect(),
             );
         }
-        *self.synced.lock().unwrap() = routes.to_vec();
         Ok(())
     }
     async fn ensure_app(&self, route: &AppRoute) -> Result<(), ProxyError> {

@@ -23,13 +23,7 @@ fn rig() -> Rig {
     let runtime = Arc::new(FakeRuntime::default());
     let proxy = Arc::new(FakeProxy::default());
     let store = Store::open(dir.path()).unwrap();
-    let settings = EngineSettings {
-        instance: "test".into(),
-        health_timeout: Duration::from_secs(3),
-        health_interval: Duration::from_millis(50),
-        drain_timeout: Duration::from_secs(1),
-        stop_grace: Duration::from_secs(1),
-    };
+    let settings = super::fakes::quick_settings();
     let engine = Engine::new(runtime.clone(), proxy.clone(), store, settings);
     Rig {
         engine,
@@ -103,12 +97,12 @@ async fn rolling_deploy_switches_before_retiring_the_old_version() {
     assert_eq!(r.runtime.names(), new, "only v2 containers remain");
     assert_eq!(r.proxy.server_names("web"), new);
 
-    let calls = r.proxy.calls();
+    let calls = r.proxy.log.calls();
     let added = position(&calls, &format!("add_server {}", new[1]));
     let drained = position(&calls, &format!("drain_server {}", old[0]));
     let removed = position(&calls, &format!("remove_server {}", old[0]));
     assert!(added < drained && drained < removed, "{calls:?}");
-    let runtime_calls = r.runtime.calls();
+    let runtime_calls = r.runtime.log.calls();
     assert!(
         position(&runtime_calls, &format!("run {}", new[0]))
             < position(&runtime_calls, &format!("stop {}", old[0]))
@@ -160,6 +154,7 @@ async fn a_failed_health_check_keeps_the_old_version_and_streams_logs() {
     assert_eq!(r.proxy.server_names("web"), old, "v1 still routed");
     assert!(
         !r.proxy
+            .log
             .calls()
             .iter()
             .any(|c| c.starts_with("drain_server"))
@@ -206,7 +201,7 @@ async fn replace_stops_the_old_version_first_and_restores_it_on_failure() {
     s.image.tag = "v2".into();
     let (v2, events) = r.deploy(&s, ImageInput::Pull).await;
     assert_eq!(v2.status, Status::Succeeded, "{}", v2.reason);
-    let calls = r.runtime.calls();
+    let calls = r.runtime.log.calls();
     assert!(
         position(&calls, &format!("stop web-{}-1", v1.deployment_id))
             < position(&calls, &format!("run web-{}-1", v2.deployment_id))
@@ -296,6 +291,7 @@ async fn images_come_from_uploads_or_must_exist() {
     assert_eq!(uploaded.status, Status::Succeeded, "{}", uploaded.reason);
     assert!(
         r.runtime
+            .log
             .calls()
             .contains(&"tag_image uploaded:abc web:v1".to_string())
     );
@@ -317,6 +313,7 @@ async fn local_history_tags_the_image_with_the_deployment_id() {
     assert_eq!(record.image, format!("web:{}", outcome.deployment_id));
     assert!(
         r.runtime
+            .log
             .calls()
             .contains(&format!("tag_image web:v1 web:{}", outcome.deployment_id))
     );
@@ -326,7 +323,7 @@ async fn local_history_tags_the_image_with_the_deployment_id() {
 async fn a_proxy_failure_at_the_switch_keeps_the_old_version() {
     let r = rig();
     let (v1, _) = r.deploy(&spec("v1"), ImageInput::Pull).await;
-    r.proxy.fail("add_server", "runtime API unreachable");
+    r.proxy.log.fail("add_server", "runtime API unreachable");
     let (v2, _) = r.deploy(&spec("v2"), ImageInput::Pull).await;
     assert_eq!(v2.status, Status::Failed);
     assert!(
@@ -428,6 +425,7 @@ async fn status_and_stop() {
 async fn a_failed_pull_is_reported_and_leaves_nothing() {
     let r = rig();
     r.runtime
+        .log
         .fail("pull_image", "registry 127.0.0.1:1 refused the connection");
     let (outcome, _) = r.deploy(&spec("v1"), ImageInput::Pull).await;
     assert_eq!(outcome.status, Status::Failed);
@@ -438,9 +436,9 @@ async fn a_failed_pull_is_reported_and_leaves_nothing() {
     );
     assert!(r.runtime.names().is_empty());
     assert!(
-        r.proxy.calls().is_empty(),
+        r.proxy.log.calls().is_empty(),
         "HAProxy untouched: {:?}",
-        r.proxy.calls()
+        r.proxy.log.calls()
     );
 }
 

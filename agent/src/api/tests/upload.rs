@@ -76,6 +76,7 @@ async fn uploads_are_checked_against_their_digest() {
     );
     assert!(
         rig.runtime
+            .log
             .calls()
             .iter()
             .any(|c| c == "tag_image uploaded:img web:v1")
@@ -121,10 +122,11 @@ async fn only_the_layers_above_what_the_server_has_are_wanted() {
     );
     assert!(
         rig.runtime
+            .log
             .calls()
             .contains(&format!("tag_image {id} web:v1")),
         "the announced image becomes spec.image: {:?}",
-        rig.runtime.calls()
+        rig.runtime.log.calls()
     );
     assert!(leftovers(rig._dir.path()).is_empty());
 }
@@ -146,7 +148,7 @@ async fn an_image_the_server_has_is_not_uploaded_again() {
         "{}",
         r.reason
     );
-    let calls = rig.runtime.calls();
+    let calls = rig.runtime.log.calls();
     assert!(
         calls.contains(&format!("tag_image {id} web:v1")),
         "{calls:?}"
@@ -219,6 +221,7 @@ async fn an_upload_the_client_abandons_leaves_no_file() {
     }
     assert!(
         !rig.runtime
+            .log
             .calls()
             .iter()
             .any(|c| c.starts_with("load_image")),
