@@ -14,6 +14,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod engine;
+
+pub use engine::Engine;
+
 /// Label on every image the tests build, so `scripts/test` can remove them.
 pub const TEST_LABEL: &str = "dev.haloy.test";
 
@@ -416,6 +420,10 @@ pub struct Server {
     pub network: String,
     /// Extra environment for `haloy` runs (value sources read it).
     env: Vec<(String, String)>,
+    /// Forwarding the API and HTTP ports into the engine's namespace; dropped before it.
+    _relays: Vec<engine::Relay>,
+    /// The server's own Docker, when it is not this machine's (see [`Server::start_isolated`]).
+    engine: Option<Engine>,
     /// Held by the first server of a test (see [`Server::start_many`]).
     _serial: Option<MutexGuard<'static, ()>>,
 }
@@ -426,7 +434,7 @@ impl Server {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Self::start_with(Some(serial))
+        Self::start_with(Some(serial), None)
     }
 
     /// Several servers on this machine for one test (separate HOMEs and ports).
@@ -434,22 +442,48 @@ impl Server {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut servers = vec![Self::start_with(Some(serial))];
+        let mut servers = vec![Self::start_with(Some(serial), None)];
         for _ in 1..n {
-            servers.push(Self::start_with(None));
+            servers.push(Self::start_with(None, None));
         }
         servers
     }
 
-    fn start_with(serial: Option<MutexGuard<'static, ()>>) -> Self {
+    /// Servers that are other machines to this one: each on a Docker Engine of its own
+    /// in a network namespace of its own, its API and HTTP ports forwarded to the same
+    /// ports on this machine's loopback. The workstation's images are not on them.
+    pub fn start_isolated(n: usize) -> Vec<Self> {
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        remove_debris();
+        let engines: Vec<Engine> = std::thread::scope(|scope| {
+            let started: Vec<_> = (0..n).map(|_| scope.spawn(Engine::start)).collect();
+            started
+                .into_iter()
+                .map(|s| s.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let mut serial = Some(serial);
+        engines
+            .into_iter()
+            .map(|engine| Self::start_with(serial.take(), Some(engine)))
+            .collect()
+    }
+
+    fn start_with(serial: Option<MutexGuard<'static, ()>>, engine: Option<Engine>) -> Self {
         require("docker", &["info"], "Docker Engine");
         require("haproxy", &["-v"], "HAProxy");
-        if serial.is_some() {
+        if serial.is_some() && engine.is_none() {
             remove_debris();
         }
         let home = tempfile::tempdir().expect("home");
         let (http_port, https_port, api_port) = (free_port(), free_port(), free_port());
         let instance = format!("it-{}-{}", std::process::id(), api_port);
+        let relays = engine
+            .as_ref()
+            .map(|engine| vec![engine.relay(api_port), engine.relay(http_port)])
+            .unwrap_or_default();
         let server = Self {
             home,
             http_port,
@@ -457,6 +491,8 @@ impl Server {
             network: format!("haloy-{instance}"),
             instance,
             env: Vec::new(),
+            _relays: relays,
+            engine,
             _serial: serial,
         };
         let output = server.haloyadm(&[
@@ -538,15 +574,32 @@ impl Server {
         self.env.push((name.to_string(), value.to_string()));
     }
 
+    /// `haloy` runs on this machine (the workstation); `haloyadm`, and so haloyd and
+    /// HAProxy, on the server's machine.
     fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(bin(program));
+        let on_server = program == "haloyadm";
+        let mut command = match &self.engine {
+            Some(engine) if on_server => engine.inside(&bin(program)),
+            _ => Command::new(bin(program)),
+        };
         command
             .env_clear()
             .env("HOME", self.home.path())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.home.path());
+        if let Some(engine) = self.engine.as_ref().filter(|_| on_server) {
+            command.env("DOCKER_HOST", engine.docker_host());
+        }
         command
+    }
+
+    /// The docker CLI talking to this server's Docker.
+    pub fn docker(&self) -> Command {
+        match &self.engine {
+            Some(engine) => engine.docker(),
+            None => Command::new("docker"),
+        }
     }
 
     pub fn haloyadm(&self, args: &[&str]) -> Output {
@@ -578,7 +631,7 @@ impl Server {
 
     /// Names of this server's containers (running or not) for `app`.
     pub fn containers(&self, app: &str) -> Vec<String> {
-        let output = run(Command::new("docker").args([
+        let output = run(self.docker().args([
             "ps",
             "-a",
             "--filter",
@@ -610,6 +663,10 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.haloyadm(&["stop", "--local-install"]);
+        if self.engine.is_some() {
+            // Dropping the engine removes everything on it.
+            return;
+        }
         remove_instance(&self.instance);
         let _ = Command::new("docker")
             .args(["network", "rm", &self.network])
@@ -670,6 +727,7 @@ fn remove_instance(instance: &str) {
 
 /// Containers and networks of earlier test processes that died before cleaning up.
 fn remove_debris() {
+    engine::remove_debris();
     let Ok(output) = Command::new("docker")
         .args([
             "ps",

@@ -1,10 +1,8 @@
 //! Built on the workstation, shipped to every server: `haloy deploy --all` builds the
-//! image once, runs the upload protocol with three servers at once and a fourth
-//! target whose server is down fails alone.
-//!
-//! The servers here share this machine's Docker, so each already has every layer the
-//! build made and the upload moves 0 bytes; `upload.rs` measures partial uploads
-//! against a server that lacks layers.
+//! image once and uploads it to three servers at once, each on a Docker Engine of its
+//! own (another machine, as far as the upload can tell), while a fourth target whose
+//! server is down fails alone. A redeploy after a one-file change moves about one
+//! layer to each.
 
 use integration_tests::{Server, describe, free_port};
 
@@ -47,10 +45,8 @@ fn results(stdout: &[u8]) -> Vec<serde_json::Value> {
 
 #[test]
 fn build_once_upload_to_three_servers_and_redeploy_one_layer() {
-    let mut servers = Server::start_many(3);
+    let servers = Server::start_isolated(3);
     let home = servers[0].home.path().to_path_buf();
-    // The servers share this machine's Docker; uploading anyway exercises the upload.
-    servers[0].set_env("HALOY_FORCE_UPLOAD", "1");
     let down = free_port();
     write_app(&home.join("app"), "built v1");
     let path = servers[0].app_config("built", &config("v1", &servers, down));
@@ -70,15 +66,39 @@ fn build_once_upload_to_three_servers_and_redeploy_one_layer() {
     );
     let first = results(&output.stdout);
     assert_eq!(first.len(), 4);
+    let image_size = image_size("haloy-it-built:v1");
     for r in &first {
         let ok = r["result"] == "succeeded";
         assert_eq!(ok, r["target"] != "down", "{r}\n{}", describe(&output));
+        if ok {
+            // Every layer travels to a server that has none: the archive is the image
+            // plus tar headers and metadata.
+            let sent = r["uploaded_bytes"].as_u64().unwrap();
+            assert!(
+                sent >= image_size && sent < image_size + 100_000,
+                "{sent} bytes sent for an image of {image_size}: {r}"
+            );
+        } else {
+            assert!(
+                r["message"].as_str().unwrap().contains(&down.to_string()),
+                "the failure names the unreachable server: {r}"
+            );
+        }
     }
     for server in &servers {
         assert_eq!(server.get("built.test", "/").2, "built v1");
+        let out = server
+            .docker()
+            .args(["image", "inspect", "haloy-it-built:v1"])
+            .output()
+            .expect("docker");
+        assert!(
+            out.status.success(),
+            "the image is on the server's own Docker"
+        );
     }
 
-    // One file changes: the protocol runs again for every server.
+    // One file changes: each server receives about that one layer.
     write_app(&home.join("app"), "built v2, one line changed");
     let path = servers[0].app_config("built", &config("v2", &servers, down));
     let output = servers[0].haloy(&[
@@ -91,14 +111,17 @@ fn build_once_upload_to_three_servers_and_redeploy_one_layer() {
     ]);
     assert!(output.status.success(), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    for r in results(&output.stdout) {
-        assert_eq!(
-            r["uploaded_bytes"], 0,
-            "the shared Docker has the image: {r}"
+    let results = results(&output.stdout);
+    assert_eq!(results.len(), 3);
+    for r in results {
+        let sent = r["uploaded_bytes"].as_u64().unwrap();
+        assert!(
+            sent > 0 && sent < 100_000,
+            "only the changed layer travels ({sent} bytes of an image of {image_size}): {r}"
         );
         let target = r["target"].as_str().unwrap();
         assert!(
-            stderr.contains(&format!("[{target}] the server has all ")),
+            stderr.contains(&format!("[{target}] uploading 1 of 2 layers")),
             "{stderr}"
         );
     }
@@ -111,6 +134,16 @@ fn build_once_upload_to_three_servers_and_redeploy_one_layer() {
     let _ = std::process::Command::new("docker")
         .args(["rmi", "-f", "haloy-it-built:v1", "haloy-it-built:v2"])
         .output();
+}
+
+/// The image's size as this machine's Docker reports it.
+fn image_size(reference: &str) -> u64 {
+    let out = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Size}}", reference])
+        .output()
+        .expect("docker");
+    assert!(out.status.success(), "{}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 #[test]

@@ -1,0 +1,268 @@
+//! A second machine on this one: a Docker Engine of its own in a network namespace of
+//! its own. A server started on it lacks every layer this machine's Docker has, so an
+//! upload to it really moves bytes.
+//!
+//! Why a namespace: a second dockerd in the host's network namespace manages the same
+//! `docker0` bridge and iptables chains as the machine's engine and breaks it. Inside
+//! its own namespace it gets its own bridge and rules. It is entered with `nsenter
+//! --net` rather than `ip netns exec`, which remounts `/sys` and hides the cgroup
+//! hierarchy dockerd needs.
+//!
+//! The namespace's loopback is not the host's, so [`Relay`] forwards a host loopback
+//! port to the same port inside (socat), and the workstation side of a test (`haloy`,
+//! HTTP requests) runs unchanged.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::{describe, eventually, require, run};
+
+/// Prefix of the namespaces and directories engines create; the pid that follows lets
+/// [`remove_debris`] find those of test processes that died.
+const PREFIX: &str = "haloy-it-engine-";
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A dockerd in its own network namespace, with its own data; dropping it stops the
+/// daemon and removes the namespace and every file it wrote.
+pub struct Engine {
+    pub netns: String,
+    dir: PathBuf,
+    dockerd: Child,
+}
+
+impl Engine {
+    pub fn start() -> Self {
+        require("ip", &["netns", "list"], "iproute2 (ip netns)");
+        require("nsenter", &["--version"], "nsenter (util-linux)");
+        require("dockerd", &["--version"], "dockerd");
+        require("socat", &["-V"], "socat");
+        let name = format!(
+            "{PREFIX}{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&dir).expect("engine dir");
+        let out = run(Command::new("ip").args(["netns", "add", &name]));
+        assert!(out.status.success(), "ip netns add: {}", describe(&out));
+        let out = run(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        assert!(out.status.success(), "loopback up: {}", describe(&out));
+        // The same storage driver and MTU as this machine's engine, which knows what
+        // works here.
+        let driver = host_docker_info("{{.Driver}}");
+        std::fs::write(
+            dir.join("daemon.json"),
+            format!("{{\"storage-driver\": \"{driver}\", \"mtu\": 1400}}"),
+        )
+        .expect("daemon.json");
+        let log = std::fs::File::create(dir.join("dockerd.log")).expect("dockerd.log");
+        let dockerd = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{name}"))
+            .arg("dockerd")
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", dir.join("docker.sock").display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("dockerd");
+        let mut engine = Self {
+            netns: name,
+            dir,
+            dockerd,
+        };
+        let ready = |engine: &mut Self| {
+            eventually(Duration::from_secs(60), "the engine to answer", || {
+                if let Ok(Some(status)) = engine.dockerd.try_wait() {
+                    panic!(
+                        "dockerd exited ({status}):\n{}",
+                        std::fs::read_to_string(engine.dir.join("dockerd.log")).unwrap_or_default()
+                    );
+                }
+                engine
+                    .docker()
+                    .arg("info")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    .then_some(())
+            })
+        };
+        ready(&mut engine);
+        engine
+    }
+
+    /// `DOCKER_HOST` for this engine.
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.dir.join("docker.sock").display())
+    }
+
+    /// The docker CLI talking to this engine.
+    pub fn docker(&self) -> Command {
+        let mut command = Command::new("docker");
+        command.env("DOCKER_HOST", self.docker_host());
+        command
+    }
+
+    /// `program` run inside the namespace, against this engine.
+    pub fn inside(&self, program: &Path) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net=/run/netns/{}", self.netns))
+            .arg(program);
+        command
+    }
+
+    /// Forwards `port` on the host's loopback to the same port inside.
+    pub fn relay(&self, port: u16) -> Relay {
+        let socat = Command::new("socat")
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+            .arg(format!(
+                "EXEC:nsenter --net=/run/netns/{} socat STDIO TCP\\:127.0.0.1\\:{port}",
+                self.netns
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("socat");
+        eventually(Duration::from_secs(10), "the relay to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| ())
+        });
+        Relay(socat)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Ok(out) = self.docker().args(["ps", "-aq"]).output() {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let _ = self
+                    .docker()
+                    .args(["rm", "-f"])
+                    .args(&ids)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        // SIGTERM lets dockerd unmount its layers and stop its containerd.
+        let _ = Command::new("kill")
+            .arg(self.dockerd.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.dockerd.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.dockerd.kill();
+        let _ = self.dockerd.wait();
+        remove(&self.netns, &self.dir);
+    }
+}
+
+/// A socat forwarding one port into a namespace; dropping it stops it and the
+/// connections it forks.
+pub struct Relay(Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["--", &format!("-{}", self.0.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn host_docker_info(format: &str) -> String {
+    let out = run(Command::new("docker").args(["info", "--format", format]));
+    assert!(out.status.success(), "docker info: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Kills what is left in the namespace, deletes it, unmounts what is left under `dir`
+/// and removes it.
+fn remove(netns: &str, dir: &Path) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", netns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+    let _ = Command::new("ip")
+        .args(["netns", "del", netns])
+        .stderr(Stdio::null())
+        .status();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut below: Vec<&str> = mounts
+        .lines()
+        .filter_map(|line| line.split(' ').nth(1))
+        .filter(|point| Path::new(point).starts_with(dir))
+        .collect();
+    // Deepest first.
+    below.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    for point in below {
+        let _ = Command::new("umount")
+            .args(["-l", point])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Engines of test processes that died before dropping them.
+pub(crate) fn remove_debris() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    let dirs = std::fs::read_dir(std::env::temp_dir())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let names = listed
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .chain(dirs)
+        .filter(|name| name.starts_with(PREFIX))
+        .collect::<std::collections::BTreeSet<_>>();
+    for name in names {
+        let dead = name[PREFIX.len()..]
+            .split('-')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| {
+                pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+            });
+        if dead {
+            remove(&name, &std::env::temp_dir().join(&name));
+        }
+    }
+}
