@@ -52,10 +52,6 @@ impl Layout {
         self.data_dir.join("db")
     }
 
-    pub fn upload_dir(&self) -> PathBuf {
-        self.data_dir.join("uploads")
-    }
-
     /// haloyd's pid file and log, written by `haloyadm start`.
     pub fn haloyd_pid_file(&self) -> PathBuf {
         self.data_dir.join("haloyd.pid")

@@ -49,7 +49,6 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
         data_dir: config.data_dir.clone(),
     };
     let token = setup::read_token(&layout)?;
-    prepare_upload_dir(&layout)?;
     let store = Store::open(&layout.db_dir())?;
     let docker = Arc::new(Docker::connect().await?);
     let haproxy = Arc::new(Haproxy::new(haproxy_settings(&layout, &config))?);
@@ -91,7 +90,6 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     let served = crate::api::serve(
         engine,
         token,
-        layout.upload_dir(),
         TcpListenerStream::new(listener),
         shutdown_signal(),
     )
@@ -111,20 +109,6 @@ pub fn haproxy_settings(layout: &Layout, config: &HaloydConfig) -> HaproxySettin
         acme_socket: layout.data_dir.join("acme.sock"),
         program: "haproxy".into(),
     }
-}
-
-/// Uploads left by an earlier run belong to deploys that can no longer finish.
-fn prepare_upload_dir(layout: &Layout) -> Result<(), DaemonError> {
-    let dir = layout.upload_dir();
-    let fail = |e: std::io::Error| DaemonError::Prepare {
-        path: dir.display().to_string(),
-        reason: e.to_string(),
-    };
-    std::fs::create_dir_all(&dir).map_err(fail)?;
-    for entry in std::fs::read_dir(&dir).map_err(fail)?.flatten() {
-        let _ = std::fs::remove_file(entry.path());
-    }
-    Ok(())
 }
 
 async fn shutdown_signal() {

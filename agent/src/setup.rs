@@ -81,7 +81,6 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         (layout.haproxy_dir(), 0o755),
         (layout.cert_dir(), 0o700),
         (layout.db_dir(), 0o700),
-        (layout.upload_dir(), 0o700),
     ] {
         std::fs::create_dir_all(&dir)
             .and_then(|()| set_mode(&dir, mode))

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use haloy_api::spec::{RegistryAuth, Secret, VolumeMount, VolumeSource};
 use haloyd::runtime::docker::Docker;
-use haloyd::runtime::{ContainerRuntime, ContainerState, RuntimeError, labels};
+use haloyd::runtime::{ArchiveStream, ContainerRuntime, ContainerState, RuntimeError, labels};
 use support::{HTTPD, Sandbox, docker, eventually, http_get};
 
 const SOON: Duration = Duration::from_secs(20);
@@ -302,7 +302,8 @@ async fn load_a_saved_image_then_tag_it() {
     docker(&["rmi", &image]);
     assert!(!runtime.image_exists(&image).await.unwrap());
 
-    let loaded = runtime.load_image(&archive).await.unwrap();
+    let bytes = std::fs::read(&archive).unwrap();
+    let loaded = runtime.load_image(pieces(&bytes, None)).await.unwrap();
     assert_eq!(loaded, std::slice::from_ref(&image));
     assert!(runtime.image_exists(&image).await.unwrap());
 
@@ -324,26 +325,41 @@ async fn load_a_saved_image_then_tag_it() {
         "{err:?}"
     );
 
-    // Truncated and not-a-tar archives are errors, and so is a missing file.
-    let bytes = std::fs::read(&archive).unwrap();
-    let truncated = sandbox.path("truncated.tar");
-    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
-    let err = runtime.load_image(&truncated).await.unwrap_err();
-    assert!(
-        err.to_string().contains("cannot load image archive"),
-        "{err}"
-    );
-    let garbage = sandbox.path("garbage.tar");
-    std::fs::write(&garbage, "this is not a tar archive\n").unwrap();
-    assert!(runtime.load_image(&garbage).await.is_err());
+    // Truncated and not-a-tar archives are errors, and an archive whose stream breaks
+    // off midway loads nothing.
+    docker(&["rmi", &image]);
     let err = runtime
-        .load_image(&sandbox.path("missing.tar"))
+        .load_image(pieces(&bytes[..bytes.len() / 3], None))
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("cannot read image archive"),
+        err.to_string().contains("cannot load the uploaded image"),
         "{err}"
     );
+    assert!(
+        runtime
+            .load_image(pieces(b"this is not a tar archive\n", None))
+            .await
+            .is_err()
+    );
+    let broken = pieces(&bytes[..bytes.len() - 4096], Some("the client went away"));
+    assert!(runtime.load_image(broken).await.is_err());
+    assert!(
+        !runtime.image_exists(&image).await.unwrap(),
+        "nothing of a broken upload is loaded"
+    );
+}
+
+/// `bytes` in 64 KiB pieces, then `error` if given, as an upload delivers them.
+fn pieces(bytes: &[u8], error: Option<&str>) -> ArchiveStream {
+    let mut items: Vec<std::io::Result<bytes::Bytes>> = bytes
+        .chunks(64 * 1024)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    if let Some(error) = error {
+        items.push(Err(std::io::Error::other(error.to_string())));
+    }
+    futures_util::stream::iter(items).boxed()
 }
 
 #[tokio::test]

@@ -1,17 +1,20 @@
 //! The Deploy and Rollback streams: receive the start message (and an upload), run the
 //! engine, forward its events, and cancel when the client asks or goes away.
 
-use std::path::PathBuf;
+use std::io;
 use std::sync::Arc;
+
+use futures_util::StreamExt;
 
 use haloy_api::spec::AppSpec;
 use haloy_api::v1::{self, deploy_event, deploy_request, image_source};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use super::error::AgentError;
-use super::upload::{self, UploadFile};
-use crate::engine::{AppLock, Engine, Event, ImageInput, Phase};
+use super::upload;
+use crate::engine::{AppLock, Engine, Event, ImageInput, Phase, Upload};
 use crate::store::Status as RecordStatus;
 
 pub type EventSender = mpsc::Sender<Result<v1::DeployEvent, Status>>;
@@ -53,7 +56,6 @@ pub async fn run(
     spec: AppSpec,
     source: image_source::Source,
     mut inbound: Option<Streaming<v1::DeployRequest>>,
-    upload_dir: PathBuf,
     tx: EventSender,
 ) {
     let id = lock.deployment_id.clone();
@@ -65,13 +67,13 @@ pub async fn run(
     )
     .await;
 
-    // Lives until the deploy ends, so its file goes whatever happens to the deploy.
-    let mut archive = None;
+    // An upload's receiver owns the request stream until the upload ends.
+    let mut receiving = None;
     let image = match source {
         image_source::Source::Pull(_) => ImageInput::Pull,
         image_source::Source::Existing(_) => ImageInput::Existing,
         image_source::Source::Upload(upload) => {
-            let Some(stream) = inbound.as_mut() else {
+            let Some(mut stream) = inbound.take() else {
                 return finish(
                     &tx,
                     &id,
@@ -84,21 +86,35 @@ pub async fn run(
             let have = wanted.have_image;
             send(&tx, deploy_event::Event::UploadWanted(wanted)).await;
             phase(&tx, Phase::ReceivingImage, "receiving the image").await;
-            let file = UploadFile::new(upload_dir.join(format!("{}-{id}.tar", spec.name)));
             let image_id = (!upload.image_id.is_empty()).then_some(upload.image_id);
-            match upload::receive(stream, &file).await {
-                Ok(0) if have => image_id.map_or(ImageInput::Existing, ImageInput::Id),
-                Ok(_) => {
-                    let input = ImageInput::Archive(file.path().to_path_buf(), image_id);
-                    archive = Some(file);
-                    input
-                }
-                // Dropping `file` removes what was received.
-                Err(reason) => {
+            if have {
+                // The client sends nothing but the end of the upload.
+                if let Err(reason) = upload::receive(&mut stream, None).await {
+                    let reason = reason.unwrap_or_default();
                     let outcome = engine.record_failure(&lock, &spec, &reason);
                     return finish(&tx, &outcome.deployment_id, outcome.status, &outcome.reason)
                         .await;
                 }
+                inbound = Some(stream);
+                image_id.map_or(ImageInput::Existing, ImageInput::Id)
+            } else {
+                // Docker loads the archive while it arrives.
+                let (sink, chunks) = mpsc::channel(4);
+                let (done, received) = oneshot::channel();
+                receiving = Some(tokio::spawn(async move {
+                    let result = upload::receive(&mut stream, Some(&sink)).await;
+                    if let Err(Some(reason)) = &result {
+                        let _ = sink.send(Err(io::Error::other(reason.clone()))).await;
+                    }
+                    drop(sink);
+                    let _ = done.send(result);
+                    stream
+                }));
+                ImageInput::Upload(Upload {
+                    archive: ReceiverStream::new(chunks).boxed(),
+                    image_id,
+                    received,
+                })
             }
         }
     };
@@ -109,6 +125,9 @@ pub async fn run(
     let watcher = {
         let tx = tx.clone();
         tokio::spawn(async move {
+            if let Some(upload) = receiving {
+                inbound = upload.await.ok();
+            }
             loop {
                 let message = match inbound.as_mut() {
                     Some(stream) => tokio::select! {
@@ -148,7 +167,6 @@ pub async fn run(
         .deploy(&lock, &spec, image, &events_tx, cancel_rx)
         .await;
     drop(events_tx);
-    drop(archive);
     let _ = forward.await;
     watcher.abort();
     drop(lock);

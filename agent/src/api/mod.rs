@@ -6,7 +6,6 @@ mod deploy;
 mod error;
 mod upload;
 
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -29,12 +28,11 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 pub struct HaloyService {
     engine: Arc<Engine>,
-    upload_dir: PathBuf,
 }
 
 impl HaloyService {
-    pub fn new(engine: Arc<Engine>, upload_dir: PathBuf) -> Self {
-        Self { engine, upload_dir }
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
     }
 
     /// The service wrapped with the size limits.
@@ -72,7 +70,6 @@ impl v1::haloy_server::Haloy for HaloyService {
             spec,
             source,
             Some(inbound),
-            self.upload_dir.clone(),
             tx,
         ));
         Ok(Response::new(ReceiverStream::new(rx).boxed()))
@@ -252,7 +249,6 @@ impl v1::haloy_server::Haloy for HaloyService {
             spec,
             v1::image_source::Source::Existing(v1::Existing {}),
             None,
-            self.upload_dir.clone(),
             tx,
         ));
         Ok(Response::new(ReceiverStream::new(rx).boxed()))
@@ -299,7 +295,6 @@ fn record_to_pb(record: &DeploymentRecord) -> v1::Deployment {
 pub async fn serve<I, IO, IE, F>(
     engine: Arc<Engine>,
     token: Secret,
-    upload_dir: PathBuf,
     incoming: I,
     shutdown: F,
 ) -> Result<(), tonic::transport::Error>
@@ -334,7 +329,7 @@ where
         .layer(tonic::service::InterceptorLayer::new(move |r| {
             auth.check(r)
         }))
-        .add_service(HaloyService::new(engine, upload_dir).into_server())
+        .add_service(HaloyService::new(engine).into_server())
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -35,21 +35,13 @@ async fn rig() -> Rig {
         settings,
     ));
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
-    let upload_dir = dir.path().to_path_buf();
     tokio::spawn(async move {
         // The server stops when its incoming stream ends, so keep it open.
         let incoming = futures_util::StreamExt::chain(
             futures_util::stream::iter(vec![Ok::<_, std::io::Error>(server_io)]),
             futures_util::stream::pending(),
         );
-        serve(
-            engine,
-            Secret::new(TOKEN),
-            upload_dir,
-            incoming,
-            std::future::pending(),
-        )
-        .await
+        serve(engine, Secret::new(TOKEN), incoming, std::future::pending()).await
     });
     let mut client_io = Some(client_io);
     let channel = Endpoint::try_from("http://in-memory.test")

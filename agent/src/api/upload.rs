@@ -1,5 +1,5 @@
 //! Receiving an uploaded image: which of its layers this server lacks, and the
-//! archive itself, in a file that never outlives the deploy.
+//! archive itself, handed to Docker's load as it arrives (nothing is staged on disk).
 //!
 //! The client announces the image id and its layers' diff ids, bottom first. The
 //! server answers with the layers after the longest prefix it already has as a chain
@@ -7,13 +7,15 @@
 //! opens a layer's file when it lacks the chain up to that layer, so the client can
 //! leave the other files out of the archive (see `controller/src/archive.rs`).
 
-use std::path::{Path, PathBuf};
+use std::io;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use haloy_api::spec::AppSpec;
 use haloy_api::v1::{self, deploy_request};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 use tonic::Streaming;
 
 use super::error::AgentError;
@@ -116,84 +118,76 @@ pub fn missing_layers(announced: &[String], chains: &[Vec<String>]) -> Vec<Strin
     announced[have..].to_vec()
 }
 
-/// The file an upload is written to; dropping it removes the file, so a failed,
-/// interrupted or abandoned deploy leaves nothing behind.
-pub struct UploadFile(PathBuf);
+/// How receiving an upload ended: its size, or why it failed; `Err(None)` when it
+/// stopped because nobody reads the data any more (the load gave up first).
+pub type Received = Result<u64, Option<String>>;
 
-impl UploadFile {
-    pub fn new(path: PathBuf) -> Self {
-        Self(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for UploadFile {
-    fn drop(&mut self) {
-        match std::fs::remove_file(&self.0) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                tracing::warn!(path = %self.0.display(), error = %err, "cannot remove an upload");
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Writes chunks to `file` until UploadEnd and checks the digest; returns the size.
+/// Reads chunks until `UploadEnd` and checks the size and digest, passing the data to
+/// `sink` (or dropping it, for an image the server already has).
+///
+/// The latest chunk is held back until the digest matches: the archive's end-of-tar
+/// marker is in it, so Docker cannot take a truncated or corrupt upload for a whole
+/// one. The caller ends the sink with an error when this fails, which aborts the load.
 pub async fn receive(
     stream: &mut Streaming<v1::DeployRequest>,
-    file: &UploadFile,
-) -> Result<u64, String> {
-    let mut out = tokio::fs::File::create(file.path())
-        .await
-        .map_err(|e| format!("cannot store the upload: {e}"))?;
+    sink: Option<&mpsc::Sender<io::Result<Bytes>>>,
+) -> Received {
     let mut hasher = Sha256::new();
     let mut size = 0u64;
+    let mut held: Option<Bytes> = None;
     loop {
-        let message = tokio::time::timeout(IDLE, stream.message())
-            .await
-            .map_err(|_| {
-                format!(
-                    "the upload stalled: nothing arrived for {} s; deploy again",
-                    IDLE.as_secs()
-                )
-            })?
-            .map_err(|e| format!("the upload broke off: {}", e.message()))?
-            .ok_or("the upload ended without UploadEnd")?;
+        let next = async {
+            tokio::time::timeout(IDLE, stream.message())
+                .await
+                .map_err(|_| {
+                    format!(
+                        "the upload stalled: nothing arrived for {} s; deploy again",
+                        IDLE.as_secs()
+                    )
+                })?
+                .map_err(|e| format!("the upload broke off: {}", e.message()))?
+                .ok_or_else(|| "the upload ended without UploadEnd".to_string())
+        };
+        let message = match sink {
+            Some(sink) => tokio::select! {
+                message = next => message,
+                () = sink.closed() => return Err(None),
+            },
+            None => next.await,
+        }?;
         match message.message {
             Some(deploy_request::Message::Chunk(chunk)) => {
                 hasher.update(&chunk.data);
                 size += chunk.data.len() as u64;
-                out.write_all(&chunk.data)
-                    .await
-                    .map_err(|e| format!("cannot store the upload: {e}"))?;
+                let data = Bytes::from(chunk.data);
+                if let (Some(sink), Some(previous)) = (sink, held.replace(data)) {
+                    sink.send(Ok(previous)).await.map_err(|_| None)?;
+                }
             }
             Some(deploy_request::Message::End(end)) => {
-                out.flush()
-                    .await
-                    .map_err(|e| format!("cannot store the upload: {e}"))?;
                 let digest = format!("sha256:{}", hex(&hasher.finalize()));
                 if size > 0 && end.sha256 != digest {
-                    return Err(format!(
+                    return Err(Some(format!(
                         "the upload is corrupt: its digest is {digest}, the client announced {}; deploy again",
                         end.sha256
-                    ));
+                    )));
                 }
                 if end.size != size {
-                    return Err(format!(
+                    return Err(Some(format!(
                         "the upload is incomplete: received {size} bytes, the client sent {}; deploy again",
                         end.size
-                    ));
+                    )));
+                }
+                if let (Some(sink), Some(last)) = (sink, held) {
+                    sink.send(Ok(last)).await.map_err(|_| None)?;
                 }
                 return Ok(size);
             }
             Some(deploy_request::Message::Cancel(_)) => {
-                return Err("cancelled by the client".into());
+                return Err(Some("cancelled by the client".into()));
             }
             Some(deploy_request::Message::Start(_)) | None => {
-                return Err("unexpected message during the upload".into());
+                return Err(Some("unexpected message during the upload".into()));
             }
         }
     }

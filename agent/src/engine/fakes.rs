@@ -3,7 +3,6 @@
 //! any method can be made to fail.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -16,7 +15,8 @@ use tokio::task::JoinHandle;
 
 use crate::proxy::{AppRoute, Backend, Proxy, ProxyError, ServerStatus};
 use crate::runtime::{
-    ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, LogLine, RuntimeError,
+    ArchiveStream, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, LogLine,
+    RuntimeError,
 };
 
 /// Engine settings for tests: short health, drain and stop timeouts.
@@ -163,15 +163,19 @@ impl ContainerRuntime for FakeRuntime {
         self.images.lock().unwrap().insert(reference.to_string());
         Ok(())
     }
-    async fn load_image(&self, archive: &Path) -> Result<Vec<String>, RuntimeError> {
-        self.record(format!("load_image {}", archive.display()))?;
-        let reference =
-            std::fs::read_to_string(archive).map_err(|e| RuntimeError::Other(e.to_string()))?;
-        self.images
-            .lock()
-            .unwrap()
-            .insert(reference.trim().to_string());
-        Ok(vec![reference.trim().to_string()])
+    /// "Loads" the image reference the archive consists of; like Docker, loads
+    /// nothing when the stream breaks.
+    async fn load_image(&self, mut archive: ArchiveStream) -> Result<Vec<String>, RuntimeError> {
+        use futures_util::StreamExt;
+        let mut data = Vec::new();
+        while let Some(chunk) = archive.next().await {
+            let chunk = chunk.map_err(|e| RuntimeError::Other(format!("unexpected EOF: {e}")))?;
+            data.extend_from_slice(&chunk);
+        }
+        let reference = String::from_utf8_lossy(&data).trim().to_string();
+        self.record(format!("load_image {reference}"))?;
+        self.images.lock().unwrap().insert(reference.clone());
+        Ok(vec![reference])
     }
     async fn tag_image(
         &self,

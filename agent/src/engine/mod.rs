@@ -13,17 +13,17 @@ mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use haloy_api::spec::{AppSpec, DeploymentStrategy, History, ImageSource};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::ids;
 use crate::proxy::{AppRoute, Backend, Proxy, ProxyError};
 use crate::runtime::{
-    ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, RuntimeError, labels,
+    ArchiveStream, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, RuntimeError,
+    labels,
 };
 use crate::store::{DeploymentRecord, Status, Store, StoreError, StoredSpec};
 
@@ -65,7 +65,7 @@ pub type Events = mpsc::Sender<Event>;
 pub type Cancel = watch::Receiver<bool>;
 
 /// Where the image of a deploy comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ImageInput {
     /// Pull `spec.image` from its registry.
     Pull,
@@ -73,9 +73,26 @@ pub enum ImageInput {
     Existing,
     /// The image with this id (`sha256:…`) is on the server; it becomes `spec.image`.
     Id(String),
-    /// A `docker save` archive received from the client, and the id of the image it
-    /// holds when the client announced one: that image becomes `spec.image`.
-    Archive(PathBuf, Option<String>),
+    /// A `docker save` archive arriving from the client.
+    Upload(Upload),
+}
+
+/// An upload in progress: Docker loads the archive while it arrives.
+pub struct Upload {
+    pub archive: ArchiveStream,
+    /// The id of the image the archive holds, when the client announced one: that
+    /// image becomes `spec.image`.
+    pub image_id: Option<String>,
+    /// How receiving ended (see `api::upload::Received`).
+    pub received: oneshot::Receiver<Result<u64, Option<String>>>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("image_id", &self.image_id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -478,16 +495,30 @@ impl Engine {
                     .tag_image(&image_id, &spec.image.repository, &spec.image.tag)
                     .await?;
             }
-            ImageInput::Archive(path, image_id) => {
+            ImageInput::Upload(Upload {
+                archive,
+                image_id,
+                received,
+            }) => {
                 phase(
                     events,
                     Phase::LoadingImage,
-                    "loading the uploaded image into Docker",
+                    "loading the image into Docker as it arrives",
                 )
                 .await;
-                let loaded = self.runtime.load_image(&path).await;
-                let _ = std::fs::remove_file(&path);
-                let loaded = loaded?;
+                let loaded = self.runtime.load_image(archive).await;
+                let received = received.await.unwrap_or(Err(None));
+                let loaded = match (loaded, received) {
+                    (Ok(loaded), Ok(_)) => loaded,
+                    // Why the upload failed explains the broken load best.
+                    (_, Err(Some(reason))) => return Err(Abort::Failed(reason)),
+                    (Err(e), _) => return Err(e.into()),
+                    (Ok(_), Err(None)) => {
+                        return Err(Abort::Failed(
+                            "Docker finished loading before the upload ended; deploy again".into(),
+                        ));
+                    }
+                };
                 if let Some(image_id) = image_id {
                     // By id: the archive's own tags may name another reference, and
                     // spec.image may still point at the previous version.

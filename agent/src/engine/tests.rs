@@ -282,11 +282,8 @@ async fn images_come_from_uploads_or_must_exist() {
         missing.reason
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("image.tar");
-    std::fs::write(&archive, "uploaded:abc").unwrap();
     let (uploaded, _) = r
-        .deploy(&spec("v1"), ImageInput::Archive(archive.clone(), None))
+        .deploy(&spec("v1"), upload(&[b"uploaded:", b"abc"], Ok(12)))
         .await;
     assert_eq!(uploaded.status, Status::Succeeded, "{}", uploaded.reason);
     assert!(
@@ -295,7 +292,42 @@ async fn images_come_from_uploads_or_must_exist() {
             .calls()
             .contains(&"tag_image uploaded:abc web:v1".to_string())
     );
-    assert!(!archive.exists(), "the upload is deleted once loaded");
+
+    // A failed upload fails the deploy with its own reason, not the load's.
+    let (broken, _) = r
+        .deploy(
+            &spec("v2"),
+            upload(&[b"uploaded:"], Err(Some("the upload broke off".into()))),
+        )
+        .await;
+    assert_eq!(broken.status, Status::Failed);
+    assert_eq!(broken.reason, "the upload broke off");
+    assert!(
+        !r.runtime.log.calls().iter().any(|c| c.contains("web:v2")),
+        "{:?}",
+        r.runtime.log.calls()
+    );
+}
+
+/// An upload of `pieces` whose receiving ends with `received` (an error also breaks
+/// the stream, as the API does).
+fn upload(pieces: &[&[u8]], received: Result<u64, Option<String>>) -> ImageInput {
+    let mut items: Vec<std::io::Result<bytes::Bytes>> = pieces
+        .iter()
+        .map(|p| Ok(bytes::Bytes::copy_from_slice(p)))
+        .collect();
+    if let Err(reason) = &received {
+        items.push(Err(std::io::Error::other(
+            reason.clone().unwrap_or_default(),
+        )));
+    }
+    let (done, receiver) = tokio::sync::oneshot::channel();
+    done.send(received).unwrap();
+    ImageInput::Upload(Upload {
+        archive: futures_util::StreamExt::boxed(futures_util::stream::iter(items)),
+        image_id: None,
+        received: receiver,
+    })
 }
 
 #[tokio::test]

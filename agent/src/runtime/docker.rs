@@ -12,7 +12,6 @@ mod logs;
 mod network;
 mod volume;
 
-use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +19,7 @@ use futures_util::stream::BoxStream;
 use haloy_api::spec::RegistryAuth;
 use tokio::sync::Mutex;
 
-use super::{ContainerInfo, ContainerRuntime, ContainerSpec, LogLine, RuntimeError};
+use super::{ArchiveStream, ContainerInfo, ContainerRuntime, ContainerSpec, LogLine, RuntimeError};
 
 /// A connection to one Docker Engine.
 ///
@@ -110,7 +109,7 @@ impl ContainerRuntime for Docker {
         image::pull(&self.client, reference, auth).await
     }
 
-    async fn load_image(&self, archive: &Path) -> Result<Vec<String>, RuntimeError> {
+    async fn load_image(&self, archive: ArchiveStream) -> Result<Vec<String>, RuntimeError> {
         // Docker answers only once the whole archive is in and unpacked.
         image::load(&self.patient(Duration::from_secs(3600)), archive).await
     }

@@ -3,7 +3,6 @@
 //! engine's unit tests use a recording fake that can fail on demand.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,6 +10,9 @@ use futures_util::stream::BoxStream;
 use haloy_api::spec::{RegistryAuth, VolumeMount};
 
 pub mod docker;
+
+/// A `docker save` archive arriving in pieces.
+pub type ArchiveStream = BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
 
 /// Labels Haloy puts on everything it creates; Docker is the source of truth for
 /// what runs, and these labels say what each container is.
@@ -126,8 +128,9 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         reference: &str,
         auth: Option<&RegistryAuth>,
     ) -> Result<(), RuntimeError>;
-    /// Loads a `docker save` archive; returns the image references it contained.
-    async fn load_image(&self, archive: &Path) -> Result<Vec<String>, RuntimeError>;
+    /// Loads a `docker save` archive while it arrives; an error in the stream aborts
+    /// the load and nothing is loaded. Returns the image references it contained.
+    async fn load_image(&self, archive: ArchiveStream) -> Result<Vec<String>, RuntimeError>;
     /// Tags `source` (reference or id) as `repository:tag`.
     async fn tag_image(
         &self,

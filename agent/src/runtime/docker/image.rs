@@ -1,19 +1,16 @@
 //! Images: pull from a registry (with credentials), load a `docker save` archive,
 //! tag, and check what is already on the server.
 
-use std::path::Path;
-
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, ImportImageOptionsBuilder, ListImagesOptionsBuilder,
     TagImageOptionsBuilder,
 };
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::{StreamExt, TryStreamExt};
 use haloy_api::spec::RegistryAuth;
-use tokio::io::AsyncReadExt;
 
 use super::error;
-use crate::runtime::RuntimeError;
+use crate::runtime::{ArchiveStream, RuntimeError};
 
 pub(super) async fn exists(
     client: &bollard::Docker,
@@ -146,27 +143,12 @@ fn pull_error(
 
 pub(super) async fn load(
     client: &bollard::Docker,
-    archive: &Path,
+    archive: ArchiveStream,
 ) -> Result<Vec<String>, RuntimeError> {
-    let file = tokio::fs::File::open(archive).await.map_err(|err| {
-        RuntimeError::Other(format!(
-            "cannot read image archive {}: {err}",
-            archive.display()
-        ))
-    })?;
-    tracing::debug!(archive = %archive.display(), "loading image archive");
-    let chunks = stream::try_unfold(file, |mut file| async move {
-        let mut chunk = vec![0; 256 * 1024];
-        let read = file.read(&mut chunk).await?;
-        if read == 0 {
-            return Ok::<_, std::io::Error>(None);
-        }
-        chunk.truncate(read);
-        Ok(Some((chunk.into(), file)))
-    });
+    tracing::debug!("loading an image archive as it arrives");
     let options = ImportImageOptionsBuilder::new().quiet(true).build();
     let messages: Vec<_> = client
-        .import_image_stream(options, chunks, None)
+        .import_image_stream(options, archive, None)
         .try_collect()
         .await
         .map_err(|err| match error::daemon(err) {
@@ -174,13 +156,11 @@ pub(super) async fn load(
             // image removed since then (docker image prune) takes them away.
             RuntimeError::Other(message) if message.contains("no such file or directory") => {
                 RuntimeError::Other(format!(
-                    "cannot load image archive {}: {message}; a layer the upload left out is no longer on this server (was an image removed meanwhile?); deploy again",
-                    archive.display()
+                    "cannot load the uploaded image: {message}; a layer the upload left out is no longer on this server (was an image removed meanwhile?); deploy again"
                 ))
             }
             RuntimeError::Other(message) => RuntimeError::Other(format!(
-                "cannot load image archive {}: {message}; it must be an archive written by `docker save`",
-                archive.display()
+                "cannot load the uploaded image: {message}; it must be an archive written by `docker save`"
             )),
             other => other,
         })?;
@@ -190,12 +170,11 @@ pub(super) async fn load(
         .filter_map(loaded_reference)
         .collect();
     if loaded.is_empty() {
-        return Err(RuntimeError::Other(format!(
-            "image archive {} contained no image",
-            archive.display()
-        )));
+        return Err(RuntimeError::Other(
+            "the uploaded archive contained no image".into(),
+        ));
     }
-    tracing::debug!(archive = %archive.display(), ?loaded, "loaded image archive");
+    tracing::debug!(?loaded, "loaded an image archive");
     Ok(loaded)
 }
 
