@@ -231,7 +231,7 @@ impl Client {
         // Exported and partial archives live in `staged`'s temporary directory.
         let staged = upload::stage(&image).await?;
         let source = match (&image, &staged) {
-            (_, Some(staged)) => image_source::Source::Upload(upload::announce(&staged.archive)),
+            (_, Some(staged)) => image_source::Source::Upload(upload::announce(staged)),
             (ImageChoice::Existing, None) => image_source::Source::Existing(v1::Existing {}),
             (_, None) => image_source::Source::Pull(v1::Pull {}),
         };

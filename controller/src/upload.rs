@@ -1,5 +1,6 @@
-//! Uploading an image to haloyd: export it from the workstation's Docker, announce its
-//! layers, then send only the layer files the server says it lacks.
+//! Uploading an image to haloyd: announce its layers, then send only the layer files
+//! the server says it lacks, exported from the workstation's Docker (straight into
+//! the stream when the server lacks them all).
 
 use std::path::Path;
 
@@ -15,18 +16,36 @@ use crate::client::{ClientError, ImageChoice, Progress};
 /// Size of each upload chunk; the server accepts messages up to 4 MiB.
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// The workstation's Docker, for exporting `reference`.
+async fn local_docker(reference: &str) -> Result<bollard::Docker, ArchiveError> {
+    let failed = |reason: String| ArchiveError::Export {
+        reference: reference.to_string(),
+        reason: format!("{reason}; is Docker running on this machine?"),
+    };
+    bollard::Docker::connect_with_local_defaults()
+        .map_err(|e| failed(e.to_string()))?
+        .negotiate_version()
+        .await
+        .map_err(|e| failed(e.to_string()))
+}
+
+fn export_error(reference: &str, e: bollard::errors::Error) -> ArchiveError {
+    let reason = match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        } => "no such image; build or pull it first".to_string(),
+        other => other.to_string(),
+    };
+    ArchiveError::Export {
+        reference: reference.to_string(),
+        reason,
+    }
+}
+
 /// Saves `reference` (a reference or id in the workstation's Docker) to
 /// `dir/image.tar`, as `docker save` would, and reads what it holds.
 pub async fn export(reference: &str, dir: &Path) -> Result<ImageArchive, ArchiveError> {
-    let failed = |reason: String| ArchiveError::Export {
-        reference: reference.to_string(),
-        reason,
-    };
-    let docker = bollard::Docker::connect_with_local_defaults()
-        .map_err(|e| failed(format!("{e}; is Docker running on this machine?")))?
-        .negotiate_version()
-        .await
-        .map_err(|e| failed(format!("{e}; is Docker running on this machine?")))?;
+    let docker = local_docker(reference).await?;
     let path = dir.join("image.tar");
     let write = |e: std::io::Error| ArchiveError::Write {
         path: path.display().to_string(),
@@ -35,12 +54,7 @@ pub async fn export(reference: &str, dir: &Path) -> Result<ImageArchive, Archive
     let mut file = tokio::fs::File::create(&path).await.map_err(write)?;
     let mut stream = docker.export_image(reference);
     while let Some(bytes) = stream.next().await {
-        let bytes = bytes.map_err(|e| match e {
-            bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            } => failed("no such image; build or pull it first".into()),
-            other => failed(other.to_string()),
-        })?;
+        let bytes = bytes.map_err(|e| export_error(reference, e))?;
         file.write_all(&bytes).await.map_err(write)?;
     }
     file.flush().await.map_err(write)?;
@@ -54,14 +68,31 @@ pub async fn open(path: &Path) -> Result<ImageArchive, ArchiveError> {
     blocking(move || ImageArchive::open(&path)).await
 }
 
-/// An image ready to upload, with a temporary directory for the exported and the
-/// partial archive; dropping it removes the directory.
+/// An image ready to upload, with a temporary directory for exported and partial
+/// archives; dropping it removes the directory.
 pub(crate) struct Staged {
-    pub archive: ImageArchive,
+    source: Source,
     dir: tempfile::TempDir,
 }
 
-/// Reads (or exports) the image of an upload; `None` for the other choices.
+enum Source {
+    /// An archive on disk.
+    Archive(ImageArchive),
+    /// An image in the workstation's Docker, exported once the server has said what it
+    /// lacks: straight into the upload when it lacks every layer, else to disk first to
+    /// cut the archive down.
+    Docker {
+        reference: String,
+        image_id: String,
+        /// Diff ids, bottom first.
+        layers: Vec<String>,
+        /// The image's size as Docker reports it; the archive is a little larger.
+        size: u64,
+    },
+}
+
+/// Reads the archive, or what Docker says about the image, of an upload; `None` for
+/// the other choices.
 pub(crate) async fn stage(choice: &ImageChoice) -> Result<Option<Staged>, ArchiveError> {
     let dir = || {
         tempfile::Builder::new()
@@ -72,26 +103,47 @@ pub(crate) async fn stage(choice: &ImageChoice) -> Result<Option<Staged>, Archiv
                 reason: e.to_string(),
             })
     };
-    Ok(match choice {
-        ImageChoice::Pull | ImageChoice::Existing => None,
-        ImageChoice::Upload(path) => Some(Staged {
-            archive: open(path).await?,
-            dir: dir()?,
-        }),
+    let source = match choice {
+        ImageChoice::Pull | ImageChoice::Existing => return Ok(None),
+        ImageChoice::Upload(path) => Source::Archive(open(path).await?),
         ImageChoice::UploadFromDocker(reference) => {
-            let dir = dir()?;
-            let archive = export(reference, dir.path()).await?;
-            Some(Staged { archive, dir })
+            let docker = local_docker(reference).await?;
+            let image = docker
+                .inspect_image(reference)
+                .await
+                .map_err(|e| export_error(reference, e))?;
+            Source::Docker {
+                reference: reference.clone(),
+                image_id: image.id.unwrap_or_default(),
+                layers: image.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+                size: image.size.unwrap_or(0).max(0) as u64,
+            }
         }
-    })
+    };
+    Ok(Some(Staged {
+        source,
+        dir: dir()?,
+    }))
 }
 
 /// The announcement that opens an upload.
-pub(crate) fn announce(archive: &ImageArchive) -> v1::Upload {
-    v1::Upload {
-        image_id: archive.image_id().to_string(),
-        layers: archive.diff_ids(),
-        archive_size: archive.size(),
+pub(crate) fn announce(staged: &Staged) -> v1::Upload {
+    match &staged.source {
+        Source::Archive(archive) => v1::Upload {
+            image_id: archive.image_id().to_string(),
+            layers: archive.diff_ids(),
+            archive_size: archive.size(),
+        },
+        Source::Docker {
+            image_id,
+            layers,
+            size,
+            ..
+        } => v1::Upload {
+            image_id: image_id.clone(),
+            layers: layers.clone(),
+            archive_size: *size,
+        },
     }
 }
 
@@ -104,8 +156,7 @@ pub(crate) async fn send(
     wanted: &v1::UploadWanted,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<u64, ClientError> {
-    let archive = &staged.archive;
-    let of = archive.layers().len();
+    let of = announce(staged).layers.len();
     if wanted.have_image {
         progress(Progress::UploadPlanned {
             layers: 0,
@@ -115,6 +166,27 @@ pub(crate) async fn send(
         send_end(tx, 0, "").await;
         return Ok(0);
     }
+    let exported;
+    let archive = match &staged.source {
+        Source::Archive(archive) => archive,
+        Source::Docker {
+            reference,
+            layers,
+            size,
+            ..
+        } if layers.iter().all(|l| wanted.layers.contains(l)) => {
+            progress(Progress::UploadPlanned {
+                layers: of,
+                of,
+                bytes: *size,
+            });
+            return send_export(tx, reference, *size, progress).await;
+        }
+        Source::Docker { reference, .. } => {
+            exported = export(reference, staged.dir.path()).await?;
+            &exported
+        }
+    };
     let path = if archive.all_wanted(&wanted.layers) {
         archive.path().to_path_buf()
     } else {
@@ -138,6 +210,67 @@ pub(crate) async fn send(
         bytes: total,
     });
     send_file(tx, &path, total, progress).await
+}
+
+/// Streams `docker save` of `reference` into the upload as Docker writes it, in
+/// chunks, then its digest; returns the bytes sent. `estimate` is the total the
+/// progress shows until the export ends. An export that fails midway cancels the
+/// deploy, so the server loads nothing.
+async fn send_export(
+    tx: &mpsc::Sender<v1::DeployRequest>,
+    reference: &str,
+    estimate: u64,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<u64, ClientError> {
+    let docker = local_docker(reference).await?;
+    let mut stream = docker.export_image(reference);
+    let mut hasher = Sha256::new();
+    let mut sent = 0u64;
+    let mut buf = Vec::with_capacity(CHUNK_BYTES);
+    loop {
+        let next = stream.next().await;
+        let end = match next {
+            Some(Ok(bytes)) => {
+                buf.extend_from_slice(&bytes);
+                false
+            }
+            Some(Err(e)) => {
+                let error = export_error(reference, e);
+                let cancel = v1::DeployRequest {
+                    message: Some(deploy_request::Message::Cancel(v1::Cancel {
+                        reason: error.to_string(),
+                    })),
+                };
+                let _ = tx.send(cancel).await;
+                return Err(error.into());
+            }
+            None => true,
+        };
+        while buf.len() >= CHUNK_BYTES || (end && !buf.is_empty()) {
+            let rest = buf.split_off(buf.len().min(CHUNK_BYTES));
+            let data = std::mem::replace(&mut buf, rest);
+            hasher.update(&data);
+            let n = data.len() as u64;
+            let chunk = v1::DeployRequest {
+                message: Some(deploy_request::Message::Chunk(v1::UploadChunk { data })),
+            };
+            if tx.send(chunk).await.is_err() {
+                // The server ended the stream; its result says why.
+                return Ok(sent);
+            }
+            sent += n;
+            progress(Progress::Uploading {
+                sent,
+                total: estimate.max(sent),
+            });
+        }
+        if end {
+            break;
+        }
+    }
+    let digest = format!("sha256:{}", hex(&hasher.finalize()));
+    send_end(tx, sent, &digest).await;
+    Ok(sent)
 }
 
 /// Sends the file in chunks, then its digest; returns the bytes sent.

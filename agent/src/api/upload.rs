@@ -183,8 +183,11 @@ pub async fn receive(
                 }
                 return Ok(size);
             }
-            Some(deploy_request::Message::Cancel(_)) => {
+            Some(deploy_request::Message::Cancel(cancel)) if cancel.reason.is_empty() => {
                 return Err(Some("cancelled by the client".into()));
+            }
+            Some(deploy_request::Message::Cancel(cancel)) => {
+                return Err(Some(format!("cancelled by the client: {}", cancel.reason)));
             }
             Some(deploy_request::Message::Start(_)) | None => {
                 return Err(Some("unexpected message during the upload".into()));
