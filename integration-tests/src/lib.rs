@@ -728,6 +728,7 @@ fn remove_instance(instance: &str) {
 /// Containers and networks of earlier test processes that died before cleaning up.
 fn remove_debris() {
     engine::remove_debris();
+    stop_orphans();
     let Ok(output) = Command::new("docker")
         .args([
             "ps",
@@ -827,5 +828,55 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Stops haloyd and HAProxy processes that tests killed before they could clean up:
+/// those whose test HOME is gone, or whose instance (`it-<pid>-…`) names a test
+/// process that has exited.
+fn stop_orphans() {
+    let temp = std::env::temp_dir();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).to_string())
+            .collect();
+        let program = args.first().map(|a| a.rsplit('/').next().unwrap_or(a));
+        if !matches!(program, Some("haloyd" | "haproxy")) {
+            continue;
+        }
+        // The test HOME: the temporary directory a config path of the process is in.
+        let Some(home) = args
+            .iter()
+            .map(Path::new)
+            .filter(|a| a.starts_with(&temp))
+            .find_map(|a| a.strip_prefix(&temp).ok()?.components().next())
+            .map(|first| temp.join(first))
+        else {
+            continue;
+        };
+        let settings = home.join(".config/haloy/haloyd.yaml");
+        let orphan = match std::fs::read_to_string(&settings) {
+            Err(_) => !home.exists(),
+            Ok(text) => text
+                .lines()
+                .find_map(|l| l.strip_prefix("instance: it-"))
+                .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok())
+                .is_some_and(|owner| {
+                    owner != std::process::id() && !Path::new(&format!("/proc/{owner}")).exists()
+                }),
+        };
+        if orphan {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
     }
 }

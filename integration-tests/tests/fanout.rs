@@ -165,6 +165,34 @@ fn deploy_all_reaches_every_live_server_and_reports_the_dead_one() {
         rows.iter()
             .any(|r| r["target"] == "down" && r["error"].is_string())
     );
+
+    // Logs of every target at once, each line prefixed with its target; the dead
+    // one fails alone.
+    for server in &servers {
+        server.get("fan.test", "/");
+    }
+    let logs = home.haloy(&[
+        "logs",
+        "--all",
+        "--no-follow",
+        "-c",
+        &path.display().to_string(),
+    ]);
+    assert!(!logs.status.success(), "{}", describe(&logs));
+    let text = stdout(&logs);
+    for name in ["a", "b", "c"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("[{name}] fan-")) && l.contains(" | ")),
+            "{name} has log lines:\n{}",
+            describe(&logs)
+        );
+    }
+    let stderr = String::from_utf8_lossy(&logs.stderr);
+    assert!(
+        stderr.contains("[down] ") && stderr.contains(&down_port.to_string()),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -29,7 +29,7 @@ const ROUNDS: usize = 3;
 
 fn fanout_config(servers: &[Server]) -> String {
     let mut yaml = String::from(
-        "name: \"bench\"\nimage: { repository: \"haloy-it\", tag: \"v1\" }\nreplicas: 1\nhealth_check_path: \"/health\"\ndomains: [{ domain: \"bench.test\" }]\nacme_email: \"ops@example.com\"\ntargets:\n",
+        "name: \"bench\"\nimage: { repository: \"haloy-it\", tag: \"v1\", source: \"local\" }\nreplicas: 1\nhealth_check_path: \"/health\"\ndomains: [{ domain: \"bench.test\" }]\nacme_email: \"ops@example.com\"\ntargets:\n",
     );
     for (i, server) in servers.iter().enumerate() {
         yaml.push_str(&format!(
@@ -173,6 +173,10 @@ fn save_load(server: &Server, reference: &str) -> f64 {
 async fn main() {
     build_image("v1", "v1", true);
     let servers = Server::start_isolated(8);
+    // The fan-out measures deploys, not uploads: every server has the image.
+    for server in &servers {
+        save_load(server, "haloy-it:v1");
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
 
     // Fan-out.
