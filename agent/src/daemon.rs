@@ -9,9 +9,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::certs::acme::AcmeClient;
+use crate::certs::challenge::{ChallengeServer, Challenges};
+use crate::certs::{CertDir, CertSettings, Certificates, Wanted};
 use crate::config::{HaloydConfig, Layout};
 use crate::engine::{Engine, EngineError, EngineSettings};
-use crate::proxy::haproxy::{Haproxy, HaproxySettings};
+use crate::proxy::haproxy::{ApiRoute, Haproxy, HaproxySettings};
 use crate::runtime::RuntimeError;
 use crate::runtime::docker::Docker;
 use crate::setup::{self, SetupError};
@@ -60,8 +63,55 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
         drain_timeout: Duration::from_secs(config.drain_timeout_secs),
         stop_grace: Duration::from_secs(config.stop_grace_secs),
     };
-    let engine = Arc::new(Engine::new(docker, haproxy.clone(), store, settings));
+    let challenges = Challenges::default();
+    let acme_socket = layout.data_dir.join("acme.sock");
+    let _challenge_server =
+        ChallengeServer::start(&acme_socket, challenges.clone()).map_err(|e| {
+            DaemonError::Prepare {
+                path: acme_socket.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+    let cert_dir = CertDir::new(layout.cert_dir());
+    let acme = AcmeClient::new(
+        config.acme_directory_url().to_string(),
+        config.acme_ca_cert.clone(),
+        cert_dir.clone(),
+        challenges,
+    );
+    let certificates = Arc::new(Certificates::new(
+        cert_dir,
+        Arc::new(acme),
+        haproxy.clone(),
+        CertSettings {
+            renew_before: config
+                .cert_renewal_window_days
+                .map(|days| Duration::from_secs(days.saturating_mul(24 * 3600))),
+            check_interval: Duration::from_secs(config.cert_check_interval_secs),
+        },
+    ));
+    haproxy.preload_certificates(&certificates.stored()).await;
+    let engine = Arc::new(
+        Engine::new(docker, haproxy.clone(), store, settings)
+            .with_certificates(certificates.clone(), config.acme_email.clone()),
+    );
     let routes = engine.reconcile().await?;
+    if let (Some(domain), Some(email)) = (&config.api_domain, &config.acme_email) {
+        certificates.want(
+            "",
+            vec![Wanted {
+                domain: domain.clone(),
+                names: vec![domain.clone()],
+                email: email.clone(),
+                app: String::new(),
+            }],
+        );
+    }
+    tracing::info!(
+        directory = config.acme_directory_url(),
+        "certificates come from this ACME directory"
+    );
+    let renewals = tokio::spawn(certificates.run());
     tracing::info!(
         apps = routes.len(),
         "routes restored from Docker and the deployment store"
@@ -97,6 +147,7 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     )
     .await;
     supervisor.abort();
+    renewals.abort();
     tracing::info!("haloyd stopped; HAProxy keeps serving");
     served.map_err(|e| DaemonError::Serve(e.to_string()))
 }
@@ -109,6 +160,11 @@ pub fn haproxy_settings(layout: &Layout, config: &HaloydConfig) -> HaproxySettin
         http_port: config.http_port,
         https_port: config.https_port,
         acme_socket: layout.data_dir.join("acme.sock"),
+        cert_dir: layout.cert_dir(),
+        api: config.api_domain.as_ref().map(|domain| ApiRoute {
+            domain: domain.clone(),
+            port: config.api_port,
+        }),
         program: "haproxy".into(),
     }
 }

@@ -149,6 +149,18 @@ pub struct StatusReport {
     pub latest: Option<DeploymentInfo>,
     pub replicas: Vec<ReplicaInfo>,
     pub domains: Vec<DomainSpec>,
+    pub certificates: Vec<CertificateInfo>,
+}
+
+/// A TLS certificate haloyd manages for the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    pub domain: String,
+    pub names: Vec<String>,
+    /// None until one is issued.
+    pub not_after: Option<SystemTime>,
+    /// The last issuance or renewal error; empty when the last attempt succeeded.
+    pub last_error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -374,6 +386,16 @@ impl Client {
                 .map(|d| DomainSpec {
                     canonical: d.domain,
                     aliases: d.aliases,
+                })
+                .collect(),
+            certificates: response
+                .certificates
+                .into_iter()
+                .map(|c| CertificateInfo {
+                    domain: c.domain,
+                    names: c.names,
+                    not_after: c.not_after.and_then(|t| SystemTime::try_from(t).ok()),
+                    last_error: c.last_error,
                 })
                 .collect(),
         })

@@ -125,6 +125,17 @@ impl AcmeClient {
         ))
     }
 
+    /// A problem document while validating is the challenge failing; anything else
+    /// is the directory.
+    fn challenge_failed(&self, e: instant_acme::Error) -> AcmeError {
+        match e {
+            instant_acme::Error::Api(problem) => AcmeError::Refused(format!(
+                "the HTTP-01 challenge failed ({problem}); check that the domain points at this server and that HAProxy's HTTP port is reachable on port 80"
+            )),
+            other => self.unreachable(other),
+        }
+    }
+
     async fn order(
         &self,
         account: &Account,
@@ -168,7 +179,7 @@ impl AcmeClient {
         let status = order
             .poll_ready(&retries)
             .await
-            .map_err(|e| self.unreachable(e))?;
+            .map_err(|e| self.challenge_failed(e))?;
         if status != OrderStatus::Ready {
             return Err(AcmeError::Refused(challenge_problem(&mut order).await));
         }
@@ -194,6 +205,22 @@ impl AcmeClient {
     }
 }
 
+/// Names under the top-level domains RFC 2606 and 6761 reserve, which no public CA
+/// issues for; asking would only spend the account's rate limits.
+fn is_reserved(name: &str) -> bool {
+    let tld = name.rsplit('.').next().unwrap_or(name);
+    !name.contains('.')
+        || [
+            "test",
+            "localhost",
+            "invalid",
+            "example",
+            "local",
+            "internal",
+        ]
+        .contains(&tld)
+}
+
 /// Why an order became invalid, from its failed challenges.
 async fn challenge_problem(order: &mut instant_acme::Order) -> String {
     let mut reasons = Vec::new();
@@ -209,7 +236,7 @@ async fn challenge_problem(order: &mut instant_acme::Order) -> String {
         "the ACME directory did not validate the order".into()
     } else {
         format!(
-            "the HTTP-01 challenge failed ({}); check that the domain points at this server and port 80 reaches HAProxy",
+            "the HTTP-01 challenge failed ({}); check that the domain points at this server and that HAProxy's HTTP port is reachable on port 80",
             reasons.join("; ")
         )
     }
@@ -218,6 +245,13 @@ async fn challenge_problem(order: &mut instant_acme::Order) -> String {
 #[async_trait]
 impl AcmeDirectory for AcmeClient {
     async fn issue(&self, names: &[String], email: &str) -> Result<Issued, AcmeError> {
+        if self.directory_url.contains("letsencrypt.org")
+            && let Some(name) = names.iter().find(|n| is_reserved(n))
+        {
+            return Err(AcmeError::Refused(format!(
+                "Let's Encrypt never issues certificates for {name}, a reserved name; use a public domain, or another ACME directory (acme_directory in haloyd.yaml)"
+            )));
+        }
         let account = self.account(email).await?;
         let mut tokens = Vec::new();
         let result = tokio::time::timeout(

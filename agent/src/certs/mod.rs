@@ -310,12 +310,23 @@ impl Certificates {
         Ok(info)
     }
 
-    /// Ticks every `check_interval`, and at once when a request comes in.
+    /// Ticks every `check_interval`, when a back-off ends, and at once when a
+    /// request comes in.
     pub async fn run(self: Arc<Self>) {
         loop {
-            self.tick(SystemTime::now()).await;
+            let now = SystemTime::now();
+            self.tick(now).await;
+            let retry = self
+                .entries()
+                .values()
+                .filter_map(|e| e.retry_at)
+                .min()
+                .map(|at| at.duration_since(now).unwrap_or_default());
+            let wait = retry.map_or(self.settings.check_interval, |r| {
+                r.min(self.settings.check_interval)
+            });
             tokio::select! {
-                () = tokio::time::sleep(self.settings.check_interval) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = self.wake.notified() => {}
             }
         }
