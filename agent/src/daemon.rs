@@ -130,6 +130,19 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
         }
     });
 
+    let tls_api = match config.api_tls_port {
+        Some(port) => Some(
+            serve_tls_api(
+                SocketAddr::new(config.bind_address, port),
+                &layout,
+                engine.clone(),
+                token.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.api_port));
     let listener = TcpListener::bind(addr)
         .await
@@ -148,8 +161,92 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     .await;
     supervisor.abort();
     renewals.abort();
+    if let Some(tls_api) = tls_api {
+        tls_api.abort();
+    }
     tracing::info!("haloyd stopped; HAProxy keeps serving");
     served.map_err(|e| DaemonError::Serve(e.to_string()))
+}
+
+/// Serves the API over TLS on `addr` with haloyd's self-signed certificate (made on
+/// first use and kept in cert-storage), for clients that pin its fingerprint.
+async fn serve_tls_api(
+    addr: SocketAddr,
+    layout: &Layout,
+    engine: Arc<Engine>,
+    token: haloy_api::spec::Secret,
+) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
+    let identity = setup::api_identity(layout)?;
+    let fingerprint = identity.fingerprint().unwrap_or_default();
+    let tls = tls_acceptor(&identity).map_err(|reason| DaemonError::Prepare {
+        path: layout
+            .cert_dir()
+            .join("api-selfsigned.pem")
+            .display()
+            .to_string(),
+        reason,
+    })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| DaemonError::Listen {
+            addr,
+            reason: e.to_string(),
+        })?;
+    tracing::info!(%addr, %fingerprint, "serving the haloy API over TLS with haloyd's own certificate");
+    // Handshakes run apart from the accept loop, so a slow client holds up no other.
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let (tls, tx) = (tls.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok::<_, std::io::Error>(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!("TLS handshake on the API failed: {e}"),
+                    Err(_) => tracing::debug!("TLS handshake on the API timed out"),
+                }
+            });
+        }
+    });
+    let upload_dir = layout.upload_dir();
+    Ok(tokio::spawn(async move {
+        let served = crate::api::serve(
+            engine,
+            token,
+            upload_dir,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            shutdown_signal(),
+        )
+        .await;
+        accept.abort();
+        if let Err(e) = served {
+            tracing::error!("the TLS API server failed: {e}");
+        }
+    }))
+}
+
+fn tls_acceptor(
+    identity: &crate::certs::selfsigned::Identity,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let certs = rustls_pemfile::certs(&mut identity.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the certificate is not PEM: {e}"))?;
+    let key = rustls_pemfile::private_key(&mut identity.key_pem.as_bytes())
+        .map_err(|e| format!("the key is not PEM: {e}"))?
+        .ok_or("the file holds no private key")?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not fit together: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// HAProxy's settings for a server's layout and settings file.

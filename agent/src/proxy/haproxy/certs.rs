@@ -14,7 +14,6 @@ use tokio::net::UnixStream;
 
 use super::config::Paths;
 use super::routing::{Certificate, Routing};
-use super::socket::MasterCli;
 use super::{Haproxy, files, runtime};
 use crate::certs::{CertFile, Installer, selfsigned};
 use crate::proxy::ProxyError;
@@ -23,7 +22,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One command (and its payload) on the admin socket; returns the whole answer.
 async fn admin(socket: &Path, command: &str, payload: Option<&str>) -> Result<String, ProxyError> {
-    let mut text = format!("{command}");
+    let mut text = command.to_string();
     if let Some(payload) = payload {
         // The payload ends at the first empty line; combined_pem has none.
         text.push_str(" <<\n");
@@ -102,11 +101,7 @@ async fn load(paths: &Paths, path: &Path, pem: &str, known: bool) -> Result<(), 
 
 /// Loads the certificates of `routing` that the running worker lacks, e.g. after
 /// haloyd was restarted while HAProxy kept running from older files.
-pub(super) async fn load_missing(
-    _cli: &MasterCli,
-    paths: &Paths,
-    routing: &Routing,
-) -> Result<(), ProxyError> {
+pub(super) async fn load_missing(paths: &Paths, routing: &Routing) -> Result<(), ProxyError> {
     let have = loaded(paths).await?;
     for cert in routing.certificates.values() {
         if have.contains(&cert.path.display().to_string()) {

@@ -240,7 +240,7 @@ impl Proxy for Haproxy {
                 runtime::reconcile_map(&self.cli, &self.paths.aliases_map, &next.aliases_map())
                     .await?;
                 runtime::reconcile_map(&self.cli, &self.paths.https_map, &next.https_map()).await?;
-                certs::load_missing(&self.cli, &self.paths, &next).await?;
+                certs::load_missing(&self.paths, &next).await?;
                 for (app, spec) in &next.apps {
                     runtime::reconcile_servers(&self.cli, &backend_name(app), &spec.servers)
                         .await?;
