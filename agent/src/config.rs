@@ -280,3 +280,44 @@ impl HaloydConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Result<HaloydConfig, String> {
+        let yaml = format!("data_dir: /var/lib/haloy\n{extra}");
+        let config: HaloydConfig = serde_yaml::from_str(&yaml).map_err(|e| e.to_string())?;
+        config.validate().map(|()| config)
+    }
+
+    #[test]
+    fn the_acme_directory_defaults_to_lets_encrypt_and_is_checked() {
+        assert_eq!(
+            config("").unwrap().acme_directory_url(),
+            crate::certs::LETS_ENCRYPT
+        );
+        assert_eq!(
+            config("acme_staging: true\n").unwrap().acme_directory_url(),
+            crate::certs::LETS_ENCRYPT_STAGING
+        );
+        let custom = config("acme_directory: https://acme.internal/dir\n").unwrap();
+        assert_eq!(custom.acme_directory_url(), "https://acme.internal/dir");
+        let err = config("acme_directory: http://acme.internal/dir\n").unwrap_err();
+        assert!(
+            err.contains("acme_directory") && err.contains("https://"),
+            "{err}"
+        );
+        let err = config("acme_directory: https://a/dir\nacme_staging: true\n").unwrap_err();
+        assert!(err.contains("keep one"), "{err}");
+        let err = config("acme_ca_cert: ca.pem\n").unwrap_err();
+        assert!(
+            err.contains("acme_ca_cert") && err.contains("absolute"),
+            "{err}"
+        );
+        let err = config("cert_check_interval_secs: 0\n").unwrap_err();
+        assert!(err.contains("cert_check_interval_secs"), "{err}");
+        let err = config("api_tls_port: 9999\n").unwrap_err();
+        assert!(err.contains("api_port and api_tls_port"), "{err}");
+    }
+}

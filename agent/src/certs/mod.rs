@@ -334,4 +334,6 @@ impl Certificates {
 }
 
 #[cfg(test)]
+pub(crate) mod fakes;
+#[cfg(test)]
 mod tests;

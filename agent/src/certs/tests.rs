@@ -1,68 +1,12 @@
 //! The renewal loop against a fake directory that issues self-signed certificates of
 //! a chosen lifetime (or fails on demand) and a fake installer that records.
 
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use super::fakes::{FakeDirectory, FakeInstaller};
 use super::*;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
-
-struct FakeDirectory {
-    lifetime: Duration,
-    /// Certificates start at this time.
-    now: Mutex<SystemTime>,
-    fail: Mutex<Option<String>>,
-    issued: Mutex<Vec<Vec<String>>>,
-}
-
-impl FakeDirectory {
-    fn new(lifetime: Duration, now: SystemTime) -> Arc<Self> {
-        Arc::new(Self {
-            lifetime,
-            now: Mutex::new(now),
-            fail: Mutex::new(None),
-            issued: Mutex::default(),
-        })
-    }
-
-    fn issued(&self) -> usize {
-        self.issued.lock().unwrap().len()
-    }
-}
-
-#[async_trait]
-impl AcmeDirectory for FakeDirectory {
-    async fn issue(&self, names: &[String], _email: &str) -> Result<Issued, AcmeError> {
-        if let Some(reason) = self.fail.lock().unwrap().clone() {
-            return Err(AcmeError::Directory(reason));
-        }
-        self.issued.lock().unwrap().push(names.to_vec());
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(names.to_vec()).unwrap();
-        let start = *self.now.lock().unwrap();
-        params.not_before = time::OffsetDateTime::from(start);
-        params.not_after = time::OffsetDateTime::from(start + self.lifetime);
-        let cert = params.self_signed(&key).unwrap();
-        Ok(Issued {
-            chain_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
-    }
-}
-
-#[derive(Default)]
-struct FakeInstaller {
-    installed: Mutex<Vec<CertFile>>,
-}
-
-#[async_trait]
-impl Installer for FakeInstaller {
-    async fn install_certificate(&self, cert: &CertFile) -> Result<(), String> {
-        self.installed.lock().unwrap().push(cert.clone());
-        Ok(())
-    }
-}
 
 fn wanted(domain: &str, aliases: &[&str]) -> Wanted {
     Wanted {

@@ -68,9 +68,13 @@ pub fn run(command: &ApiCommand, env: &Env, out: &mut dyn Write) -> anyhow::Resu
                 },
                 config.acme_directory_url()
             )?;
+            let port = match config.https_port {
+                443 => String::new(),
+                port => format!(":{port}"),
+            };
             writeln!(
                 out,
-                "on your workstation: haloy server add {} <api token>",
+                "on your workstation: haloy server add {}{port} <api token>",
                 args.domain
             )?;
         }

@@ -91,7 +91,11 @@ pub fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
     match (&config.api_domain, config.api_tls_port) {
         (Some(domain), _) => writeln!(
             out,
-            "on your workstation: haloy server add {domain} <api token>"
+            "on your workstation: haloy server add {domain}{} <api token>",
+            match config.https_port {
+                443 => String::new(),
+                port => format!(":{port}"),
+            }
         )?,
         (None, Some(port)) => writeln!(
             out,
