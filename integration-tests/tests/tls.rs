@@ -61,6 +61,11 @@ fn until<T>(
     }
 }
 
+/// HAProxy reloads haloyd has made, from its log.
+fn reloads(server: &Server) -> usize {
+    server.log().matches("reloaded HAProxy").count()
+}
+
 fn status(server: &Server, config: &std::path::Path) -> String {
     let output = server.haloy(&["status", "-c", &config.display().to_string()]);
     assert!(output.status.success(), "{}", describe(&output));
@@ -76,6 +81,7 @@ fn an_app_gets_a_certificate_from_pebble_and_http_redirects_to_https() {
     let port = https_port(&server);
     let config = server.app_config("web", &app_config(&server));
     server.deploy(&config);
+    let reloads_after_deploy = reloads(&server);
 
     let root = &pebble.issuing_root;
     until(
@@ -84,6 +90,12 @@ fn an_app_gets_a_certificate_from_pebble_and_http_redirects_to_https() {
         Duration::from_secs(30),
         "HTTPS with pebble's certificate",
         || (https_get(port, "web.test", "/", root) == (200, "tls v1".to_string())).then_some(()),
+    );
+    assert_eq!(
+        reloads(&server),
+        reloads_after_deploy,
+        "installing the certificate reloaded HAProxy:\n{}",
+        server.log()
     );
     // The alias is on the certificate too, and redirects to the canonical domain.
     let (code, _) = https_get(port, "www.web.test", "/", root);
@@ -159,6 +171,7 @@ fn a_due_certificate_is_renewed_and_swapped_under_load_without_failures() {
         || (https_get(port, "web.test", "/", root).0 == 200).then_some(()),
     );
     let first = served_serial(port, "web.test").expect("served certificate");
+    let reloads_before = reloads(&server);
 
     let load = Load::start_https(port, "web.test", 12);
     let mut seen = vec![first.clone()];
@@ -186,6 +199,11 @@ fn a_due_certificate_is_renewed_and_swapped_under_load_without_failures() {
     );
     assert_eq!(https_get(port, "web.test", "/", root).0, 200);
     assert!(server.log().contains("the certificate is due for renewal"));
+    assert_eq!(
+        reloads(&server),
+        reloads_before,
+        "renewals reloaded HAProxy"
+    );
 }
 
 #[test]
