@@ -100,6 +100,35 @@ pub struct HaloydConfig {
     /// Seconds between SIGTERM and SIGKILL when stopping a container.
     #[serde(default = "default_stop_grace")]
     pub stop_grace_secs: u64,
+    /// ACME directory URL for certificates; Let's Encrypt's production directory
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_directory: Option<String>,
+    /// Use Let's Encrypt's staging directory (untrusted certificates, generous limits).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub acme_staging: bool,
+    /// A PEM CA certificate to trust for the ACME directory's own HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_ca_cert: Option<PathBuf>,
+    /// Renew certificates with less than this many days left. Unset: 30 days, or a
+    /// third of the lifetime for certificates valid less than 90 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_renewal_window_days: Option<u64>,
+    /// Seconds between two looks for certificates to renew.
+    #[serde(default = "default_cert_check_interval")]
+    pub cert_check_interval_secs: u64,
+    /// Port on `bind_address` where haloyd serves the API over TLS with its own
+    /// self-signed certificate (clients pin its fingerprint); off when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_tls_port: Option<u16>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn default_cert_check_interval() -> u64 {
+    3600
 }
 
 fn default_bind_address() -> IpAddr {
@@ -134,6 +163,17 @@ fn default_https_port() -> u16 {
     443
 }
 
+impl HaloydConfig {
+    /// The ACME directory certificates come from.
+    pub fn acme_directory_url(&self) -> &str {
+        match (&self.acme_directory, self.acme_staging) {
+            (Some(url), _) => url,
+            (None, true) => crate::certs::LETS_ENCRYPT_STAGING,
+            (None, false) => crate::certs::LETS_ENCRYPT,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}; run `haloyadm init` first")]
@@ -164,12 +204,15 @@ impl HaloydConfig {
 
     /// Checks the rules serde cannot express.
     pub fn validate(&self) -> Result<(), String> {
-        let ports = [
+        let mut ports = vec![
             ("api_port", self.api_port),
             ("http_port", self.http_port),
             ("https_port", self.https_port),
         ];
-        for (key, port) in ports {
+        if let Some(port) = self.api_tls_port {
+            ports.push(("api_tls_port", port));
+        }
+        for &(key, port) in &ports {
             if port == 0 {
                 return Err(format!("{key} is 0; use a port between 1 and 65535"));
             }
@@ -206,6 +249,71 @@ impl HaloydConfig {
                 "api_domain is set without acme_email; add acme_email for its certificate".into(),
             );
         }
+        if let Some(url) = &self.acme_directory {
+            if !url.starts_with("https://") || url.contains(char::is_whitespace) {
+                return Err(format!(
+                    "acme_directory {url:?} is not an https:// URL; give the ACME directory's URL, e.g. {}",
+                    crate::certs::LETS_ENCRYPT
+                ));
+            }
+            if self.acme_staging {
+                return Err(
+                    "acme_directory and acme_staging are both set; keep one (acme_staging means Let's Encrypt's staging directory)".into(),
+                );
+            }
+        }
+        if let Some(path) = &self.acme_ca_cert
+            && !path.is_absolute()
+        {
+            return Err(format!(
+                "acme_ca_cert {} is not an absolute path; give the full path of the PEM file",
+                path.display()
+            ));
+        }
+        if self.cert_check_interval_secs == 0 {
+            return Err("cert_check_interval_secs is 0; use at least 1".into());
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Result<HaloydConfig, String> {
+        let yaml = format!("data_dir: /var/lib/haloy\n{extra}");
+        let config: HaloydConfig = serde_yaml::from_str(&yaml).map_err(|e| e.to_string())?;
+        config.validate().map(|()| config)
+    }
+
+    #[test]
+    fn the_acme_directory_defaults_to_lets_encrypt_and_is_checked() {
+        assert_eq!(
+            config("").unwrap().acme_directory_url(),
+            crate::certs::LETS_ENCRYPT
+        );
+        assert_eq!(
+            config("acme_staging: true\n").unwrap().acme_directory_url(),
+            crate::certs::LETS_ENCRYPT_STAGING
+        );
+        let custom = config("acme_directory: https://acme.internal/dir\n").unwrap();
+        assert_eq!(custom.acme_directory_url(), "https://acme.internal/dir");
+        let err = config("acme_directory: http://acme.internal/dir\n").unwrap_err();
+        assert!(
+            err.contains("acme_directory") && err.contains("https://"),
+            "{err}"
+        );
+        let err = config("acme_directory: https://a/dir\nacme_staging: true\n").unwrap_err();
+        assert!(err.contains("keep one"), "{err}");
+        let err = config("acme_ca_cert: ca.pem\n").unwrap_err();
+        assert!(
+            err.contains("acme_ca_cert") && err.contains("absolute"),
+            "{err}"
+        );
+        let err = config("cert_check_interval_secs: 0\n").unwrap_err();
+        assert!(err.contains("cert_check_interval_secs"), "{err}");
+        let err = config("api_tls_port: 9999\n").unwrap_err();
+        assert!(err.contains("api_port and api_tls_port"), "{err}");
     }
 }

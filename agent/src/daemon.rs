@@ -9,9 +9,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::certs::acme::AcmeClient;
+use crate::certs::challenge::{ChallengeServer, Challenges};
+use crate::certs::{CertDir, CertSettings, Certificates, Wanted};
 use crate::config::{HaloydConfig, Layout};
 use crate::engine::{Engine, EngineError, EngineSettings};
-use crate::proxy::haproxy::{Haproxy, HaproxySettings};
+use crate::proxy::haproxy::{ApiRoute, Haproxy, HaproxySettings};
 use crate::runtime::RuntimeError;
 use crate::runtime::docker::Docker;
 use crate::setup::{self, SetupError};
@@ -59,8 +62,55 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
         drain_timeout: Duration::from_secs(config.drain_timeout_secs),
         stop_grace: Duration::from_secs(config.stop_grace_secs),
     };
-    let engine = Arc::new(Engine::new(docker, haproxy.clone(), store, settings));
+    let challenges = Challenges::default();
+    let acme_socket = layout.data_dir.join("acme.sock");
+    let _challenge_server =
+        ChallengeServer::start(&acme_socket, challenges.clone()).map_err(|e| {
+            DaemonError::Prepare {
+                path: acme_socket.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+    let cert_dir = CertDir::new(layout.cert_dir());
+    let acme = AcmeClient::new(
+        config.acme_directory_url().to_string(),
+        config.acme_ca_cert.clone(),
+        cert_dir.clone(),
+        challenges,
+    );
+    let certificates = Arc::new(Certificates::new(
+        cert_dir,
+        Arc::new(acme),
+        haproxy.clone(),
+        CertSettings {
+            renew_before: config
+                .cert_renewal_window_days
+                .map(|days| Duration::from_secs(days.saturating_mul(24 * 3600))),
+            check_interval: Duration::from_secs(config.cert_check_interval_secs),
+        },
+    ));
+    haproxy.preload_certificates(&certificates.stored()).await;
+    let engine = Arc::new(
+        Engine::new(docker, haproxy.clone(), store, settings)
+            .with_certificates(certificates.clone(), config.acme_email.clone()),
+    );
     let routes = engine.reconcile().await?;
+    if let (Some(domain), Some(email)) = (&config.api_domain, &config.acme_email) {
+        certificates.want(
+            "",
+            vec![Wanted {
+                domain: domain.clone(),
+                names: vec![domain.clone()],
+                email: email.clone(),
+                app: String::new(),
+            }],
+        );
+    }
+    tracing::info!(
+        directory = config.acme_directory_url(),
+        "certificates come from this ACME directory"
+    );
+    let renewals = tokio::spawn(certificates.run());
     tracing::info!(
         apps = routes.len(),
         "routes restored from Docker and the deployment store"
@@ -79,6 +129,19 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
         }
     });
 
+    let tls_api = match config.api_tls_port {
+        Some(port) => Some(
+            serve_tls_api(
+                SocketAddr::new(config.bind_address, port),
+                &layout,
+                engine.clone(),
+                token.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.api_port));
     let listener = TcpListener::bind(addr)
         .await
@@ -95,8 +158,91 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     )
     .await;
     supervisor.abort();
+    renewals.abort();
+    if let Some(tls_api) = tls_api {
+        tls_api.abort();
+    }
     tracing::info!("haloyd stopped; HAProxy keeps serving");
     served.map_err(|e| DaemonError::Serve(e.to_string()))
+}
+
+/// Serves the API over TLS on `addr` with haloyd's self-signed certificate (made on
+/// first use and kept in cert-storage), for clients that pin its fingerprint.
+async fn serve_tls_api(
+    addr: SocketAddr,
+    layout: &Layout,
+    engine: Arc<Engine>,
+    token: haloy_api::spec::Secret,
+) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
+    let identity = setup::api_identity(layout)?;
+    let fingerprint = identity.fingerprint().unwrap_or_default();
+    let tls = tls_acceptor(&identity).map_err(|reason| DaemonError::Prepare {
+        path: layout
+            .cert_dir()
+            .join("api-selfsigned.pem")
+            .display()
+            .to_string(),
+        reason,
+    })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| DaemonError::Listen {
+            addr,
+            reason: e.to_string(),
+        })?;
+    tracing::info!(%addr, %fingerprint, "serving the haloy API over TLS with haloyd's own certificate");
+    // Handshakes run apart from the accept loop, so a slow client holds up no other.
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let (tls, tx) = (tls.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok::<_, std::io::Error>(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!("TLS handshake on the API failed: {e}"),
+                    Err(_) => tracing::debug!("TLS handshake on the API timed out"),
+                }
+            });
+        }
+    });
+    Ok(tokio::spawn(async move {
+        let served = crate::api::serve(
+            engine,
+            token,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            shutdown_signal(),
+        )
+        .await;
+        accept.abort();
+        if let Err(e) = served {
+            tracing::error!("the TLS API server failed: {e}");
+        }
+    }))
+}
+
+fn tls_acceptor(
+    identity: &crate::certs::selfsigned::Identity,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let certs = rustls_pemfile::certs(&mut identity.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the certificate is not PEM: {e}"))?;
+    let key = rustls_pemfile::private_key(&mut identity.key_pem.as_bytes())
+        .map_err(|e| format!("the key is not PEM: {e}"))?
+        .ok_or("the file holds no private key")?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not fit together: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// HAProxy's settings for a server's layout and settings file.
@@ -107,6 +253,11 @@ pub fn haproxy_settings(layout: &Layout, config: &HaloydConfig) -> HaproxySettin
         http_port: config.http_port,
         https_port: config.https_port,
         acme_socket: layout.data_dir.join("acme.sock"),
+        cert_dir: layout.cert_dir(),
+        api: config.api_domain.as_ref().map(|domain| ApiRoute {
+            domain: domain.clone(),
+            port: config.api_port,
+        }),
         program: "haproxy".into(),
     }
 }

@@ -3,6 +3,7 @@
 //! proxy seams, and the state store.
 
 pub mod api;
+pub mod certs;
 pub mod config;
 pub mod daemon;
 pub mod engine;

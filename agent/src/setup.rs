@@ -40,6 +40,10 @@ pub struct InitOptions {
     pub api_domain: Option<String>,
     pub acme_email: Option<String>,
     pub bind_address: std::net::IpAddr,
+    pub acme_directory: Option<String>,
+    pub acme_staging: bool,
+    pub acme_ca_cert: Option<PathBuf>,
+    pub api_tls_port: Option<u16>,
     pub force: bool,
 }
 
@@ -72,6 +76,12 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         health_check_timeout_secs: 60,
         drain_timeout_secs: 30,
         stop_grace_secs: 10,
+        acme_directory: options.acme_directory.clone(),
+        acme_staging: options.acme_staging,
+        acme_ca_cert: options.acme_ca_cert.clone(),
+        cert_renewal_window_days: None,
+        cert_check_interval_secs: 3600,
+        api_tls_port: options.api_tls_port,
     };
     config.validate().map_err(SetupError::Invalid)?;
 
@@ -102,13 +112,43 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
             token
         }
     };
-    let yaml = serde_yaml::to_string(&config).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    write_config(layout, &config)?;
+    Ok((config, token))
+}
+
+fn write_config(layout: &Layout, config: &HaloydConfig) -> Result<(), SetupError> {
+    let path = layout.config_file();
+    let yaml = serde_yaml::to_string(config).map_err(|e| SetupError::Invalid(e.to_string()))?;
     let text = format!("# haloyd settings, written by `haloyadm init`.\n{yaml}");
-    write_private(&config_path, text.as_bytes()).map_err(|source| SetupError::Write {
-        path: config_path.clone(),
+    write_private(&path, text.as_bytes()).map_err(|source| SetupError::Write { path, source })
+}
+
+/// `haloyadm api domain`: serve the API at `domain` over HTTPS through HAProxy, with
+/// a certificate for which `email` is the ACME contact. Takes effect at haloyd's
+/// next start.
+pub fn set_api_domain(
+    layout: &Layout,
+    domain: &str,
+    email: &str,
+) -> Result<HaloydConfig, SetupError> {
+    let path = layout.config_file();
+    let mut config = HaloydConfig::load(&path).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    config.api_domain = Some(domain.to_string());
+    config.acme_email = Some(email.to_string());
+    config.validate().map_err(SetupError::Invalid)?;
+    write_config(layout, &config)?;
+    Ok(config)
+}
+
+/// haloyd's self-signed API certificate (made on first use), for `api_tls_port`.
+pub fn api_identity(layout: &Layout) -> Result<crate::certs::selfsigned::Identity, SetupError> {
+    let path = layout.cert_dir().join("api-selfsigned.pem");
+    std::fs::create_dir_all(layout.cert_dir()).map_err(|source| SetupError::Write {
+        path: layout.cert_dir(),
         source,
     })?;
-    Ok((config, token))
+    crate::certs::selfsigned::load_or_create(&path, &["haloyd".to_string()])
+        .map_err(SetupError::Invalid)
 }
 
 /// The API token from the layout's `.env`.

@@ -2,31 +2,33 @@
 //! CLI makes, returning plain domain values instead of prost messages.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use haloy_api::spec::{AppSpec, DomainSpec, Secret};
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::archive::ArchiveError;
 use crate::servers::ServerAddress;
+use crate::tls::{self, Security, TlsOptions};
 use crate::upload;
 
-/// haloyd's port when a loopback server is given without one.
-pub const DEFAULT_API_PORT: u16 = 9999;
+pub use crate::tls::DEFAULT_API_PORT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{0}")]
     Address(String),
+    #[error("{0}")]
+    Plaintext(String),
     #[error(
-        "server {server} is not a loopback address, and haloy only speaks plaintext gRPC to loopback servers; reach it through an SSH tunnel (ssh -L 9999:127.0.0.1:9999 <server>) and use 127.0.0.1:9999, until TLS to the API is set up"
+        "cannot reach haloyd at {server} over TLS: {reason}; if haloyd serves its own self-signed certificate, pin it with `haloy server add {server} <token> --force --fingerprint <sha256 from haloyadm api token>`, or trust its CA with --ca-cert <pem>"
     )]
-    NotLoopback { server: String },
+    Untrusted { server: String, reason: String },
     #[error(
         "cannot reach haloyd at {server}: {reason}; is it running? (`haloyadm start` on the server)"
     )]
@@ -149,6 +151,18 @@ pub struct StatusReport {
     pub latest: Option<DeploymentInfo>,
     pub replicas: Vec<ReplicaInfo>,
     pub domains: Vec<DomainSpec>,
+    pub certificates: Vec<CertificateInfo>,
+}
+
+/// A TLS certificate haloyd manages for the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    pub domain: String,
+    pub names: Vec<String>,
+    /// None until one is issued.
+    pub not_after: Option<SystemTime>,
+    /// The last issuance or renewal error; empty when the last attempt succeeded.
+    pub last_error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,27 +178,45 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `server` (`host[:port]`) with `token`.
+    /// Connects to `server` (`host[:port]`) with `token`, with the TLS settings
+    /// `haloy server add` recorded for it in this user's Haloy directory.
     pub async fn connect(server: &str, token: &Secret) -> Result<Self, ClientError> {
+        let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+        let options = crate::env::haloy_config_dir(&vars)
+            .and_then(|dir| crate::servers::ServerStore::open(Some(&dir)).ok())
+            .map(|store| store.tls_options(server))
+            .unwrap_or_default();
+        Self::connect_with(server, token, &options).await
+    }
+
+    /// Connects to `server` with `token` and explicit TLS settings.
+    pub async fn connect_with(
+        server: &str,
+        token: &Secret,
+        options: &TlsOptions,
+    ) -> Result<Self, ClientError> {
         let address =
             ServerAddress::parse(server).map_err(|e| ClientError::Address(e.to_string()))?;
-        if !address.is_loopback() {
-            return Err(ClientError::NotLoopback {
-                server: address.to_string(),
-            });
-        }
-        let port = address.port.unwrap_or(DEFAULT_API_PORT);
-        let url = format!("http://{}:{port}", address.host);
-        let unreachable = |reason: String| ClientError::Unreachable {
-            server: address.to_string(),
-            reason,
-        };
-        let channel = Endpoint::from_shared(url)
-            .map_err(|e| unreachable(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .map_err(|e| unreachable(source_chain(&e)))?;
+        let security = tls::security(server, &address, options).map_err(ClientError::Plaintext)?;
+        let channel =
+            tls::channel(&address, &security)
+                .await
+                .map_err(|reason| match &security {
+                    Security::Tls(_)
+                        if reason.contains("certificate")
+                            || reason.contains("fingerprint")
+                            || reason.contains("UnknownIssuer") =>
+                    {
+                        ClientError::Untrusted {
+                            server: address.to_string(),
+                            reason,
+                        }
+                    }
+                    _ => ClientError::Unreachable {
+                        server: address.to_string(),
+                        reason,
+                    },
+                })?;
         let header = format!("Bearer {}", token.expose()).parse().map_err(|_| {
             ClientError::Address("the API token has characters that cannot go in a header".into())
         })?;
@@ -199,6 +231,15 @@ impl Client {
     }
 
     fn error(&self, status: Status) -> ClientError {
+        // A TLS handshake can fail at the first call: the channel connects lazily
+        // after a failed attempt. The reason is in the status's source.
+        let detail = tls::source_chain(&status);
+        if is_untrusted(&detail) {
+            return ClientError::Untrusted {
+                server: self.server.clone(),
+                reason: detail,
+            };
+        }
         match status.code() {
             Code::Unauthenticated => ClientError::Unauthenticated {
                 server: self.server.clone(),
@@ -376,6 +417,16 @@ impl Client {
                     aliases: d.aliases,
                 })
                 .collect(),
+            certificates: response
+                .certificates
+                .into_iter()
+                .map(|c| CertificateInfo {
+                    domain: c.domain,
+                    names: c.names,
+                    not_after: c.not_after.and_then(|t| SystemTime::try_from(t).ok()),
+                    last_error: c.last_error,
+                })
+                .collect(),
         })
     }
 
@@ -510,13 +561,14 @@ fn phase_name(phase: i32) -> String {
         .replace('_', " ")
 }
 
-/// The innermost cause of a transport error, which says what actually went wrong.
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
-    }
-    message
+/// Whether a connection error is the server's certificate not being trusted.
+fn is_untrusted(reason: &str) -> bool {
+    [
+        "certificate",
+        "fingerprint",
+        "UnknownIssuer",
+        "not the pinned",
+    ]
+    .iter()
+    .any(|word| reason.contains(word))
 }

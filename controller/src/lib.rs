@@ -14,6 +14,7 @@ pub mod registry;
 pub mod secrets;
 pub mod servers;
 pub mod suggest;
+pub mod tls;
 pub mod upload;
 
 pub use config::{ConfigFile, TargetSelection};

@@ -133,6 +133,8 @@ pub fn token_env_name(server: &ServerAddress) -> String {
 pub enum ServerError {
     #[error("{0}")]
     Address(AddressError),
+    #[error("{0}")]
+    Plaintext(String),
     #[error("server {server} is already configured; pass --force to replace its token")]
     Exists { server: String },
     #[error(
@@ -187,6 +189,15 @@ struct ClientFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerEntry {
     pub token_env: String,
+    /// SHA-256 fingerprint of haloyd's self-signed API certificate, pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// A PEM CA bundle to trust for the server instead of the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
+    /// Added as `https://…`: TLS even when the address is loopback.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }
 
 /// One row of `haloy server list`.
@@ -237,9 +248,36 @@ impl ServerStore {
         self.file.servers.get(server)
     }
 
+    /// The TLS settings recorded for `server` (none when it is not configured).
+    pub fn tls_options(&self, server: &str) -> crate::tls::TlsOptions {
+        let key = ServerAddress::parse(server)
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| server.to_string());
+        self.entry(&key)
+            .map(|e| crate::tls::TlsOptions {
+                fingerprint: e.fingerprint.clone(),
+                ca_cert: e.ca_cert.clone(),
+                tls: e.tls,
+            })
+            .unwrap_or_default()
+    }
+
     /// Adds or (with `force`) replaces a server and its token.
     pub fn add(&mut self, server: &str, token: &str, force: bool) -> Result<String, ServerError> {
+        self.add_with_tls(server, token, force, crate::tls::TlsOptions::default())
+    }
+
+    /// Adds a server with the TLS settings to reach it: a pinned fingerprint of
+    /// haloyd's self-signed certificate, or a CA bundle (an absolute path).
+    pub fn add_with_tls(
+        &mut self,
+        server: &str,
+        token: &str,
+        force: bool,
+        tls: crate::tls::TlsOptions,
+    ) -> Result<String, ServerError> {
         let address = ServerAddress::parse(server).map_err(ServerError::Address)?;
+        crate::tls::refuse_plaintext(server, &address).map_err(ServerError::Plaintext)?;
         let key = address.to_string();
         if token.is_empty() || token.chars().any(char::is_whitespace) {
             return Err(ServerError::BadToken);
@@ -252,9 +290,15 @@ impl ServerStore {
             None => self.unique_env_name(&address),
         };
         self.update_dotenv(&token_env, Some(token))?;
-        self.file
-            .servers
-            .insert(key.clone(), ServerEntry { token_env });
+        self.file.servers.insert(
+            key.clone(),
+            ServerEntry {
+                token_env,
+                fingerprint: tls.fingerprint,
+                ca_cert: tls.ca_cert,
+                tls: tls.tls || server.trim().starts_with("https://"),
+            },
+        );
         self.save()?;
         Ok(key)
     }
@@ -290,9 +334,9 @@ impl ServerStore {
     /// configured, else an error listing them.
     pub fn select(&self, given: Option<&str>) -> Result<String, ServerError> {
         if let Some(server) = given {
-            return ServerAddress::parse(server)
-                .map(|a| a.to_string())
-                .map_err(ServerError::Address);
+            let address = ServerAddress::parse(server).map_err(ServerError::Address)?;
+            crate::tls::refuse_plaintext(server, &address).map_err(ServerError::Plaintext)?;
+            return Ok(address.to_string());
         }
         match self.file.servers.len() {
             0 => Err(ServerError::NoneConfigured),

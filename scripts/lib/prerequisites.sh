@@ -3,8 +3,10 @@
 
 # Packages the integration suite needs, by the Debian package name: HAProxy, busybox for
 # FROM-scratch app images, hey as the load generator, curl for the demo, and a private
-# registry with htpasswd auth (docker-registry, apache2-utils) for the push tests.
-HALOY_TEST_APT_PACKAGES=(haproxy busybox-static hey curl docker-registry apache2-utils socat iproute2 util-linux)
+# registry with htpasswd auth (docker-registry, apache2-utils) for the push tests,
+# pebble (Let's Encrypt's ACME test server) with openssl for the TLS tests, and
+# socat, iproute2 and util-linux (nsenter) for servers on Docker Engines of their own.
+HALOY_TEST_APT_PACKAGES=(haproxy busybox-static hey curl docker-registry apache2-utils pebble openssl socat iproute2 util-linux)
 HALOY_DEMO_APT_PACKAGES=(haproxy busybox-static curl)
 
 step() {

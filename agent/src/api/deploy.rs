@@ -230,6 +230,7 @@ fn phase_to_pb(phase: Phase) -> v1::Phase {
         Phase::HealthChecking => v1::Phase::HealthChecking,
         Phase::SwitchingTraffic => v1::Phase::SwitchingTraffic,
         Phase::RetiringOld => v1::Phase::RetiringOld,
+        Phase::Certificates => v1::Phase::Certificates,
         Phase::CleaningUp => v1::Phase::CleaningUp,
     }
 }

@@ -115,7 +115,16 @@ impl v1::haloy_server::Haloy for HaloyService {
                 })
                 .collect(),
             domains,
-            certificates: Vec::new(),
+            certificates: status
+                .certificates
+                .into_iter()
+                .map(|c| v1::Certificate {
+                    domain: c.domain,
+                    names: c.names,
+                    not_after: c.not_after.map(Into::into),
+                    last_error: c.last_error,
+                })
+                .collect(),
         }))
     }
 

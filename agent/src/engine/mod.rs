@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use haloy_api::spec::{AppSpec, DeploymentStrategy, History, ImageSource};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::certs::{Certificates, Wanted};
 use crate::ids;
 use crate::proxy::{AppRoute, Backend, Proxy, ProxyError};
 use crate::runtime::{
@@ -44,6 +45,7 @@ pub enum Phase {
     HealthChecking,
     SwitchingTraffic,
     RetiringOld,
+    Certificates,
     CleaningUp,
 }
 
@@ -196,6 +198,9 @@ pub struct Engine {
     store: Store,
     settings: EngineSettings,
     slots: Slots,
+    /// Where apps' certificates are requested, with the server's ACME email for
+    /// apps that set none; without it apps are served on HTTP only.
+    certificates: Option<(Arc<Certificates>, Option<String>)>,
 }
 
 impl Engine {
@@ -211,7 +216,75 @@ impl Engine {
             store,
             settings,
             slots: Arc::default(),
+            certificates: None,
         }
+    }
+
+    /// Requests certificates for apps after their deploys; `default_email` is the
+    /// ACME contact for apps whose spec has none.
+    pub fn with_certificates(
+        mut self,
+        certificates: Arc<Certificates>,
+        default_email: Option<String>,
+    ) -> Self {
+        self.certificates = Some((certificates, default_email));
+        self
+    }
+
+    pub fn certificates(&self) -> Option<&Arc<Certificates>> {
+        self.certificates.as_ref().map(|(c, _)| c)
+    }
+
+    /// After a healthy deploy: one certificate per canonical domain, with its
+    /// aliases, obtained in the background by the renewal loop.
+    async fn request_certificates(&self, spec: &AppSpec, events: &Events) {
+        let Some((certificates, default_email)) = &self.certificates else {
+            return;
+        };
+        let email = spec.acme_email.clone().or_else(|| default_email.clone());
+        let wanted: Vec<Wanted> = match &email {
+            Some(email) => spec
+                .domains
+                .iter()
+                .map(|d| Wanted {
+                    domain: d.canonical.clone(),
+                    names: std::iter::once(&d.canonical)
+                        .chain(&d.aliases)
+                        .cloned()
+                        .collect(),
+                    email: email.clone(),
+                    app: spec.name.clone(),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        if !spec.domains.is_empty() {
+            let message = if email.is_none() {
+                "no acme_email in the app or on the server (haloyadm init --acme-email): serving HTTP only".to_string()
+            } else {
+                let have: Vec<String> = certificates
+                    .status(&spec.name)
+                    .into_iter()
+                    .filter(|c| c.not_after.is_some())
+                    .map(|c| c.domain)
+                    .collect();
+                let missing: Vec<&str> = wanted
+                    .iter()
+                    .map(|w| w.domain.as_str())
+                    .filter(|d| !have.iter().any(|h| h == d))
+                    .collect();
+                if missing.is_empty() {
+                    "certificates are in place; renewals happen in the background".to_string()
+                } else {
+                    format!(
+                        "requesting certificates for {} in the background; `haloy status` shows them",
+                        missing.join(", ")
+                    )
+                }
+            };
+            phase(events, Phase::Certificates, &message).await;
+        }
+        certificates.want(&spec.name, wanted);
     }
 
     pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {
@@ -290,6 +363,7 @@ impl Engine {
             Ok(run_image) => {
                 record.status = Status::Succeeded;
                 record.image = run_image;
+                self.request_certificates(spec, events).await;
             }
             Err(abort) => {
                 phase(events, Phase::CleaningUp, "removing the new containers").await;

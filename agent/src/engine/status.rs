@@ -3,6 +3,7 @@
 use futures_util::stream::{self, BoxStream, StreamExt};
 
 use super::{Engine, EngineError};
+use crate::certs::CertificateStatus;
 use crate::runtime::{ContainerState, LogLine, RuntimeError, labels};
 use crate::store::{DeploymentRecord, Status};
 
@@ -25,6 +26,8 @@ pub struct AppStatus {
     /// The newest deployment of any outcome, when it is not `current`.
     pub latest: Option<DeploymentRecord>,
     pub replicas: Vec<ReplicaStatus>,
+    /// Certificates for the app's domains, with the last error of each.
+    pub certificates: Vec<CertificateStatus>,
 }
 
 impl Engine {
@@ -67,6 +70,10 @@ impl Engine {
             current,
             latest,
             replicas,
+            certificates: self
+                .certificates()
+                .map(|c| c.status(app))
+                .unwrap_or_default(),
         })
     }
 

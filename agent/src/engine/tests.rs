@@ -499,3 +499,5 @@ async fn different_apps_deploy_concurrently() {
     assert_eq!(r.proxy.server_names("web").len(), 2);
     assert_eq!(r.proxy.server_names("api").len(), 2);
 }
+
+mod certificates;

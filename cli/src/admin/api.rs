@@ -1,4 +1,4 @@
-//! `haloyadm api ...`: the API token.
+//! `haloyadm api ...`: the API token and how the API is reached over TLS.
 
 use std::io::Write;
 
@@ -9,8 +9,22 @@ use crate::context::Env;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ApiCommand {
-    /// Print the API token for `haloy server add`.
+    /// Print the API token for `haloy server add` (and, on stderr, the fingerprint of
+    /// haloyd's self-signed API certificate when api_tls_port is set).
     Token(TokenArgs),
+    /// Serve the API at a domain over HTTPS through HAProxy, with an ACME
+    /// certificate; takes effect at the next `haloyadm restart`.
+    Domain(DomainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DomainArgs {
+    /// The API's domain, e.g. haloy.example.com; it must point at this server.
+    pub domain: String,
+    /// Contact e-mail for the certificate's ACME account.
+    pub email: String,
+    #[command(flatten)]
+    pub install: InstallFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +40,43 @@ pub fn run(command: &ApiCommand, env: &Env, out: &mut dyn Write) -> anyhow::Resu
             let layout = setup::find_layout(args.install.local_install, home)?;
             let token = setup::read_token(&layout)?;
             writeln!(out, "{}", token.expose())?;
+            let config = haloyd::config::HaloydConfig::load(&layout.config_file())?;
+            if config.api_tls_port.is_some() {
+                let fingerprint = setup::api_identity(&layout)?
+                    .fingerprint()
+                    .map_err(anyhow::Error::msg)?;
+                // On stderr, so `$(haloyadm api token)` stays the token alone.
+                eprintln!(
+                    "api certificate sha256 fingerprint: {fingerprint}\npin it with: haloy server add <server>:{} <token> --fingerprint {fingerprint}",
+                    config.api_tls_port.unwrap_or_default()
+                );
+            }
+        }
+        ApiCommand::Domain(args) => {
+            let home = env.vars.get("HOME").map(std::path::Path::new);
+            let layout = setup::find_layout(args.install.local_install, home)?;
+            let config = setup::set_api_domain(&layout, &args.domain, &args.email)?;
+            writeln!(
+                out,
+                "the API will be served at https://{}:{} once haloyd restarts (`haloyadm restart{}`); it gets its certificate from {}",
+                args.domain,
+                config.https_port,
+                if args.install.local_install {
+                    " --local-install"
+                } else {
+                    ""
+                },
+                config.acme_directory_url()
+            )?;
+            let port = match config.https_port {
+                443 => String::new(),
+                port => format!(":{port}"),
+            };
+            writeln!(
+                out,
+                "on your workstation: haloy server add {}{port} <api token>",
+                args.domain
+            )?;
         }
     }
     Ok(())

@@ -31,6 +31,20 @@ pub struct Args {
     /// Address HAProxy listens on for HTTP and HTTPS.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: std::net::IpAddr,
+    /// ACME directory URL for certificates (default: Let's Encrypt production).
+    #[arg(long, value_name = "URL", conflicts_with = "acme_staging")]
+    pub acme_directory: Option<String>,
+    /// Use Let's Encrypt's staging directory (untrusted certificates, for trials).
+    #[arg(long)]
+    pub acme_staging: bool,
+    /// A PEM CA certificate to trust for the ACME directory's HTTPS (a private or
+    /// test ACME server).
+    #[arg(long, value_name = "PEM_FILE")]
+    pub acme_ca_cert: Option<std::path::PathBuf>,
+    /// Also serve the API over TLS with haloyd's own self-signed certificate on this
+    /// port of --bind-address; clients pin it with `haloy server add --fingerprint`.
+    #[arg(long, value_name = "PORT")]
+    pub api_tls_port: Option<u16>,
     /// Rewrite the settings of an existing install (the API token is kept).
     #[arg(long)]
     pub force: bool,
@@ -46,6 +60,10 @@ pub fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
     } else {
         Layout::system()
     };
+    let acme_ca_cert = match &args.acme_ca_cert {
+        Some(path) => Some(checked_pem(path)?),
+        None => None,
+    };
     let (config, token) = setup::init(&InitOptions {
         layout: layout.clone(),
         api_port: args.api_port,
@@ -54,19 +72,58 @@ pub fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
         api_domain: args.api_domain.clone(),
         acme_email: args.acme_email.clone(),
         bind_address: args.bind_address,
+        acme_directory: args.acme_directory.clone(),
+        acme_staging: args.acme_staging,
+        acme_ca_cert,
+        api_tls_port: args.api_tls_port,
         force: args.force,
     })?;
     writeln!(out, "haloyd initialized")?;
     writeln!(out, "  settings:  {}", layout.config_file().display())?;
     writeln!(out, "  data:      {}", layout.data_dir.display())?;
     writeln!(out, "  api token: {}", token.expose())?;
-    let server = config
-        .api_domain
-        .clone()
-        .unwrap_or_else(|| format!("127.0.0.1:{}", config.api_port));
-    writeln!(
-        out,
-        "on your workstation: haloy server add {server} <api token>"
-    )?;
+    if config.api_tls_port.is_some() {
+        let fingerprint = setup::api_identity(&layout)?
+            .fingerprint()
+            .map_err(anyhow::Error::msg)?;
+        writeln!(out, "  api certificate sha256 fingerprint: {fingerprint}")?;
+    }
+    match (&config.api_domain, config.api_tls_port) {
+        (Some(domain), _) => writeln!(
+            out,
+            "on your workstation: haloy server add {domain}{} <api token>",
+            match config.https_port {
+                443 => String::new(),
+                port => format!(":{port}"),
+            }
+        )?,
+        (None, Some(port)) => writeln!(
+            out,
+            "on your workstation: haloy server add <this server's address>:{port} <api token> --fingerprint <fingerprint>"
+        )?,
+        (None, None) => writeln!(
+            out,
+            "on your workstation: haloy server add 127.0.0.1:{} <api token> (through an SSH tunnel), or set up TLS with `haloyadm api domain <domain> <email>`",
+            config.api_port
+        )?,
+    }
     Ok(())
+}
+
+/// `--acme-ca-cert`: an existing PEM certificate, kept by its absolute path.
+pub fn checked_pem(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let absolute = std::path::absolute(path)
+        .with_context(|| format!("--acme-ca-cert {}: cannot resolve the path", path.display()))?;
+    let text = std::fs::read_to_string(&absolute).with_context(|| {
+        format!(
+            "--acme-ca-cert {}: cannot read the file; give the ACME server's CA certificate (PEM)",
+            absolute.display()
+        )
+    })?;
+    anyhow::ensure!(
+        text.contains("-----BEGIN CERTIFICATE-----"),
+        "--acme-ca-cert {} holds no PEM certificate; give the ACME server's CA certificate (PEM)",
+        absolute.display()
+    );
+    Ok(absolute)
 }

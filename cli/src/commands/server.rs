@@ -19,13 +19,22 @@ pub enum ServerCommand {
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
     /// Server domain or address, optionally with a port: haloy.example.com,
-    /// 127.0.0.1:9999. No https:// needed.
+    /// 127.0.0.1:9999. Loopback addresses speak plaintext unless written https://…
+    /// or given --fingerprint or --ca-cert; every other server speaks TLS.
     pub server: String,
     /// The server's API token.
     pub token: String,
     /// Replace the token if the server is already configured.
     #[arg(long)]
     pub force: bool,
+    /// Pin haloyd's self-signed API certificate by its SHA-256 fingerprint (printed
+    /// by `haloyadm api token`); for servers without an API domain.
+    #[arg(long, value_name = "SHA256", conflicts_with = "ca_cert")]
+    pub fingerprint: Option<String>,
+    /// Trust the CA certificates in this PEM file for the server's TLS instead of
+    /// the system's roots.
+    #[arg(long, value_name = "PEM_FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,7 +55,41 @@ pub fn run(command: &ServerCommand, env: &Env, out: &mut dyn Write) -> anyhow::R
     let mut store = ServerStore::open(dir.as_deref())?;
     match command {
         ServerCommand::Add(args) => {
-            let server = store.add(&args.server, &args.token, args.force)?;
+            let fingerprint = match &args.fingerprint {
+                Some(text) => Some(
+                    haloy_controller::tls::normalize_fingerprint(text)
+                        .map_err(anyhow::Error::msg)?,
+                ),
+                None => None,
+            };
+            let ca_cert = match &args.ca_cert {
+                Some(path) => {
+                    let absolute = std::path::absolute(path)?;
+                    let text = std::fs::read_to_string(&absolute).map_err(|e| {
+                        anyhow::anyhow!(
+                            "--ca-cert {}: cannot read it ({e}); give a PEM file of CA certificates",
+                            absolute.display()
+                        )
+                    })?;
+                    anyhow::ensure!(
+                        text.contains("-----BEGIN CERTIFICATE-----"),
+                        "--ca-cert {} holds no PEM certificate; give a PEM file of CA certificates",
+                        absolute.display()
+                    );
+                    Some(absolute)
+                }
+                None => None,
+            };
+            let server = store.add_with_tls(
+                &args.server,
+                &args.token,
+                args.force,
+                haloy_controller::tls::TlsOptions {
+                    fingerprint,
+                    ca_cert,
+                    tls: false,
+                },
+            )?;
             let entry = store
                 .entry(&server)
                 .map(|e| e.token_env.clone())

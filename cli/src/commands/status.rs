@@ -2,10 +2,20 @@
 
 use std::io::Write;
 
-use haloy_controller::client::{Client, DeploymentInfo, StatusReport};
+use haloy_controller::client::{CertificateInfo, Client, DeploymentInfo, StatusReport};
 
 use super::target;
 use crate::context::{Env, TargetFlags};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(super::date(0), "1970-01-01");
+        assert_eq!(super::date(951_782_400), "2000-02-29");
+        assert_eq!(super::date(1_767_225_600), "2026-01-01");
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -68,7 +78,57 @@ fn json(target: &str, server: &str, report: &StatusReport) -> serde_json::Value 
         "latest": report.latest.as_ref().map(deployment),
         "domains": report.domains.iter().map(|d| serde_json::json!({"domain": d.canonical, "aliases": d.aliases})).collect::<Vec<_>>(),
         "replicas": report.replicas.iter().map(|r| serde_json::json!({"name": r.name, "deployment_id": r.deployment_id, "state": r.state, "health": r.health})).collect::<Vec<_>>(),
+        "certificates": report.certificates.iter().map(|c| serde_json::json!({
+            "domain": c.domain,
+            "names": c.names,
+            "not_after": c.not_after.map(unix_seconds),
+            "last_error": c.last_error,
+        })).collect::<Vec<_>>(),
     })
+}
+
+fn unix_seconds(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// "valid until 2026-02-01 (41 days)", or "not issued yet".
+fn certificate_line(c: &CertificateInfo) -> String {
+    let mut line = match c.not_after {
+        Some(not_after) => {
+            let seconds = unix_seconds(not_after);
+            let days_left = not_after
+                .duration_since(std::time::SystemTime::now())
+                .map(|d| d.as_secs() / 86_400)
+                .unwrap_or(0);
+            format!(
+                "{}: valid until {} ({days_left} days left)",
+                c.domain,
+                date(seconds)
+            )
+        }
+        None => format!("{}: not issued yet, served on HTTP only", c.domain),
+    };
+    if !c.last_error.is_empty() {
+        line.push_str(&format!("; last error: {}", c.last_error));
+    }
+    line
+}
+
+/// A Unix time as YYYY-MM-DD (UTC), by the civil-from-days algorithm.
+fn date(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn deployment_line(d: &DeploymentInfo) -> String {
@@ -108,6 +168,9 @@ fn print_report(report: &StatusReport, out: &mut dyn Write) -> anyhow::Result<()
             domains.join(", ")
         }
     )?;
+    for c in &report.certificates {
+        writeln!(out, "tls:        {}", certificate_line(c))?;
+    }
     let healthy = report.replicas.iter().filter(|r| r.health == "up").count();
     writeln!(
         out,

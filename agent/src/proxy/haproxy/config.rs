@@ -1,4 +1,5 @@
-//! Renders `haproxy.cfg`, `hosts.map` and `aliases.map` from the desired state.
+//! Renders `haproxy.cfg`, `hosts.map`, `aliases.map`, `https.map` and the
+//! certificates' `certs.list` from the desired state.
 //!
 //! The files always describe everything that runs, runtime-added servers included:
 //! HAProxy forgets runtime changes on reload, and a restart after a crash starts from
@@ -18,6 +19,8 @@ pub(super) const CHECK_PARAMS: &str = "check inter 2s rise 1 fall 2";
 pub(super) const ACME_BACKEND: &str = "haloy_acme";
 /// The backend for hosts no app claims.
 pub(super) const UNKNOWN_HOST_BACKEND: &str = "haloy_unknown_host";
+/// The backend passing the API domain's gRPC (HTTP/2) to haloyd.
+pub(super) const API_BACKEND: &str = "haloy_api";
 
 /// Where HAProxy's files live inside the settings' directory.
 #[derive(Debug, Clone)]
@@ -25,6 +28,10 @@ pub(super) struct Paths {
     pub config: PathBuf,
     pub hosts_map: PathBuf,
     pub aliases_map: PathBuf,
+    /// Hosts that have a certificate: plain HTTP for them redirects to HTTPS.
+    pub https_map: PathBuf,
+    /// The certificates the HTTPS frontend serves, the default one first.
+    pub crt_list: PathBuf,
     pub master_socket: PathBuf,
     pub admin_socket: PathBuf,
     pub pid_file: PathBuf,
@@ -36,6 +43,8 @@ impl Paths {
             config: dir.join("haproxy.cfg"),
             hosts_map: dir.join("hosts.map"),
             aliases_map: dir.join("aliases.map"),
+            https_map: dir.join("https.map"),
+            crt_list: dir.join("certs.list"),
             master_socket: dir.join("master.sock"),
             admin_socket: dir.join("admin.sock"),
             pid_file: dir.join("haproxy.pid"),
@@ -43,19 +52,27 @@ impl Paths {
     }
 }
 
-/// The three files, rendered.
+/// The files, rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Files {
     pub config: String,
     pub hosts_map: String,
     pub aliases_map: String,
+    pub https_map: String,
+    pub crt_list: String,
 }
 
 pub(super) fn render(settings: &HaproxySettings, paths: &Paths, routing: &Routing) -> Files {
+    let mut crt_list = format!("{}\n", settings.default_cert().display());
+    for cert in routing.certificates.values() {
+        crt_list.push_str(&format!("{}\n", cert.path.display()));
+    }
     Files {
         config: render_config(settings, paths, routing),
         hosts_map: render_map(routing.hosts_map()),
         aliases_map: render_map(routing.aliases_map()),
+        https_map: render_map(routing.https_map()),
+        crt_list,
     }
 }
 
@@ -70,7 +87,14 @@ fn render_map(entries: impl IntoIterator<Item = (String, String)>) -> String {
 fn render_config(settings: &HaproxySettings, paths: &Paths, routing: &Routing) -> String {
     let hosts = paths.hosts_map.display();
     let aliases = paths.aliases_map.display();
+    let https_hosts = paths.https_map.display();
     let bind = std::net::SocketAddr::new(settings.bind_address, settings.http_port);
+    let bind_https = std::net::SocketAddr::new(settings.bind_address, settings.https_port);
+    // Redirects name the HTTPS port unless it is the default one.
+    let https_port = match settings.https_port {
+        443 => String::new(),
+        port => format!(":{port}"),
+    };
     let mut cfg = String::new();
     let _ = write!(
         cfg,
@@ -101,10 +125,22 @@ frontend http
     acl acme_challenge path_beg /.well-known/acme-challenge/
     http-request set-header X-Forwarded-Proto http
     http-request set-var(txn.host) req.hdr(host),field(1,:),lower
+    http-request redirect code 301 location https://%[var(txn.host)]{https_port}%[pathq] if {{ var(txn.host),map({https_hosts}) -m found }} !acme_challenge
     http-request set-var(txn.canonical) var(txn.host),map({aliases})
     http-request redirect code 301 location http://%[var(txn.canonical)]%[pathq] if {{ var(txn.canonical) -m found }} !acme_challenge
     use_backend {ACME_BACKEND} if acme_challenge
     use_backend %[var(txn.host),map({hosts})]
+    default_backend {UNKNOWN_HOST_BACKEND}
+
+frontend https
+    bind {bind_https} ssl crt-list {crt_list} alpn h2,http/1.1
+    # gRPC streams of the API may stay quiet for long; requests still must arrive quickly
+    timeout client 1h
+    http-request set-header X-Forwarded-Proto https
+    http-request set-var(txn.host) req.hdr(host),field(1,:),lower
+    http-request set-var(txn.canonical) var(txn.host),map({aliases})
+    http-request redirect code 301 location https://%[var(txn.canonical)]{https_port}%[pathq] if {{ var(txn.canonical) -m found }}
+{api_route}    use_backend %[var(txn.host),map({hosts})]
     default_backend {UNKNOWN_HOST_BACKEND}
 
 backend {ACME_BACKEND}
@@ -115,7 +151,26 @@ backend {UNKNOWN_HOST_BACKEND}
 ",
         admin = paths.admin_socket.display(),
         acme = settings.acme_socket.display(),
+        crt_list = paths.crt_list.display(),
+        api_route = match &settings.api {
+            Some(api) => format!(
+                "    use_backend {API_BACKEND} if {{ var(txn.host) -m str {} }}\n",
+                api.domain
+            ),
+            None => String::new(),
+        },
     );
+    if let Some(api) = &settings.api {
+        let _ = write!(
+            cfg,
+            "
+backend {API_BACKEND}
+    timeout server 1h
+    server haloyd 127.0.0.1:{} proto h2
+",
+            api.port
+        );
+    }
     for (app, spec) in &routing.apps {
         let _ = write!(
             cfg,
@@ -186,6 +241,8 @@ mod tests {
             http_port: 8080,
             https_port: 8443,
             acme_socket: "/srv/acme.sock".into(),
+            cert_dir: "/srv/cert-storage".into(),
+            api: None,
             program: "haproxy".into(),
         }
     }

@@ -48,9 +48,16 @@ pub(super) async fn write_files(paths: &Paths, files: &Files) -> Result<(), Prox
             .await
             .map_err(|e| write_error(dir, e))?;
     }
+    write_maps(paths, files).await?;
+    write_atomic(&paths.config, &files.config).await
+}
+
+/// Everything but the configuration: the maps and the certificate list.
+pub(super) async fn write_maps(paths: &Paths, files: &Files) -> Result<(), ProxyError> {
     write_atomic(&paths.hosts_map, &files.hosts_map).await?;
     write_atomic(&paths.aliases_map, &files.aliases_map).await?;
-    write_atomic(&paths.config, &files.config).await
+    write_atomic(&paths.https_map, &files.https_map).await?;
+    write_atomic(&paths.crt_list, &files.crt_list).await
 }
 
 /// Writes the configuration to `<config>.new` for checking before it replaces the
@@ -67,12 +74,14 @@ pub(super) async fn commit_candidate(paths: &Paths, candidate: &Path) -> Result<
         .map_err(|e| write_error(&paths.config, e))
 }
 
-/// The files as they are on disk, if all three are there.
+/// The files as they are on disk, if all of them are there.
 pub(super) async fn read_files(paths: &Paths) -> Option<Files> {
     Some(Files {
         config: tokio::fs::read_to_string(&paths.config).await.ok()?,
         hosts_map: tokio::fs::read_to_string(&paths.hosts_map).await.ok()?,
         aliases_map: tokio::fs::read_to_string(&paths.aliases_map).await.ok()?,
+        https_map: tokio::fs::read_to_string(&paths.https_map).await.ok()?,
+        crt_list: tokio::fs::read_to_string(&paths.crt_list).await.ok()?,
     })
 }
 

@@ -24,6 +24,7 @@ impl Haproxy {
         if self.is_running().await {
             return Ok(false);
         }
+        self.ensure_default_cert()?;
         if files::read_files(&self.paths).await.is_none() {
             files::write_files(&self.paths, &self.render(&state.routing)).await?;
         }
@@ -112,8 +113,8 @@ impl Haproxy {
         previous: Option<&Files>,
     ) -> Result<(), ProxyError> {
         let result = async {
-            files::write_atomic(&self.paths.hosts_map, &files.hosts_map).await?;
-            files::write_atomic(&self.paths.aliases_map, &files.aliases_map).await?;
+            self.ensure_default_cert()?;
+            files::write_maps(&self.paths, files).await?;
             let candidate = files::write_candidate(&self.paths, &files.config).await?;
             if let Err(e) = process::check_config(&self.settings.program, &candidate).await {
                 let _ = tokio::fs::remove_file(&candidate).await;

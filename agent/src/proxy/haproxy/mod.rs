@@ -30,6 +30,7 @@ use config::{Files, Paths, render, skeleton};
 use routing::{Routing, Server, backend_name, validate_app_name, validate_server};
 use socket::MasterCli;
 
+mod certs;
 mod config;
 mod files;
 mod lifecycle;
@@ -48,25 +49,44 @@ pub struct HaproxySettings {
     /// Where the frontends listen.
     pub bind_address: IpAddr,
     pub http_port: u16,
-    /// Reserved for the HTTPS frontend, which comes with certificates.
+    /// The HTTPS frontend, serving the certificates of `certs.list`.
     pub https_port: u16,
     /// The unix socket where haloyd answers `/.well-known/acme-challenge/`.
     pub acme_socket: PathBuf,
+    /// cert-storage: the certificates, and HAProxy's self-signed default one.
+    pub cert_dir: PathBuf,
+    /// The API domain HAProxy passes to haloyd's gRPC port, if one is set.
+    pub api: Option<ApiRoute>,
     /// The HAProxy binary, "haproxy" by default.
     pub program: PathBuf,
 }
 
+/// HTTPS for `domain` goes to haloyd's API on 127.0.0.1:`port` as HTTP/2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRoute {
+    pub domain: String,
+    pub port: u16,
+}
+
 impl HaproxySettings {
-    /// Listening on every IPv4 address, running `haproxy` from `PATH`.
+    /// Listening on every IPv4 address, running `haproxy` from `PATH`, certificates
+    /// in `<dir>/certs`, no API domain.
     pub fn new(dir: PathBuf, http_port: u16, https_port: u16, acme_socket: PathBuf) -> Self {
         Self {
+            cert_dir: dir.join("certs"),
             dir,
             bind_address: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             http_port,
             https_port,
             acme_socket,
+            api: None,
             program: PathBuf::from("haproxy"),
         }
+    }
+
+    /// The self-signed certificate HTTPS answers with for hosts without one.
+    pub fn default_cert(&self) -> PathBuf {
+        self.cert_dir.join("default.pem")
     }
 }
 
@@ -95,8 +115,15 @@ impl Haproxy {
         };
         settings.dir = absolute(&settings.dir)?;
         settings.acme_socket = absolute(&settings.acme_socket)?;
+        settings.cert_dir = absolute(&settings.cert_dir)?;
         config::check_path("HAProxy directory", &settings.dir).map_err(ProxyError::Other)?;
         config::check_path("ACME socket", &settings.acme_socket).map_err(ProxyError::Other)?;
+        config::check_path("certificate directory", &settings.cert_dir)
+            .map_err(ProxyError::Other)?;
+        if let Some(api) = &settings.api {
+            haloy_api::rules::domain_name(&api.domain)
+                .map_err(|v| ProxyError::Other(format!("api_domain: {v}")))?;
+        }
         let paths = Paths::new(&settings.dir);
         // sun_path holds 108 bytes; leave room for HAProxy's temporary suffix.
         if paths.master_socket.as_os_str().len() > 90 {
@@ -169,6 +196,9 @@ impl Haproxy {
                 runtime::reconcile_map(&self.cli, &self.paths.aliases_map, &next.aliases_map())
                     .await?;
             }
+            if current.https_map != wanted.https_map {
+                runtime::reconcile_map(&self.cli, &self.paths.https_map, &next.https_map()).await?;
+            }
             for (app, spec) in &next.apps {
                 if state.routing.apps.get(app).map(|a| &a.servers) != Some(&spec.servers) {
                     runtime::reconcile_servers(&self.cli, &backend_name(app), &spec.servers)
@@ -189,8 +219,10 @@ impl Haproxy {
 #[async_trait]
 impl Proxy for Haproxy {
     async fn sync(&self, routes: &[AppRoute]) -> Result<(), ProxyError> {
-        let next = Routing::from_routes(routes)?;
+        let mut next = Routing::from_routes(routes)?;
         let mut state = self.lock().await;
+        next.certificates = state.routing.certificates.clone();
+        self.ensure_default_cert()?;
         let wanted = self.render(&next);
         let on_disk = files::read_files(&self.paths).await;
         if !self.is_running().await {
@@ -207,6 +239,8 @@ impl Proxy for Haproxy {
                 runtime::reconcile_map(&self.cli, &self.paths.hosts_map, &next.hosts_map()).await?;
                 runtime::reconcile_map(&self.cli, &self.paths.aliases_map, &next.aliases_map())
                     .await?;
+                runtime::reconcile_map(&self.cli, &self.paths.https_map, &next.https_map()).await?;
+                certs::load_missing(&self.paths, &next).await?;
                 for (app, spec) in &next.apps {
                     runtime::reconcile_servers(&self.cli, &backend_name(app), &spec.servers)
                         .await?;

@@ -6,16 +6,26 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use haloy_api::rules;
 use haloy_api::spec::DomainSpec;
 
 use crate::proxy::{AppRoute, Backend, ProxyError};
 
-/// Every app HAProxy routes, by app name.
+/// Every app HAProxy routes, by app name, and the certificates it serves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Routing {
     pub apps: BTreeMap<String, App>,
+    /// By canonical domain.
+    pub certificates: BTreeMap<String, Certificate>,
+}
+
+/// A certificate file in `certs.list` and the hosts it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Certificate {
+    pub path: PathBuf,
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +123,15 @@ impl Routing {
             }
         }
         map
+    }
+
+    /// host → 1 for every host with a certificate: HTTP for it redirects to HTTPS.
+    pub fn https_map(&self) -> BTreeMap<String, String> {
+        self.certificates
+            .values()
+            .flat_map(|c| c.names.iter())
+            .map(|name| (name.clone(), "1".to_string()))
+            .collect()
     }
 
     pub fn backends(&self) -> BTreeSet<String> {

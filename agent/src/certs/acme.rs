@@ -1,0 +1,274 @@
+//! The real [`super::AcmeDirectory`]: an ACME server (Let's Encrypt, or any RFC 8555
+//! directory such as pebble) spoken to with instant-acme, proving control of each
+//! name by HTTP-01 through HAProxy and [`super::challenge`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::challenge::Challenges;
+use super::files::{CertDir, write_private};
+use super::{AcmeDirectory, AcmeError, Issued};
+
+/// How long an order may take from challenges to certificate.
+const ORDER_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub struct AcmeClient {
+    directory_url: String,
+    /// A PEM root to trust for the directory's own HTTPS (pebble, a private CA).
+    ca_cert: Option<PathBuf>,
+    files: CertDir,
+    challenges: Challenges,
+    account: Mutex<Option<(String, Account)>>,
+}
+
+/// The stored account: which directory and address it belongs to.
+#[derive(Serialize, Deserialize)]
+struct StoredAccount {
+    directory_url: String,
+    email: String,
+    credentials: AccountCredentials,
+}
+
+impl AcmeClient {
+    pub fn new(
+        directory_url: String,
+        ca_cert: Option<PathBuf>,
+        files: CertDir,
+        challenges: Challenges,
+    ) -> Self {
+        Self {
+            directory_url,
+            ca_cert,
+            files,
+            challenges,
+            account: Mutex::new(None),
+        }
+    }
+
+    fn builder(&self) -> Result<instant_acme::AccountBuilder, AcmeError> {
+        let built = match &self.ca_cert {
+            Some(path) => Account::builder_with_root(path).map_err(|e| {
+                AcmeError::Setup(format!(
+                    "cannot use {} as the ACME directory's CA (acme_ca_cert in haloyd.yaml): {e}",
+                    path.display()
+                ))
+            })?,
+            None => Account::builder().map_err(|e| AcmeError::Setup(e.to_string()))?,
+        };
+        Ok(built)
+    }
+
+    /// The account for `email`: the stored one when it matches the directory and
+    /// address, else a new one (stored for next time).
+    async fn account(&self, email: &str) -> Result<Account, AcmeError> {
+        let mut cached = self.account.lock().await;
+        if let Some((cached_email, account)) = cached.as_ref()
+            && cached_email == email
+        {
+            return Ok(account.clone());
+        }
+        let path = self.files.account_path();
+        let stored = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<StoredAccount>(&text).ok())
+            .filter(|s| s.directory_url == self.directory_url && s.email == email);
+        let account = match stored {
+            Some(stored) => self
+                .builder()?
+                .from_credentials(stored.credentials)
+                .await
+                .map_err(|e| self.unreachable(e))?,
+            None => {
+                let contact = format!("mailto:{email}");
+                let (account, credentials) = self
+                    .builder()?
+                    .create(
+                        &NewAccount {
+                            contact: &[&contact],
+                            terms_of_service_agreed: true,
+                            only_return_existing: false,
+                        },
+                        self.directory_url.clone(),
+                        None,
+                    )
+                    .await
+                    .map_err(|e| self.unreachable(e))?;
+                let stored = StoredAccount {
+                    directory_url: self.directory_url.clone(),
+                    email: email.to_string(),
+                    credentials,
+                };
+                let text =
+                    serde_json::to_string(&stored).map_err(|e| AcmeError::Setup(e.to_string()))?;
+                write_private(&path, text.as_bytes()).map_err(|e| {
+                    AcmeError::Setup(format!("cannot write {}: {e}", path.display()))
+                })?;
+                account
+            }
+        };
+        *cached = Some((email.to_string(), account.clone()));
+        Ok(account)
+    }
+
+    fn unreachable(&self, e: instant_acme::Error) -> AcmeError {
+        AcmeError::Directory(format!(
+            "the ACME directory {} failed: {e}",
+            self.directory_url
+        ))
+    }
+
+    /// A problem document while validating is the challenge failing; anything else
+    /// is the directory.
+    fn challenge_failed(&self, e: instant_acme::Error) -> AcmeError {
+        match e {
+            instant_acme::Error::Api(problem) => AcmeError::Refused(format!(
+                "the HTTP-01 challenge failed ({problem}); check that the domain points at this server and that HAProxy's HTTP port is reachable on port 80"
+            )),
+            other => self.unreachable(other),
+        }
+    }
+
+    async fn order(
+        &self,
+        account: &Account,
+        names: &[String],
+        tokens: &mut Vec<String>,
+    ) -> Result<Issued, AcmeError> {
+        let identifiers: Vec<Identifier> =
+            names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+        let mut order = account
+            .new_order(&NewOrder::new(&identifiers))
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(|e| self.unreachable(e))?;
+            match authz.status {
+                AuthorizationStatus::Valid => continue,
+                AuthorizationStatus::Pending => {}
+                status => {
+                    return Err(AcmeError::Refused(format!(
+                        "the authorization for {} is {status:?}",
+                        authz.identifier()
+                    )));
+                }
+            }
+            let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| {
+                AcmeError::Refused("the ACME directory offers no HTTP-01 challenge".into())
+            })?;
+            let key_authorization = challenge.key_authorization();
+            self.challenges
+                .insert(&challenge.token, key_authorization.as_str());
+            tokens.push(challenge.token.clone());
+            challenge
+                .set_ready()
+                .await
+                .map_err(|e| self.unreachable(e))?;
+        }
+        let retries = RetryPolicy::new()
+            .initial_delay(Duration::from_millis(250))
+            .timeout(ORDER_TIMEOUT);
+        let status = order
+            .poll_ready(&retries)
+            .await
+            .map_err(|e| self.challenge_failed(e))?;
+        if status != OrderStatus::Ready {
+            return Err(AcmeError::Refused(challenge_problem(&mut order).await));
+        }
+        let key = rcgen::KeyPair::generate()
+            .map_err(|e| AcmeError::Setup(format!("cannot make a key: {e}")))?;
+        let params = rcgen::CertificateParams::new(names.to_vec())
+            .map_err(|e| AcmeError::Setup(format!("cannot make a CSR for {names:?}: {e}")))?;
+        let csr = params
+            .serialize_request(&key)
+            .map_err(|e| AcmeError::Setup(format!("cannot sign the CSR: {e}")))?;
+        order
+            .finalize_csr(csr.der())
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let chain_pem = order
+            .poll_certificate(&retries)
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        Ok(Issued {
+            chain_pem,
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// Names under the top-level domains RFC 2606 and 6761 reserve, which no public CA
+/// issues for; asking would only spend the account's rate limits.
+fn is_reserved(name: &str) -> bool {
+    let tld = name.rsplit('.').next().unwrap_or(name);
+    !name.contains('.')
+        || [
+            "test",
+            "localhost",
+            "invalid",
+            "example",
+            "local",
+            "internal",
+        ]
+        .contains(&tld)
+}
+
+/// Why an order became invalid, from its failed challenges.
+async fn challenge_problem(order: &mut instant_acme::Order) -> String {
+    let mut reasons = Vec::new();
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(authz)) = authorizations.next().await {
+        for challenge in &authz.challenges {
+            if let Some(error) = &challenge.error {
+                reasons.push(format!("{}: {error}", authz.identifier()));
+            }
+        }
+    }
+    if reasons.is_empty() {
+        "the ACME directory did not validate the order".into()
+    } else {
+        format!(
+            "the HTTP-01 challenge failed ({}); check that the domain points at this server and that HAProxy's HTTP port is reachable on port 80",
+            reasons.join("; ")
+        )
+    }
+}
+
+#[async_trait]
+impl AcmeDirectory for AcmeClient {
+    async fn issue(&self, names: &[String], email: &str) -> Result<Issued, AcmeError> {
+        if self.directory_url.contains("letsencrypt.org")
+            && let Some(name) = names.iter().find(|n| is_reserved(n))
+        {
+            return Err(AcmeError::Refused(format!(
+                "Let's Encrypt never issues certificates for {name}, a reserved name; use a public domain, or another ACME directory (acme_directory in haloyd.yaml)"
+            )));
+        }
+        let account = self.account(email).await?;
+        let mut tokens = Vec::new();
+        let result = tokio::time::timeout(
+            ORDER_TIMEOUT + Duration::from_secs(30),
+            self.order(&account, names, &mut tokens),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(AcmeError::Directory(format!(
+                "the order at {} did not finish within {} s",
+                self.directory_url,
+                ORDER_TIMEOUT.as_secs() + 30
+            )))
+        });
+        for token in tokens {
+            self.challenges.remove(&token);
+        }
+        result
+    }
+}

@@ -1,0 +1,339 @@
+//! TLS certificates: one per canonical domain (its aliases as extra names), obtained
+//! from an ACME directory by HTTP-01, stored in cert-storage and installed into
+//! HAProxy without a reload. A background loop renews certificates inside their
+//! renewal window or whose names changed; failures back off and are reported in
+//! `haloy status` and the log. A valid certificate is never requested again.
+//!
+//! The outside world is reached through two seams, so the renewal and back-off logic
+//! is unit-tested with fakes: [`AcmeDirectory`] (the real one is [`acme::AcmeClient`])
+//! and [`Installer`] (the real one is the HAProxy driver).
+
+pub mod acme;
+pub mod challenge;
+pub mod files;
+pub mod policy;
+pub mod selfsigned;
+pub mod x509;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+pub use files::{CertDir, Wanted};
+use policy::Need;
+pub use x509::CertInfo;
+
+/// Let's Encrypt's production directory, the default.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (`acme_staging: true`).
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AcmeError {
+    #[error("{0}")]
+    Directory(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// A certificate chain (leaf first) and its private key, both PEM.
+pub struct Issued {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+/// Where certificates come from.
+#[async_trait]
+pub trait AcmeDirectory: Send + Sync + 'static {
+    /// Obtains a certificate carrying `names` for the account of `email`.
+    async fn issue(&self, names: &[String], email: &str) -> Result<Issued, AcmeError>;
+}
+
+/// A certificate ready for the proxy: its file is written already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFile {
+    pub domain: String,
+    /// Hosts served with it (HTTP for them redirects to HTTPS).
+    pub names: Vec<String>,
+    pub path: PathBuf,
+    /// Chain and key, as in the file.
+    pub pem: String,
+}
+
+/// Where certificates go.
+#[async_trait]
+pub trait Installer: Send + Sync + 'static {
+    /// Serves `cert` from now on, replacing an earlier certificate of the domain.
+    async fn install_certificate(&self, cert: &CertFile) -> Result<(), String>;
+}
+
+#[derive(Debug, Clone)]
+pub struct CertSettings {
+    /// Renew this long before expiry; `None` is the default rule (see
+    /// [`policy::renewal_window`]).
+    pub renew_before: Option<Duration>,
+    /// How often the loop looks for certificates to renew.
+    pub check_interval: Duration,
+}
+
+/// A certificate's state for `haloy status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateStatus {
+    pub domain: String,
+    pub names: Vec<String>,
+    pub not_after: Option<SystemTime>,
+    pub serial: Option<String>,
+    /// The last issuance or renewal error; empty once one succeeds.
+    pub last_error: String,
+}
+
+struct Entry {
+    wanted: Wanted,
+    current: Option<CertInfo>,
+    last_error: String,
+    failures: u32,
+    retry_at: Option<SystemTime>,
+}
+
+/// The owner of every certificate's state; [`Certificates::run`] is the one task
+/// that requests certificates, so orders never overlap.
+pub struct Certificates {
+    files: CertDir,
+    directory: Arc<dyn AcmeDirectory>,
+    installer: Arc<dyn Installer>,
+    settings: CertSettings,
+    entries: Mutex<BTreeMap<String, Entry>>,
+    wake: Notify,
+}
+
+impl Certificates {
+    /// Loads the stored requests and certificates; requests nothing yet.
+    pub fn new(
+        files: CertDir,
+        directory: Arc<dyn AcmeDirectory>,
+        installer: Arc<dyn Installer>,
+        settings: CertSettings,
+    ) -> Self {
+        let mut entries = BTreeMap::new();
+        for wanted in files.load_wanted() {
+            let current = files
+                .load_certificate(&wanted.domain)
+                .and_then(|pem| match x509::leaf_info(&pem) {
+                    Ok(info) => Some(info),
+                    Err(e) => {
+                        tracing::warn!(domain = %wanted.domain, "the stored certificate cannot be read and will be requested again: {e}");
+                        None
+                    }
+                });
+            entries.insert(
+                wanted.domain.clone(),
+                Entry {
+                    wanted,
+                    current,
+                    last_error: String::new(),
+                    failures: 0,
+                    retry_at: None,
+                },
+            );
+        }
+        Self {
+            files,
+            directory,
+            installer,
+            settings,
+            entries: Mutex::new(entries),
+            wake: Notify::new(),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        // A panic while holding the lock cannot leave an entry half-written: every
+        // update is a single assignment. Keep going with what is there.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The certificates on disk, for the proxy's configuration at start.
+    pub fn stored(&self) -> Vec<CertFile> {
+        let entries = self.entries();
+        entries
+            .values()
+            .filter(|e| e.current.is_some())
+            .filter_map(|e| {
+                let pem = self.files.load_certificate(&e.wanted.domain)?;
+                Some(CertFile {
+                    domain: e.wanted.domain.clone(),
+                    names: e.wanted.names.clone(),
+                    path: self.files.pem_path(&e.wanted.domain),
+                    pem,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes `app`'s certificates exactly `wanted` (one per canonical domain) and
+    /// wakes the loop. Requests of the app for other domains are dropped.
+    pub fn want(&self, app: &str, wanted: Vec<Wanted>) {
+        let mut entries = self.entries();
+        let keep: Vec<&str> = wanted.iter().map(|w| w.domain.as_str()).collect();
+        let dropped: Vec<String> = entries
+            .values()
+            .filter(|e| e.wanted.app == app && !keep.contains(&e.wanted.domain.as_str()))
+            .map(|e| e.wanted.domain.clone())
+            .collect();
+        for domain in dropped {
+            entries.remove(&domain);
+            self.files.remove_wanted(&domain);
+        }
+        for wanted in wanted {
+            if let Err(e) = self.files.save_wanted(&wanted) {
+                tracing::error!(domain = %wanted.domain, "cannot store the certificate request: {e}");
+            }
+            match entries.get_mut(&wanted.domain) {
+                Some(entry) => {
+                    if entry.wanted.names != wanted.names {
+                        // New names deserve a fresh attempt, not the old back-off.
+                        entry.retry_at = None;
+                        entry.failures = 0;
+                    }
+                    entry.wanted = wanted;
+                }
+                None => {
+                    entries.insert(
+                        wanted.domain.clone(),
+                        Entry {
+                            wanted,
+                            current: None,
+                            last_error: String::new(),
+                            failures: 0,
+                            retry_at: None,
+                        },
+                    );
+                }
+            }
+        }
+        drop(entries);
+        self.wake.notify_one();
+    }
+
+    /// The certificates of `app` (empty string: haloyd's API domain).
+    pub fn status(&self, app: &str) -> Vec<CertificateStatus> {
+        self.entries()
+            .values()
+            .filter(|e| e.wanted.app == app)
+            .map(|e| CertificateStatus {
+                domain: e.wanted.domain.clone(),
+                names: e.wanted.names.clone(),
+                not_after: e.current.as_ref().map(|c| c.not_after),
+                serial: e.current.as_ref().map(|c| c.serial.clone()),
+                last_error: e.last_error.clone(),
+            })
+            .collect()
+    }
+
+    /// One pass: requests every certificate that is missing, due or has new names
+    /// and is not waiting out a back-off. Returns the domains it obtained.
+    pub async fn tick(&self, now: SystemTime) -> Vec<String> {
+        let work: Vec<(Wanted, Need)> = self
+            .entries()
+            .values()
+            .filter(|e| e.retry_at.is_none_or(|at| now >= at))
+            .filter_map(|e| {
+                let need = policy::need(
+                    e.current.as_ref(),
+                    &e.wanted.names,
+                    now,
+                    self.settings.renew_before,
+                )?;
+                Some((e.wanted.clone(), need))
+            })
+            .collect();
+        let mut obtained = Vec::new();
+        for (wanted, need) in work {
+            tracing::info!(domain = %wanted.domain, names = ?wanted.names, reason = need.as_str(), "requesting a certificate");
+            match self.obtain(&wanted).await {
+                Ok(info) => {
+                    tracing::info!(domain = %wanted.domain, serial = %info.serial, not_after = ?info.not_after, "certificate installed");
+                    if let Some(entry) = self.entries().get_mut(&wanted.domain) {
+                        entry.current = Some(info);
+                        entry.last_error.clear();
+                        entry.failures = 0;
+                        entry.retry_at = None;
+                    }
+                    obtained.push(wanted.domain);
+                }
+                Err(reason) => {
+                    let mut entries = self.entries();
+                    let Some(entry) = entries.get_mut(&wanted.domain) else {
+                        continue;
+                    };
+                    entry.failures += 1;
+                    let wait = policy::retry_after(entry.failures);
+                    entry.retry_at = Some(now + wait);
+                    entry.last_error = format!(
+                        "{reason} (attempt {}, next in {} s)",
+                        entry.failures,
+                        wait.as_secs()
+                    );
+                    tracing::warn!(domain = %wanted.domain, failures = entry.failures, retry_in_secs = wait.as_secs(), "cannot obtain a certificate: {reason}");
+                }
+            }
+        }
+        obtained
+    }
+
+    async fn obtain(&self, wanted: &Wanted) -> Result<CertInfo, String> {
+        let issued = self
+            .directory
+            .issue(&wanted.names, &wanted.email)
+            .await
+            .map_err(|e| e.to_string())?;
+        let info = x509::leaf_info(&issued.chain_pem)?;
+        let pem = self
+            .files
+            .save_certificate(&wanted.domain, &issued.chain_pem, &issued.key_pem)
+            .map_err(|e| format!("cannot store the certificate: {e}"))?;
+        self.installer
+            .install_certificate(&CertFile {
+                domain: wanted.domain.clone(),
+                names: wanted.names.clone(),
+                path: self.files.pem_path(&wanted.domain),
+                pem,
+            })
+            .await
+            .map_err(|e| format!("cannot install the certificate into HAProxy: {e}"))?;
+        Ok(info)
+    }
+
+    /// Ticks every `check_interval`, when a back-off ends, and at once when a
+    /// request comes in.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let now = SystemTime::now();
+            self.tick(now).await;
+            let retry = self
+                .entries()
+                .values()
+                .filter_map(|e| e.retry_at)
+                .min()
+                .map(|at| at.duration_since(now).unwrap_or_default());
+            let wait = retry.map_or(self.settings.check_interval, |r| {
+                r.min(self.settings.check_interval)
+            });
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fakes;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+//! Self-signed certificates made with rcgen: HAProxy's default certificate (a
+//! `crt-list` needs one before any ACME certificate exists) and haloyd's own API
+//! certificate, which clients pin by its SHA-256 fingerprint.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::files;
+
+/// A certificate and its private key, both PEM.
+pub struct Identity {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Identity {
+    /// The SHA-256 fingerprint of the certificate's DER, as `AA:BB:..`, the form
+    /// `openssl x509 -fingerprint -sha256` prints.
+    pub fn fingerprint(&self) -> Result<String, String> {
+        fingerprint_of_pem(&self.cert_pem)
+    }
+
+    /// Certificate then key, the form HAProxy loads.
+    pub fn combined(&self) -> String {
+        format!(
+            "{}\n{}\n",
+            self.cert_pem.trim_end(),
+            self.key_pem.trim_end()
+        )
+    }
+}
+
+/// Makes a new self-signed certificate for `names`.
+pub fn generate(names: &[String]) -> Result<Identity, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| format!("cannot make a key: {e}"))?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec())
+        .map_err(|e| format!("cannot make a certificate for {names:?}: {e}"))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "haloyd");
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| format!("cannot sign the certificate: {e}"))?;
+    Ok(Identity {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// Reads the certificate and key kept in `path` (certificate first), or makes and
+/// stores (mode 0600) a new one for `names` when there is none.
+pub fn load_or_create(path: &Path, names: &[String]) -> Result<Identity, String> {
+    if let Ok(text) = std::fs::read_to_string(path)
+        && let Some(identity) = split(&text)
+    {
+        return Ok(identity);
+    }
+    let identity = generate(names)?;
+    files::write_private(path, identity.combined().as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(identity)
+}
+
+/// Splits a combined PEM file into its first certificate and its key.
+fn split(text: &str) -> Option<Identity> {
+    let cert_end = "-----END CERTIFICATE-----";
+    let end = text.find(cert_end)? + cert_end.len();
+    let key_start = text.find("-----BEGIN PRIVATE KEY-----")?;
+    Some(Identity {
+        cert_pem: format!("{}\n", text[..end].trim()),
+        key_pem: format!("{}\n", text[key_start..].trim()),
+    })
+}
+
+/// The SHA-256 fingerprint of the first certificate in a PEM text.
+pub fn fingerprint_of_pem(pem: &str) -> Result<String, String> {
+    let mut reader = std::io::BufReader::new(pem.as_bytes());
+    let der = rustls_pemfile::certs(&mut reader)
+        .next()
+        .ok_or("no certificate in the PEM text")?
+        .map_err(|e| format!("the certificate is not PEM: {e}"))?;
+    Ok(fingerprint_of_der(&der))
+}
+
+pub fn fingerprint_of_der(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_identity_is_reused_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.pem");
+        let names = vec!["haloyd".to_string()];
+        let first = load_or_create(&path, &names).unwrap();
+        let again = load_or_create(&path, &names).unwrap();
+        assert_eq!(first.fingerprint(), again.fingerprint());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let fingerprint = first.fingerprint().unwrap();
+        assert_eq!(fingerprint.len(), 32 * 3 - 1, "{fingerprint}");
+    }
+}
