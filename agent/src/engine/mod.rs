@@ -673,6 +673,9 @@ impl Engine {
     ) -> Result<ContainerInfo, Abort> {
         let deadline = Instant::now() + self.settings.health_timeout;
         let mut last: String;
+        // Most apps answer within moments of starting: ask again soon at first, then
+        // every health_interval.
+        let mut pause = Duration::from_millis(25);
         loop {
             check_cancel(cancel)?;
             let info = self.runtime.inspect(&container.id).await?;
@@ -700,8 +703,9 @@ impl Engine {
                     self.settings.health_timeout.as_secs()
                 )));
             }
+            pause = (pause * 2).min(self.settings.health_interval);
             tokio::select! {
-                () = tokio::time::sleep(self.settings.health_interval) => {}
+                () = tokio::time::sleep(pause) => {}
                 _ = cancel.changed() => {}
             }
         }

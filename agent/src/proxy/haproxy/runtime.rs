@@ -95,10 +95,17 @@ async fn set_state(
 
 /// `add server` creates the server in maintenance with its checks off; it inherits
 /// nothing from `default-server`, so the check parameters go on the command.
+///
+/// The server starts up, as servers from the config file do: haloyd health-checked
+/// the container before routing it, and waiting for HAProxy's first check would add
+/// up to a whole check interval to every deploy. Its checks take it down if the
+/// container fails later.
 async fn add_server(cli: &MasterCli, backend: &str, server: &Server) -> Result<(), ProxyError> {
     let target = format!("{backend}/{}", server.name);
     let add = format!("add server {target} {} {CHECK_PARAMS}", server.addr);
     cli.worker_expect(&add, "New server registered.").await?;
+    cli.worker_silent(&format!("set server {target} health up"))
+        .await?;
     cli.worker_silent(&format!("enable server {target}"))
         .await?;
     cli.worker_silent(&format!("enable health {target}"))
