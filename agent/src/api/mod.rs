@@ -26,6 +26,9 @@ use crate::store::{DeploymentRecord, Status as RecordStatus};
 /// Largest message accepted or sent; upload chunks are at most 1 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The HTTP/2 flow-control window for each stream, in bytes.
+const UPLOAD_WINDOW: u32 = 8 * 1024 * 1024;
+
 pub struct HaloyService {
     engine: Arc<Engine>,
 }
@@ -335,6 +338,10 @@ where
     };
     let auth = Auth::new(token);
     tonic::transport::Server::builder()
+        // Room for several upload chunks in flight: HTTP/2's default 64 KiB window
+        // makes the client wait for a window update every 64 KiB.
+        .initial_stream_window_size(UPLOAD_WINDOW)
+        .initial_connection_window_size(UPLOAD_WINDOW * 2)
         .layer(tonic::service::InterceptorLayer::new(move |r| {
             auth.check(r)
         }))
