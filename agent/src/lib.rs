@@ -7,7 +7,7 @@ pub mod certs;
 pub mod config;
 pub mod daemon;
 pub mod engine;
-pub mod ids;
+pub use haloy_api::ids;
 pub mod process;
 pub mod proxy;
 pub mod runtime;

@@ -175,6 +175,8 @@ pub struct LogEntry {
 pub struct Client {
     server: String,
     inner: HaloyClient<InterceptedService<Channel, Bearer>>,
+    /// The id deploys and rollbacks through this client ask to be recorded under.
+    deployment_id: Option<String>,
 }
 
 impl Client {
@@ -223,7 +225,14 @@ impl Client {
         Ok(Self {
             server: address.to_string(),
             inner: HaloyClient::with_interceptor(channel, Bearer(header)),
+            deployment_id: None,
         })
+    }
+
+    /// Asks the server to record the next deploys and rollbacks under `id` (see
+    /// [`haloy_api::ids::proposed_id`]), so one deploy to several servers has one id.
+    pub fn propose_deployment_id(&mut self, id: Option<String>) {
+        self.deployment_id = id;
     }
 
     pub fn server(&self) -> &str {
@@ -283,6 +292,7 @@ impl Client {
                 image: Some(v1::ImageSource {
                     source: Some(source),
                 }),
+                deployment_id: self.deployment_id.clone().unwrap_or_default(),
             })),
         };
         // The channel has room, and the receiver is alive: this cannot fail.
@@ -372,6 +382,7 @@ impl Client {
             .rollback(v1::RollbackRequest {
                 deployment_id: id.to_string(),
                 spec: Some(spec.clone().into()),
+                new_deployment_id: self.deployment_id.clone().unwrap_or_default(),
             })
             .await
             .map_err(|s| self.error(s))?

@@ -94,15 +94,18 @@ pub async fn deploy_all(
     .await?;
 
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    // One id for the whole run: every server records it, and one id rolls them back.
+    let deployment_id = haloy_api::ids::proposed_id(haloy_api::ids::now_ms());
     let mut tasks = Vec::new();
     for job in jobs {
         let permits = permits.clone();
         let options = options.clone();
         let lines = lines.clone();
+        let id = deployment_id.clone();
         tasks.push(tokio::spawn(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire_owned().await;
-            deploy_one(job, &options, lines).await
+            deploy_one(job, &options, &id, lines).await
         }));
     }
     let mut outcomes = Vec::new();
@@ -152,7 +155,12 @@ fn tagged(target: &str, lines: &mpsc::UnboundedSender<Line>) -> mpsc::UnboundedS
     tx
 }
 
-async fn deploy_one(job: Job, options: &Options, lines: mpsc::UnboundedSender<Line>) -> Outcome {
+async fn deploy_one(
+    job: Job,
+    options: &Options,
+    deployment_id: &str,
+    lines: mpsc::UnboundedSender<Line>,
+) -> Outcome {
     let started = Instant::now();
     let label = job.plan.label().to_string();
     let out = tagged(&label, &lines);
@@ -178,6 +186,7 @@ async fn deploy_one(job: Job, options: &Options, lines: mpsc::UnboundedSender<Li
         let mut client = Client::connect(&job.server, &job.token)
             .await
             .map_err(|e| e.to_string())?;
+        client.propose_deployment_id(Some(deployment_id.to_string()));
         let spec = &job.plan.spec;
         let _ = out.send(format!(
             "deploying {} ({}) to {}",

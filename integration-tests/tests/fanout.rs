@@ -84,6 +84,17 @@ fn deploy_all_reaches_every_live_server_and_reports_the_dead_one() {
     for server in &servers {
         assert_eq!(server.get("fan.test", "/").2, "v1");
     }
+    // One deploy, one deployment id on every server.
+    let ids: Vec<&str> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            let tag = format!("[{name}] deployment ");
+            let line = text.lines().find(|l| l.starts_with(&tag)).unwrap();
+            line[tag.len()..].trim()
+        })
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let v1_id = ids[0].to_string();
 
     let order = std::fs::read_to_string(home.home.path().join("order.log")).unwrap();
     let lines: Vec<&str> = order.lines().collect();
@@ -193,6 +204,27 @@ fn deploy_all_reaches_every_live_server_and_reports_the_dead_one() {
         stderr.contains("[down] ") && stderr.contains(&down_port.to_string()),
         "{stderr}"
     );
+
+    // The first deploy's id rolls every live target back to v1 at once.
+    let rollback = home.haloy(&[
+        "rollback",
+        "-t",
+        "a,b,c",
+        "-c",
+        &path.display().to_string(),
+        &v1_id,
+    ]);
+    assert!(rollback.status.success(), "{}", describe(&rollback));
+    let text = stdout(&rollback);
+    for name in ["a", "b", "c"] {
+        assert!(
+            text.contains(&format!("[{name}] rolled back: deployment ")),
+            "{text}"
+        );
+    }
+    for server in &servers {
+        assert_eq!(server.get("fan.test", "/").2, "v1");
+    }
 }
 
 #[test]

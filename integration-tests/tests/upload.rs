@@ -192,6 +192,7 @@ async fn an_upload_cut_off_midway_leaves_nothing_and_the_old_version_serving() {
                     archive_size: archive.size(),
                 })),
             }),
+            deployment_id: String::new(),
         })),
     };
     tx.send(start).await.unwrap();

@@ -45,7 +45,8 @@ pub async fn start(
     if let image_source::Source::Upload(announced) = &source {
         upload::check(announced)?;
     }
-    let lock = engine.lock(&spec.name)?;
+    let proposed = proposed_id("DeployStart.deployment_id", &start.deployment_id)?;
+    let lock = engine.lock_as(&spec.name, proposed)?;
     Ok((spec, source, lock))
 }
 
@@ -171,6 +172,20 @@ pub async fn run(
     watcher.abort();
     drop(lock);
     finish(&tx, &outcome.deployment_id, outcome.status, &outcome.reason).await;
+}
+
+/// A client's proposed deployment id: `None` when empty, an error naming `field`
+/// when it is not an id.
+pub fn proposed_id<'a>(field: &str, id: &'a str) -> Result<Option<&'a str>, AgentError> {
+    if id.is_empty() {
+        return Ok(None);
+    }
+    if !crate::ids::is_deployment_id(id) {
+        return Err(AgentError::Protocol(format!(
+            "{field} must look like 20261125104631250-ab12 (UTC time to the millisecond, then 4 hex digits), not {id:?}"
+        )));
+    }
+    Ok(Some(id))
 }
 
 pub async fn send(tx: &EventSender, event: deploy_event::Event) {

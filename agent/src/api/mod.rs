@@ -253,7 +253,14 @@ impl v1::haloy_server::Haloy for HaloyService {
         })?;
         spec.image.repository = repository.to_string();
         spec.image.tag = tag.to_string();
-        let lock = self.engine.lock(&spec.name).map_err(AgentError::from)?;
+        let proposed = deploy::proposed_id(
+            "RollbackRequest.new_deployment_id",
+            &request.new_deployment_id,
+        )?;
+        let lock = self
+            .engine
+            .lock_as(&spec.name, proposed)
+            .map_err(AgentError::from)?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(deploy::run(
             self.engine.clone(),

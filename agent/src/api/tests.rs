@@ -113,6 +113,7 @@ fn start(spec: AppSpec, source: image_source::Source) -> v1::DeployRequest {
             image: Some(v1::ImageSource {
                 source: Some(source),
             }),
+            deployment_id: String::new(),
         })),
     }
 }
@@ -231,12 +232,26 @@ async fn the_server_validates_the_spec_again() {
             image: Some(v1::ImageSource {
                 source: Some(image_source::Source::Pull(v1::Pull {})),
             }),
+            deployment_id: String::new(),
         })),
     };
     let err = deploy(&rig, vec![request]).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(
         err.message().contains("spec.volumes[0]") && err.message().contains("relative host path"),
+        "{}",
+        err.message()
+    );
+
+    let mut odd_id = start(spec("v1"), image_source::Source::Pull(v1::Pull {}));
+    if let Some(deploy_request::Message::Start(start)) = &mut odd_id.message {
+        start.deployment_id = "../../latest".into();
+    }
+    let err = deploy(&rig, vec![odd_id]).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("DeployStart.deployment_id")
+            && err.message().contains("20261125104631250-ab12"),
         "{}",
         err.message()
     );

@@ -63,6 +63,9 @@ pub enum Event {
 
 pub type Events = mpsc::Sender<Event>;
 
+/// How far a client's proposed deployment id may be from this server's clock.
+const PROPOSED_ID_SKEW_MS: u64 = 60 * 60 * 1000;
+
 /// Set to true to cancel a deploy; honoured until traffic is switched.
 pub type Cancel = watch::Receiver<bool>;
 
@@ -302,6 +305,13 @@ impl Engine {
     /// Takes the app's lock and allocates a deployment id; refuses while another
     /// deploy of the app runs.
     pub fn lock(&self, app: &str) -> Result<AppLock, EngineError> {
+        self.lock_as(app, None)
+    }
+
+    /// Like [`Engine::lock`], recording the deployment under `proposed` (a client's
+    /// id for a deploy to several servers) when it is newer than the app's newest, as
+    /// ids must keep sorting by time, and its time is within an hour of this clock.
+    pub fn lock_as(&self, app: &str, proposed: Option<&str>) -> Result<AppLock, EngineError> {
         let mut slots = self
             .slots
             .lock()
@@ -316,8 +326,15 @@ impl Engine {
                 deployment: slot.current.clone().unwrap_or_else(|| "?".into()),
             })?;
         let newest = self.store.newest_id(app)?;
-        let deployment_id =
-            ids::deployment_id(ids::now_ms(), newest.as_deref(), &self.settings.instance);
+        let now = ids::now_ms();
+        let plausible =
+            |id: &str| ids::created_ms(id).is_some_and(|ms| ms.abs_diff(now) < PROPOSED_ID_SKEW_MS);
+        let deployment_id = match proposed {
+            Some(id) if plausible(id) && newest.as_deref().is_none_or(|newest| id > newest) => {
+                id.to_string()
+            }
+            _ => ids::deployment_id(now, newest.as_deref(), &self.settings.instance),
+        };
         slot.current = Some(deployment_id.clone());
         Ok(AppLock {
             app: app.to_string(),
@@ -640,8 +657,16 @@ impl Engine {
             (labels::PORT.to_string(), spec.port.to_string()),
             (ROUTE_LABEL.to_string(), route.to_string()),
         ]);
+        // A proposed id is the same on every server of a deploy; the instance's
+        // suffix keeps container names apart when servers share one Docker.
+        let suffix = ids::instance_suffix(&self.settings.instance);
+        let name = if id.ends_with(&suffix) {
+            format!("{}-{id}-{n}", spec.name)
+        } else {
+            format!("{}-{id}-{n}-{suffix}", spec.name)
+        };
         ContainerSpec {
-            name: format!("{}-{id}-{n}", spec.name),
+            name,
             image: image.to_string(),
             env: spec
                 .env

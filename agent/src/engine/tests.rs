@@ -270,6 +270,44 @@ async fn one_deploy_per_app_at_a_time() {
 }
 
 #[tokio::test]
+async fn a_proposed_id_is_used_when_it_is_newer_than_the_apps_newest() {
+    let r = rig();
+    let proposed = &ids::proposed_id(ids::now_ms() + 1000);
+    let lock = r.engine.lock_as("web", Some(proposed)).unwrap();
+    assert_eq!(&lock.deployment_id, proposed);
+    let (tx, _rx) = mpsc::channel(256);
+    let (_cancel_tx, cancel) = watch::channel(false);
+    let outcome = r
+        .engine
+        .deploy(&lock, &spec("v1"), ImageInput::Pull, &tx, cancel)
+        .await;
+    assert_eq!(outcome.status, Status::Succeeded, "{}", outcome.reason);
+    drop(lock);
+    // The instance's suffix keeps container names apart on a shared Docker.
+    let suffix = ids::instance_suffix(&crate::engine::fakes::quick_settings().instance);
+    assert!(
+        r.runtime
+            .log
+            .calls()
+            .iter()
+            .any(|c| c.contains(&format!("web-{proposed}-1-{suffix}"))),
+        "{:?}",
+        r.runtime.log.calls()
+    );
+
+    // Older than what the app has (ids must keep sorting by time) or far from this
+    // clock: the server picks the id.
+    for odd in ["20200101000000000-abcd", "29990101000000000-abcd"] {
+        let lock = r.engine.lock_as("web", Some(odd)).unwrap();
+        assert!(
+            lock.deployment_id.as_str() > proposed.as_str() && lock.deployment_id != odd,
+            "{}",
+            lock.deployment_id
+        );
+    }
+}
+
+#[tokio::test]
 async fn images_come_from_uploads_or_must_exist() {
     let r = rig();
     let (missing, _) = r.deploy(&spec("v1"), ImageInput::Existing).await;

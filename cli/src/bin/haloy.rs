@@ -16,7 +16,8 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let env = Env::from_process()?;
     let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
+    // Not locked for the whole run: tasks on other threads report errors on stderr.
+    let mut err = std::io::stderr();
     match &cli.command {
         Command::Deploy(args) => haloy_cli::block_on(commands::deploy::run(args, &env, &mut out)),
         Command::Status(args) => haloy_cli::block_on(commands::status::run(args, &env, &mut out)),
