@@ -45,6 +45,7 @@ pub async fn start(
     if let image_source::Source::Upload(announced) = &source {
         upload::check(announced)?;
     }
+    engine.check_spec(&spec)?;
     let lock = engine.lock(&spec.name)?;
     Ok((spec, source, lock))
 }
