@@ -59,17 +59,14 @@ fn admin(h: &Harness, command: &str, payload: Option<&str>) -> String {
 /// dropped, or None when no handshake succeeds.
 fn served_serial(h: &Harness, host: &str) -> Option<String> {
     let port = h.proxy.settings().https_port;
-    let mut s_client = Command::new("openssl")
+    let output = Command::new("openssl")
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
         .args(["-servername", host])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
+        .output()
         .expect("openssl (package openssl) must be installed");
-    let mut pem = String::new();
-    s_client.stdout.take()?.read_to_string(&mut pem).ok()?;
-    let _ = s_client.wait();
+    let pem = String::from_utf8_lossy(&output.stdout);
     let info = x509::leaf_info(&pem).ok()?;
     Some(info.serial.trim_start_matches('0').to_string())
 }
@@ -137,7 +134,9 @@ async fn after_a_restart_of_haloyd_haproxy_serves_the_certificate_on_disk() {
     );
 
     let restarted = Haproxy::new(h.proxy.settings().clone()).unwrap();
-    restarted.preload_certificates(&[new.clone()]).await;
+    restarted
+        .preload_certificates(std::slice::from_ref(&new))
+        .await;
     restarted.sync(&[]).await.unwrap();
     assert_eq!(
         served_serial(&h, "a.test").as_deref(),
