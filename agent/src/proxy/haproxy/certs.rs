@@ -177,12 +177,18 @@ pub(super) async fn load_missing(paths: &Paths, routing: &Routing) -> Result<(),
     let (have, _) = loaded(paths).await?;
     for cert in routing.certificates.values() {
         let name = cert.path.display().to_string();
-        let pem = tokio::fs::read_to_string(&cert.path)
+        let read = tokio::fs::read_to_string(&cert.path)
             .await
-            .map_err(|e| ProxyError::Other(format!("cannot read {}: {e}", cert.path.display())))?;
-        let on_disk = x509::leaf_info(&pem)
-            .map_err(|e| ProxyError::Other(format!("{}: {e}", cert.path.display())))?
-            .serial;
+            .map_err(|e| e.to_string())
+            .and_then(|pem| Ok((x509::leaf_info(&pem)?.serial, pem)));
+        let (on_disk, pem) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                // HAProxy keeps whatever it serves; the renewal loop replaces the file.
+                tracing::warn!(file = %cert.path.display(), "cannot read the certificate: {e}");
+                continue;
+            }
+        };
         if have.contains(&name)
             && serial(paths, &name).await? == Some(normalize_serial(&on_disk))
             && listed(paths, &name).await?
