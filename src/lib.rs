@@ -2,6 +2,7 @@
 //! rules a spec must obey, and the one place that converts between them.
 
 pub mod convert;
+pub mod fingerprint;
 pub mod ids;
 pub mod rules;
 pub mod spec;

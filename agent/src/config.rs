@@ -163,7 +163,21 @@ fn default_https_port() -> u16 {
     443
 }
 
+/// What follows a host in an HTTPS URL for `port`: nothing for the default 443,
+/// `:<port>` otherwise (redirects, and the address `haloy server add` is given).
+pub fn https_port_suffix(port: u16) -> String {
+    match port {
+        443 => String::new(),
+        port => format!(":{port}"),
+    }
+}
+
 impl HaloydConfig {
+    /// `:<https_port>` unless it is 443; see [`https_port_suffix`].
+    pub fn https_suffix(&self) -> String {
+        https_port_suffix(self.https_port)
+    }
+
     /// The ACME directory certificates come from.
     pub fn acme_directory_url(&self) -> &str {
         match (&self.acme_directory, self.acme_staging) {

@@ -92,20 +92,22 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     haproxy.preload_certificates(&certificates.stored()).await;
     let engine = Arc::new(
         Engine::new(docker, haproxy.clone(), store, settings)
-            .with_certificates(certificates.clone(), config.acme_email.clone()),
+            .with_certificates(certificates.clone(), config.acme_email.clone())
+            .with_api_domain(config.api_domain.clone()),
     );
     let routes = engine.reconcile().await?;
-    if let (Some(domain), Some(email)) = (&config.api_domain, &config.acme_email) {
-        certificates.want(
-            "",
-            vec![Wanted {
-                domain: domain.clone(),
-                names: vec![domain.clone()],
-                email: email.clone(),
-                app: String::new(),
-            }],
-        );
-    }
+    // Without an API domain (or an address to request it with), a certificate
+    // requested for an earlier one is dropped.
+    let api_certificate = match (&config.api_domain, &config.acme_email) {
+        (Some(domain), Some(email)) => vec![Wanted {
+            domain: domain.clone(),
+            names: vec![domain.clone()],
+            email: email.clone(),
+            app: String::new(),
+        }],
+        _ => Vec::new(),
+    };
+    certificates.want("", api_certificate);
     tracing::info!(
         directory = config.acme_directory_url(),
         "certificates come from this ACME directory"
@@ -195,7 +197,8 @@ async fn serve_tls_api(
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let accept = tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+            let accepted = listener.accept().await;
+            let Some((tcp, _)) = crate::net::accepted(accepted, "the TLS API port").await else {
                 continue;
             };
             let (tls, tx) = (tls.clone(), tx.clone());

@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub use haloy_api::ids;
+pub mod net;
 pub mod process;
 pub mod proxy;
 pub mod runtime;

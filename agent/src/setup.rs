@@ -1,11 +1,12 @@
 //! Server set-up behind `haloyadm init` and `haloyadm api token`: directories, the
 //! settings file and the API token.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use haloy_api::spec::Secret;
 
+use crate::certs::files::write_private;
 use crate::config::{HaloydConfig, Layout, TOKEN_VAR};
 
 #[derive(Debug, thiserror::Error)]
@@ -206,20 +207,4 @@ fn new_token() -> std::io::Result<Secret> {
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
-/// Writes a file readable by its owner only, through a temporary file and a rename.
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    set_mode(&tmp, 0o600)?;
-    std::fs::rename(&tmp, path)
 }

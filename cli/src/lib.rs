@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod commands;
 pub mod context;
+pub mod pem;
 
 use std::process::ExitCode;
 

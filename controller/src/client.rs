@@ -204,16 +204,10 @@ impl Client {
             tls::channel(&address, &security)
                 .await
                 .map_err(|reason| match &security {
-                    Security::Tls(_)
-                        if reason.contains("certificate")
-                            || reason.contains("fingerprint")
-                            || reason.contains("UnknownIssuer") =>
-                    {
-                        ClientError::Untrusted {
-                            server: address.to_string(),
-                            reason,
-                        }
-                    }
+                    Security::Tls(_) if is_untrusted(&reason) => ClientError::Untrusted {
+                        server: address.to_string(),
+                        reason,
+                    },
                     _ => ClientError::Unreachable {
                         server: address.to_string(),
                         reason,
@@ -240,33 +234,7 @@ impl Client {
     }
 
     fn error(&self, status: Status) -> ClientError {
-        // A TLS handshake can fail at the first call: the channel connects lazily
-        // after a failed attempt. The reason is in the status's source.
-        let detail = tls::source_chain(&status);
-        if is_untrusted(&detail) {
-            return ClientError::Untrusted {
-                server: self.server.clone(),
-                reason: detail,
-            };
-        }
-        match status.code() {
-            Code::Unauthenticated => ClientError::Unauthenticated {
-                server: self.server.clone(),
-            },
-            Code::Unavailable
-                if status.message().contains("transport")
-                    || status.message().contains("connect") =>
-            {
-                ClientError::Unreachable {
-                    server: self.server.clone(),
-                    reason: status.message().to_string(),
-                }
-            }
-            _ => ClientError::Call {
-                server: self.server.clone(),
-                message: status.message().to_string(),
-            },
-        }
+        classify(&self.server, status)
     }
 
     /// Deploys `spec`, reporting progress as it happens. An upload first announces
@@ -572,6 +540,38 @@ fn phase_name(phase: i32) -> String {
         .replace('_', " ")
 }
 
+/// What a failed call means to the user. A TLS handshake can fail at the first call
+/// (the channel connects lazily after a failed attempt); its reason is then in the
+/// status's source. Only that transport error is checked for an untrusted
+/// certificate: a message from haloyd (say, a registry pull that failed on x509) is
+/// the server's answer, not a problem with this connection.
+fn classify(server: &str, status: Status) -> ClientError {
+    let transport = std::error::Error::source(&status).map(tls::source_chain);
+    if let Some(reason) = transport.filter(|r| is_untrusted(r)) {
+        return ClientError::Untrusted {
+            server: server.to_string(),
+            reason,
+        };
+    }
+    match status.code() {
+        Code::Unauthenticated => ClientError::Unauthenticated {
+            server: server.to_string(),
+        },
+        Code::Unavailable
+            if status.message().contains("transport") || status.message().contains("connect") =>
+        {
+            ClientError::Unreachable {
+                server: server.to_string(),
+                reason: status.message().to_string(),
+            }
+        }
+        _ => ClientError::Call {
+            server: server.to_string(),
+            message: status.message().to_string(),
+        },
+    }
+}
+
 /// Whether a connection error is the server's certificate not being trusted.
 fn is_untrusted(reason: &str) -> bool {
     [
@@ -582,4 +582,36 @@ fn is_untrusted(reason: &str) -> bool {
     ]
     .iter()
     .any(|word| reason.contains(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_server_message_about_certificates_is_not_a_tls_failure_of_this_connection() {
+        let status = Status::internal(
+            "cannot pull registry.test/web:v1: x509: certificate signed by unknown authority",
+        );
+        match classify("haloy.test", status) {
+            ClientError::Call { message, .. } => assert!(message.contains("x509"), "{message}"),
+            other => panic!("misreported as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_untrusted_certificate_in_the_transport_is_reported_as_such() {
+        let mut status = Status::unavailable("transport error");
+        status.set_source(Arc::new(std::io::Error::other(
+            "invalid peer certificate: UnknownIssuer",
+        )));
+        match classify("haloy.test", status) {
+            ClientError::Untrusted { reason, .. } => {
+                assert!(reason.contains("UnknownIssuer"), "{reason}")
+            }
+            other => panic!("reported as {other:?}"),
+        }
+    }
 }

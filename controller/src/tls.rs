@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use haloy_api::fingerprint::{sha256_hex, with_colons};
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::servers::ServerAddress;
@@ -100,21 +100,6 @@ pub fn normalize_fingerprint(text: &str) -> Result<String, String> {
     Ok(hex.to_ascii_uppercase())
 }
 
-fn fingerprint_of(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect()
-}
-
-fn colons(hex: &str) -> String {
-    hex.as_bytes()
-        .chunks(2)
-        .map(|pair| String::from_utf8_lossy(pair).to_string())
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// Accepts exactly one certificate, by fingerprint; the handshake's signatures are
 /// still checked, so only the holder of that certificate's key gets through.
 #[derive(Debug)]
@@ -132,14 +117,14 @@ impl ServerCertVerifier for Pinned {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let got = fingerprint_of(end_entity);
+        let got = sha256_hex(end_entity);
         if got == self.fingerprint {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(
                 "the server's certificate has fingerprint {}, not the pinned {}",
-                colons(&got),
-                colons(&self.fingerprint)
+                with_colons(&got),
+                with_colons(&self.fingerprint)
             )))
         }
     }

@@ -1153,26 +1153,46 @@ pub fn served_serial(port: u16, host: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// How a load run uses its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// Each worker keeps its connection open (hey's default).
+    KeepAlive,
+    /// A new connection, and over HTTPS a new TLS handshake, for every request: a
+    /// certificate swapped during the run is met by the requests that follow.
+    PerRequest,
+}
+
 impl Load {
     /// Like [`Load::start`], over HTTPS with SNI and Host `host` (hey does not check
-    /// certificates): for swapping certificates under load.
+    /// certificates): for swapping certificates under load. Connections are kept
+    /// alive; see [`Load::start_https_with`].
     pub fn start_https(port: u16, host: &str, seconds: u64) -> Self {
+        Self::start_https_with(port, host, seconds, Connections::KeepAlive)
+    }
+
+    /// [`Load::start_https`] with a choice of how connections are used.
+    pub fn start_https_with(port: u16, host: &str, seconds: u64, connections: Connections) -> Self {
         require(
             "hey",
             &["-n", "1", "-c", "1", "http://127.0.0.1:1/"],
             "the load generator hey",
         );
-        let child = Command::new("hey")
-            .args([
-                "-z",
-                &format!("{seconds}s"),
-                "-c",
-                "4",
-                "-q",
-                "100",
-                "-t",
-                "10",
-            ])
+        let mut command = Command::new("hey");
+        command.args([
+            "-z",
+            &format!("{seconds}s"),
+            "-c",
+            "4",
+            "-q",
+            "100",
+            "-t",
+            "10",
+        ]);
+        if connections == Connections::PerRequest {
+            command.arg("-disable-keepalive");
+        }
+        let child = command
             .args(["-host", host])
             .arg(format!("https://127.0.0.1:{port}/"))
             .stdout(Stdio::piped())
@@ -1181,4 +1201,20 @@ impl Load {
             .expect("start hey");
         Self { child: Some(child) }
     }
+}
+
+/// One command on the admin socket of `server`'s HAProxy, and its answer.
+pub fn haproxy_admin(server: &Server, command: &str) -> String {
+    let socket = server.data_dir().join("haproxy-config/admin.sock");
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket)
+        .unwrap_or_else(|e| panic!("HAProxy's admin socket {}: {e}", socket.display()));
+    stream
+        .write_all(format!("{command}\n").as_bytes())
+        .expect("write to the admin socket");
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("read the admin socket");
+    answer
 }

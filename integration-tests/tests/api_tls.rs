@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use integration_tests::{
-    Pebble, Server, build_image, describe, eventually, free_port, https_get, https_port,
-    reconfigure,
+    Pebble, Server, build_image, describe, eventually, free_port, haproxy_admin, https_get,
+    https_port, reconfigure,
 };
 
 fn app_config(server: &Server) -> String {
@@ -97,6 +97,30 @@ fn deploys_over_tls_through_haproxy_at_the_api_domain() {
     );
     assert!(status.contains("replicas:   1/1 healthy"), "{status}");
 
+    // No app may take the API domain (and its certificate request) over.
+    let claims = app_config(&server)
+        .replace("name: \"api-tls\"", "name: \"claims\"")
+        .replace(
+            "domain: \"api-tls.test\"",
+            "domain: \"api-tls.test\"\n    aliases: [\"localhost\"]",
+        );
+    let claims = server.app_config("claims", &claims);
+    let refused = haloy(
+        &server,
+        &[
+            "deploy",
+            "-c",
+            &claims.display().to_string(),
+            "--server",
+            &api,
+        ],
+        false,
+    );
+    assert!(
+        refused.contains("localhost") && refused.contains("API domain"),
+        "{refused}"
+    );
+
     // Without the CA the system's roots do not know pebble: refused, with the fix.
     let https_api = format!("https://{api}");
     haloy(
@@ -110,6 +134,20 @@ fn deploys_over_tls_through_haproxy_at_the_api_domain() {
         false,
     );
     assert!(refused.contains("--ca-cert"), "{refused}");
+
+    // Without an API domain its certificate goes: from HAProxy and from the disk.
+    let pem = server.data_dir().join("cert-storage/domains/localhost.pem");
+    assert!(pem.exists());
+    reconfigure(&server, &[("api_domain", String::new())]);
+    let name = pem.display().to_string();
+    eventually(
+        Duration::from_secs(15),
+        "the API domain's certificate to be removed",
+        || {
+            let gone = !haproxy_admin(&server, "show ssl cert").contains(&name) && !pem.exists();
+            gone.then_some(())
+        },
+    );
 }
 
 /// The fingerprint `haloyadm api token` prints on stderr.

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use integration_tests::{
-    Load, Pebble, Server, build_image, describe, https_get, https_port, reconfigure, served_serial,
+    Connections, Load, Pebble, Server, build_image, describe, haproxy_admin, https_get, https_port,
+    reconfigure, served_serial,
 };
 
 fn app_config(server: &Server) -> String {
@@ -122,7 +123,7 @@ fn an_app_gets_a_certificate_from_pebble_and_http_redirects_to_https() {
     // The key is private to haloyd, and a restart serves the same certificate
     // without asking pebble again.
     use std::os::unix::fs::PermissionsExt;
-    let pem = server.data_dir().join("cert-storage/web.test.pem");
+    let pem = server.data_dir().join("cert-storage/domains/web.test.pem");
     let mode = std::fs::metadata(&pem)
         .expect("certificate file")
         .permissions()
@@ -173,7 +174,8 @@ fn a_due_certificate_is_renewed_and_swapped_under_load_without_failures() {
     let first = served_serial(port, "web.test").expect("served certificate");
     let reloads_before = reloads(&server);
 
-    let load = Load::start_https(port, "web.test", 12);
+    // A new handshake per request: kept-alive connections would never see a swap.
+    let load = Load::start_https_with(port, "web.test", 12, Connections::PerRequest);
     let mut seen = vec![first.clone()];
     until(
         &server,
@@ -203,6 +205,68 @@ fn a_due_certificate_is_renewed_and_swapped_under_load_without_failures() {
         reloads(&server),
         reloads_before,
         "renewals reloaded HAProxy"
+    );
+}
+
+#[test]
+fn a_dropped_domain_loses_its_certificate_redirect_and_files() {
+    build_image("tls-v1", "tls v1", true);
+    let server = Server::start();
+    let pebble = Pebble::start(server.http_port);
+    use_pebble(&server, &pebble, &[]);
+    let port = https_port(&server);
+    let config = server.app_config("web", &app_config(&server));
+    server.deploy(&config);
+    let root = &pebble.issuing_root;
+    until(
+        &server,
+        &pebble,
+        Duration::from_secs(30),
+        "HTTPS with pebble's certificate",
+        || (https_get(port, "web.test", "/", root).0 == 200).then_some(()),
+    );
+    let storage = server.data_dir().join("cert-storage/domains");
+    let pem = storage.join("web.test.pem");
+    let name = pem.display().to_string();
+    assert!(haproxy_admin(&server, "show ssl cert").contains(&name));
+    assert_eq!(server.get("web.test", "/").0, 301);
+
+    let without = app_config(&server).replace(
+        "domains:\n  - domain: \"web.test\"\n    aliases: [\"www.web.test\"]\n",
+        "",
+    );
+    assert!(!without.contains("web.test"), "{without}");
+    let config = server.app_config("web", &without);
+    server.deploy(&config);
+    until(
+        &server,
+        &pebble,
+        Duration::from_secs(15),
+        "the certificate to leave HAProxy",
+        || (!haproxy_admin(&server, "show ssl cert").contains(&name)).then_some(()),
+    );
+    let (code, head, _) = server.get("web.test", "/");
+    assert_ne!(code, 301, "HTTP still redirects to HTTPS:\n{head}");
+    assert_ne!(server.get("www.web.test", "/").0, 301);
+    let crt_list = haproxy_admin(
+        &server,
+        &format!(
+            "show ssl crt-list {}",
+            server
+                .data_dir()
+                .join("haproxy-config/certs.list")
+                .display()
+        ),
+    );
+    assert!(!crt_list.contains(&name), "{crt_list}");
+    let https_map = server.data_dir().join("haproxy-config/https.map");
+    assert_eq!(std::fs::read_to_string(https_map).unwrap(), "");
+    assert!(!pem.exists(), "the certificate and its key stayed on disk");
+    assert!(!storage.join("web.test.json").exists());
+    assert!(
+        server.log().contains("certificate removed"),
+        "{}",
+        server.log()
     );
 }
 

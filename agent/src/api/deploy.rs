@@ -45,6 +45,7 @@ pub async fn start(
     if let image_source::Source::Upload(announced) = &source {
         upload::check(announced)?;
     }
+    engine.check_spec(&spec)?;
     let proposed = proposed_id("DeployStart.deployment_id", &start.deployment_id)?;
     let lock = engine.lock_as(&spec.name, proposed)?;
     Ok((spec, source, lock))

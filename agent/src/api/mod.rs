@@ -253,6 +253,7 @@ impl v1::haloy_server::Haloy for HaloyService {
         })?;
         spec.image.repository = repository.to_string();
         spec.image.tag = tag.to_string();
+        self.engine.check_spec(&spec).map_err(AgentError::from)?;
         let proposed = deploy::proposed_id(
             "RollbackRequest.new_deployment_id",
             &request.new_deployment_id,

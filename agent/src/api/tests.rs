@@ -25,15 +25,22 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    rig_with_api_domain(None).await
+}
+
+async fn rig_with_api_domain(api_domain: Option<&str>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let runtime = Arc::new(FakeRuntime::default());
     let settings = crate::engine::fakes::quick_settings();
-    let engine = Arc::new(Engine::new(
-        runtime.clone(),
-        Arc::new(FakeProxy::default()),
-        Store::open(&dir.path().join("db")).unwrap(),
-        settings,
-    ));
+    let engine = Arc::new(
+        Engine::new(
+            runtime.clone(),
+            Arc::new(FakeProxy::default()),
+            Store::open(&dir.path().join("db")).unwrap(),
+            settings,
+        )
+        .with_api_domain(api_domain.map(str::to_string)),
+    );
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
         // The server stops when its incoming stream ends, so keep it open.
@@ -266,6 +273,28 @@ async fn the_server_validates_the_spec_again() {
         err.message().contains("first message must be DeployStart"),
         "{}",
         err.message()
+    );
+}
+
+#[tokio::test]
+async fn an_app_cannot_claim_the_servers_api_domain() {
+    let rig = rig_with_api_domain(Some("haloy.example.com")).await;
+    let mut claims = spec("v1");
+    claims.domains = vec![haloy_api::spec::DomainSpec {
+        canonical: "web.example.com".into(),
+        aliases: vec!["haloy.example.com".into()],
+    }];
+    let source = image_source::Source::Pull(v1::Pull {});
+    let err = deploy(&rig, vec![start(claims, source)]).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("haloy.example.com") && err.message().contains("API domain"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        rig.runtime.log.calls().is_empty(),
+        "the deploy began anyway"
     );
 }
 

@@ -2,7 +2,8 @@
 //! directory such as pebble) spoken to with instant-acme, proving control of each
 //! name by HTTP-01 through HAProxy and [`super::challenge`].
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,7 +27,8 @@ pub struct AcmeClient {
     ca_cert: Option<PathBuf>,
     files: CertDir,
     challenges: Challenges,
-    account: Mutex<Option<(String, Account)>>,
+    /// By email: apps may name different contacts, each with its own account.
+    accounts: Mutex<HashMap<String, Account>>,
 }
 
 /// The stored account: which directory and address it belongs to.
@@ -49,7 +51,7 @@ impl AcmeClient {
             ca_cert,
             files,
             challenges,
-            account: Mutex::new(None),
+            accounts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -67,19 +69,21 @@ impl AcmeClient {
     }
 
     /// The account for `email`: the stored one when it matches the directory and
-    /// address, else a new one (stored for next time).
+    /// address, else a new one (stored for next time, in the file of its address).
     async fn account(&self, email: &str) -> Result<Account, AcmeError> {
-        let mut cached = self.account.lock().await;
-        if let Some((cached_email, account)) = cached.as_ref()
-            && cached_email == email
-        {
+        let mut accounts = self.accounts.lock().await;
+        if let Some(account) = accounts.get(email) {
             return Ok(account.clone());
         }
-        let path = self.files.account_path();
-        let stored = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|text| serde_json::from_str::<StoredAccount>(&text).ok())
-            .filter(|s| s.directory_url == self.directory_url && s.email == email);
+        let path = self.files.account_path(email);
+        // Releases before one file per address kept a single acme-account.json.
+        let stored = read_account(&path, &self.directory_url, email).or_else(|| {
+            read_account(
+                &self.files.legacy_account_path(),
+                &self.directory_url,
+                email,
+            )
+        });
         let account = match stored {
             Some(stored) => self
                 .builder()?
@@ -106,15 +110,11 @@ impl AcmeClient {
                     email: email.to_string(),
                     credentials,
                 };
-                let text =
-                    serde_json::to_string(&stored).map_err(|e| AcmeError::Setup(e.to_string()))?;
-                write_private(&path, text.as_bytes()).map_err(|e| {
-                    AcmeError::Setup(format!("cannot write {}: {e}", path.display()))
-                })?;
+                store_account(&path, &stored)?;
                 account
             }
         };
-        *cached = Some((email.to_string(), account.clone()));
+        accounts.insert(email.to_string(), account.clone());
         Ok(account)
     }
 
@@ -205,6 +205,20 @@ impl AcmeClient {
     }
 }
 
+/// The account stored in `path` if it belongs to `directory_url` and `email`.
+fn read_account(path: &Path, directory_url: &str, email: &str) -> Option<StoredAccount> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str::<StoredAccount>(&text)
+        .ok()
+        .filter(|s| s.directory_url == directory_url && s.email == email)
+}
+
+fn store_account(path: &Path, stored: &StoredAccount) -> Result<(), AcmeError> {
+    let text = serde_json::to_string(stored).map_err(|e| AcmeError::Setup(e.to_string()))?;
+    write_private(path, text.as_bytes())
+        .map_err(|e| AcmeError::Setup(format!("cannot write {}: {e}", path.display())))
+}
+
 /// Names under the top-level domains RFC 2606 and 6761 reserve, which no public CA
 /// issues for; asking would only spend the account's rate limits.
 fn is_reserved(name: &str) -> bool {
@@ -270,5 +284,38 @@ impl AcmeDirectory for AcmeClient {
             self.challenges.remove(&token);
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(email: &str) -> StoredAccount {
+        let credentials = serde_json::json!({
+            "id": format!("https://acme.test/acct/{email}"),
+            "key_pkcs8": "AAAA",
+            "directory": "https://acme.test/dir",
+        });
+        StoredAccount {
+            directory_url: "https://acme.test/dir".into(),
+            email: email.into(),
+            credentials: serde_json::from_value(credentials).unwrap(),
+        }
+    }
+
+    #[test]
+    fn each_email_keeps_its_own_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CertDir::new(dir.path().to_path_buf());
+        let (a, b) = ("ops@a.com", "web@b.com");
+        assert_ne!(files.account_path(a), files.account_path(b));
+        store_account(&files.account_path(a), &stored(a)).unwrap();
+        store_account(&files.account_path(b), &stored(b)).unwrap();
+        let url = "https://acme.test/dir";
+        let read = |email: &str| read_account(&files.account_path(email), url, email).unwrap();
+        assert_eq!(read(a).email, a);
+        assert_eq!(read(b).email, b, "the second address replaced the first");
+        assert!(read_account(&files.account_path(a), "https://other.test/dir", a).is_none());
     }
 }

@@ -51,7 +51,10 @@ impl ChallengeServer {
         let listener = UnixListener::bind(path)?;
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let accepted = listener.accept().await;
+                let Some((stream, _)) =
+                    crate::net::accepted(accepted, "the ACME challenge socket").await
+                else {
                     continue;
                 };
                 let challenges = challenges.clone();

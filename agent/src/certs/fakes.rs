@@ -1,7 +1,8 @@
 //! Fakes for the certificate seams: a directory that issues self-signed
-//! certificates of a chosen lifetime (or fails on demand) and an installer that
-//! records what it was given.
+//! certificates of a chosen lifetime (or fails on demand, or takes a while) and an
+//! installer that records what it was given (or fails on demand).
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +15,8 @@ pub(crate) struct FakeDirectory {
     /// Certificates start at this time.
     pub now: Mutex<SystemTime>,
     pub fail: Mutex<Option<String>>,
+    /// How long an order takes (in tokio's clock, so paused tests skip it).
+    pub delay: Mutex<Duration>,
     pub issued: Mutex<Vec<Vec<String>>>,
 }
 
@@ -23,6 +26,7 @@ impl FakeDirectory {
             lifetime,
             now: Mutex::new(now),
             fail: Mutex::new(None),
+            delay: Mutex::new(Duration::ZERO),
             issued: Mutex::default(),
         })
     }
@@ -35,6 +39,8 @@ impl FakeDirectory {
 #[async_trait]
 impl AcmeDirectory for FakeDirectory {
     async fn issue(&self, names: &[String], _email: &str) -> Result<Issued, AcmeError> {
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         if let Some(reason) = self.fail.lock().unwrap().clone() {
             return Err(AcmeError::Directory(reason));
         }
@@ -55,12 +61,33 @@ impl AcmeDirectory for FakeDirectory {
 #[derive(Default)]
 pub(crate) struct FakeInstaller {
     pub installed: Mutex<Vec<CertFile>>,
+    pub removed: Mutex<Vec<(String, PathBuf)>>,
+    pub fail: Mutex<Option<String>>,
+}
+
+impl FakeInstaller {
+    fn failure(&self) -> Result<(), String> {
+        match self.fail.lock().unwrap().clone() {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
 }
 
 #[async_trait]
 impl Installer for FakeInstaller {
     async fn install_certificate(&self, cert: &CertFile) -> Result<(), String> {
+        self.failure()?;
         self.installed.lock().unwrap().push(cert.clone());
+        Ok(())
+    }
+
+    async fn remove_certificate(&self, domain: &str, path: &Path) -> Result<(), String> {
+        self.failure()?;
+        self.removed
+            .lock()
+            .unwrap()
+            .push((domain.to_string(), path.to_path_buf()));
         Ok(())
     }
 }

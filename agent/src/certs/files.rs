@@ -1,12 +1,19 @@
-//! cert-storage on disk: per canonical domain `<domain>.pem` (chain, then key; the
-//! file HAProxy loads) and `<domain>.json` (what was asked for), plus the ACME
-//! account. Every file is written atomically with mode 0600: it holds a private key
-//! or is read back as the truth after a restart.
+//! cert-storage on disk. App and API-domain certificates live in `domains/`, one
+//! `<domain>.pem` (chain, then key; the file HAProxy loads) and `<domain>.json` (what
+//! was asked for) per canonical domain, so no domain name can collide with haloyd's
+//! own files at the top (`default.pem`, `api-selfsigned.pem`, the ACME accounts).
+//! A freshly issued certificate waits in `<domain>.pem.new` until HAProxy serves it.
+//! Every file is written atomically with mode 0600: it holds a private key or is read
+//! back as the truth after a restart.
+//!
+//! Releases before the move kept `<domain>.pem`/`.json` at the top; [`CertDir::migrate`]
+//! moves them into `domains/` at start.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// What a certificate is for, as stored beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,23 +57,45 @@ impl CertDir {
         Self { dir }
     }
 
+    /// Where the domains' certificates and requests are.
+    pub fn domains_dir(&self) -> PathBuf {
+        self.dir.join("domains")
+    }
+
     /// The file HAProxy loads for `domain`.
     pub fn pem_path(&self, domain: &str) -> PathBuf {
-        self.dir.join(format!("{domain}.pem"))
+        self.domains_dir().join(format!("{domain}.pem"))
+    }
+
+    /// A certificate issued for `domain` that HAProxy does not serve yet.
+    pub fn staged_path(&self, domain: &str) -> PathBuf {
+        self.domains_dir().join(format!("{domain}.pem.new"))
     }
 
     fn wanted_path(&self, domain: &str) -> PathBuf {
-        self.dir.join(format!("{domain}.json"))
+        self.domains_dir().join(format!("{domain}.json"))
     }
 
-    pub fn account_path(&self) -> PathBuf {
+    /// The ACME account of `email`: one file per address, named by its SHA-256 so
+    /// any address makes a safe file name.
+    pub fn account_path(&self, email: &str) -> PathBuf {
+        let digest = Sha256::digest(email.as_bytes());
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        self.dir.join(format!("acme-account-{hex}.json"))
+    }
+
+    /// The single account file of releases that kept one account.
+    pub fn legacy_account_path(&self) -> PathBuf {
         self.dir.join("acme-account.json")
     }
 
     fn ensure_dir(&self) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(&self.dir)?;
-        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+        for dir in [self.dir.clone(), self.domains_dir()] {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
     }
 
     pub fn save_wanted(&self, wanted: &Wanted) -> std::io::Result<()> {
@@ -79,34 +108,69 @@ impl CertDir {
         let _ = std::fs::remove_file(self.wanted_path(domain));
     }
 
+    /// Deletes the certificate of `domain` (served and staged); its key goes with it.
+    pub fn remove_certificate(&self, domain: &str) {
+        let _ = std::fs::remove_file(self.pem_path(domain));
+        let _ = std::fs::remove_file(self.staged_path(domain));
+    }
+
     /// Every stored request; unreadable ones are logged and skipped.
     pub fn load_wanted(&self) -> Vec<Wanted> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let mut all = Vec::new();
-        for path in entries.flatten().map(|e| e.path()) {
-            if path.extension().and_then(|e| e.to_str()) != Some("json")
-                || path == self.account_path()
-            {
-                continue;
-            }
-            match std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_str::<Wanted>(&t).map_err(|e| e.to_string()))
-            {
-                Ok(wanted) => all.push(wanted),
+        let mut all: Vec<Wanted> = files_ending(&self.domains_dir(), ".json")
+            .into_iter()
+            .filter_map(|path| match read_wanted(&path) {
+                Ok(wanted) => Some(wanted),
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), "ignoring a certificate request that cannot be read: {e}")
+                    tracing::warn!(file = %path.display(), "ignoring a certificate request that cannot be read: {e}");
+                    None
                 }
-            }
-        }
+            })
+            .collect();
         all.sort_by(|a, b| a.domain.cmp(&b.domain));
         all
     }
 
-    /// Stores a certificate chain with its key, as HAProxy wants them.
-    pub fn save_certificate(
+    /// Domains with a certificate file but no request: dropped while haloyd was not
+    /// there to remove them.
+    pub fn orphans(&self) -> Vec<String> {
+        let wanted: Vec<String> = self.load_wanted().into_iter().map(|w| w.domain).collect();
+        let mut orphans: Vec<String> = files_ending(&self.domains_dir(), ".pem")
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str()?.strip_suffix(".pem"))
+            .filter(|domain| !wanted.iter().any(|w| w == domain))
+            .map(str::to_string)
+            .collect();
+        orphans.sort();
+        orphans
+    }
+
+    /// Moves requests and certificates kept at the top by earlier releases into
+    /// `domains/`. Returns (domain, old certificate path) for each moved certificate,
+    /// so the old name can be taken out of a running HAProxy.
+    pub fn migrate(&self) -> Vec<(String, PathBuf)> {
+        let mut moved = Vec::new();
+        for path in files_ending(&self.dir, ".json") {
+            let Ok(wanted) = read_wanted(&path) else {
+                continue; // an ACME account, or something else that is not ours
+            };
+            if self.ensure_dir().is_err() {
+                return moved;
+            }
+            let old_pem = self.dir.join(format!("{}.pem", wanted.domain));
+            if old_pem.is_file() && std::fs::rename(&old_pem, self.pem_path(&wanted.domain)).is_ok()
+            {
+                moved.push((wanted.domain.clone(), old_pem));
+            }
+            if let Err(e) = std::fs::rename(&path, self.wanted_path(&wanted.domain)) {
+                tracing::warn!(file = %path.display(), "cannot move the certificate request into domains/: {e}");
+            }
+        }
+        moved
+    }
+
+    /// Stores a certificate chain with its key, as HAProxy wants them, in the staged
+    /// file; [`CertDir::promote`] makes it the served one.
+    pub fn stage_certificate(
         &self,
         domain: &str,
         chain_pem: &str,
@@ -114,14 +178,46 @@ impl CertDir {
     ) -> std::io::Result<String> {
         self.ensure_dir()?;
         let pem = combined_pem(chain_pem, key_pem);
-        write_private(&self.pem_path(domain), pem.as_bytes())?;
+        write_private(&self.staged_path(domain), pem.as_bytes())?;
         Ok(pem)
+    }
+
+    /// The staged certificate of `domain` becomes the one HAProxy loads.
+    pub fn promote(&self, domain: &str) -> std::io::Result<()> {
+        std::fs::rename(self.staged_path(domain), self.pem_path(domain))
     }
 
     /// The stored chain and key of `domain`, if any.
     pub fn load_certificate(&self, domain: &str) -> Option<String> {
         std::fs::read_to_string(self.pem_path(domain)).ok()
     }
+
+    /// The staged chain and key of `domain`, if any.
+    pub fn load_staged(&self, domain: &str) -> Option<String> {
+        std::fs::read_to_string(self.staged_path(domain)).ok()
+    }
+}
+
+fn read_wanted(path: &Path) -> Result<Wanted, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    serde_json::from_str::<Wanted>(&text).map_err(|e| e.to_string())
+}
+
+/// The files of `dir` whose names end with `suffix` (hidden ones left out).
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(suffix) && !n.starts_with('.'))
+        })
+        .collect()
 }
 
 /// Chain then key, without blank lines: HAProxy's runtime API ends a payload at the

@@ -16,7 +16,7 @@ pub mod selfsigned;
 pub mod x509;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -55,15 +55,28 @@ pub trait AcmeDirectory: Send + Sync + 'static {
     async fn issue(&self, names: &[String], email: &str) -> Result<Issued, AcmeError>;
 }
 
-/// A certificate ready for the proxy: its file is written already.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A certificate ready for the proxy.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CertFile {
     pub domain: String,
     /// Hosts served with it (HTTP for them redirects to HTTPS).
     pub names: Vec<String>,
+    /// The name the proxy knows it by, and the file it loads after a restart. A new
+    /// certificate is moved there once the proxy serves it.
     pub path: PathBuf,
-    /// Chain and key, as in the file.
+    /// Chain and key.
     pub pem: String,
+}
+
+/// Leaves the PEM out: it holds the private key.
+impl std::fmt::Debug for CertFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertFile")
+            .field("domain", &self.domain)
+            .field("names", &self.names)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where certificates go.
@@ -71,6 +84,10 @@ pub struct CertFile {
 pub trait Installer: Send + Sync + 'static {
     /// Serves `cert` from now on, replacing an earlier certificate of the domain.
     async fn install_certificate(&self, cert: &CertFile) -> Result<(), String>;
+    /// Stops serving the certificate known as `path` for `domain`: its hosts are no
+    /// longer redirected to HTTPS and the proxy forgets the certificate. Removing one
+    /// that is not there succeeds.
+    async fn remove_certificate(&self, domain: &str, path: &Path) -> Result<(), String>;
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +118,18 @@ struct Entry {
     retry_at: Option<SystemTime>,
 }
 
+impl Entry {
+    fn new(wanted: Wanted, current: Option<CertInfo>) -> Self {
+        Self {
+            wanted,
+            current,
+            last_error: String::new(),
+            failures: 0,
+            retry_at: None,
+        }
+    }
+}
+
 /// The owner of every certificate's state; [`Certificates::run`] is the one task
 /// that requests certificates, so orders never overlap.
 pub struct Certificates {
@@ -109,6 +138,9 @@ pub struct Certificates {
     installer: Arc<dyn Installer>,
     settings: CertSettings,
     entries: Mutex<BTreeMap<String, Entry>>,
+    /// Certificates to take out of the proxy, as (domain, path): domains no longer
+    /// wanted, and names left behind by earlier releases. Retried until they succeed.
+    removals: Mutex<Vec<(String, PathBuf)>>,
     wake: Notify,
 }
 
@@ -120,6 +152,7 @@ impl Certificates {
         installer: Arc<dyn Installer>,
         settings: CertSettings,
     ) -> Self {
+        let mut removals = files.migrate();
         let mut entries = BTreeMap::new();
         for wanted in files.load_wanted() {
             let current = files
@@ -131,16 +164,11 @@ impl Certificates {
                         None
                     }
                 });
-            entries.insert(
-                wanted.domain.clone(),
-                Entry {
-                    wanted,
-                    current,
-                    last_error: String::new(),
-                    failures: 0,
-                    retry_at: None,
-                },
-            );
+            entries.insert(wanted.domain.clone(), Entry::new(wanted, current));
+        }
+        for domain in files.orphans() {
+            let path = files.pem_path(&domain);
+            removals.push((domain, path));
         }
         Self {
             files,
@@ -148,6 +176,7 @@ impl Certificates {
             installer,
             settings,
             entries: Mutex::new(entries),
+            removals: Mutex::new(removals),
             wake: Notify::new(),
         }
     }
@@ -156,6 +185,42 @@ impl Certificates {
         // A panic while holding the lock cannot leave an entry half-written: every
         // update is a single assignment. Keep going with what is there.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn removals(&self) -> std::sync::MutexGuard<'_, Vec<(String, PathBuf)>> {
+        // Pushes and takes are single operations; see `entries`.
+        self.removals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue_removal(&self, domain: String, path: PathBuf) {
+        let mut removals = self.removals();
+        if !removals.iter().any(|(d, p)| *d == domain && *p == path) {
+            removals.push((domain, path));
+        }
+    }
+
+    /// Takes dropped certificates out of the proxy, then deletes their files unless
+    /// the domain is wanted again meanwhile.
+    async fn remove_dropped(&self) {
+        let pending = std::mem::take(&mut *self.removals());
+        for (domain, path) in pending {
+            let wanted_again = self.entries().contains_key(&domain);
+            if wanted_again && path == self.files.pem_path(&domain) {
+                continue;
+            }
+            match self.installer.remove_certificate(&domain, &path).await {
+                Ok(()) => {
+                    if !self.entries().contains_key(&domain) {
+                        self.files.remove_certificate(&domain);
+                    }
+                    tracing::info!(%domain, file = %path.display(), "certificate removed");
+                }
+                Err(e) => {
+                    tracing::warn!(%domain, "cannot remove the certificate from HAProxy, will retry: {e}");
+                    self.queue_removal(domain, path);
+                }
+            }
+        }
     }
 
     /// The certificates on disk, for the proxy's configuration at start.
@@ -189,6 +254,8 @@ impl Certificates {
         for domain in dropped {
             entries.remove(&domain);
             self.files.remove_wanted(&domain);
+            let path = self.files.pem_path(&domain);
+            self.queue_removal(domain, path);
         }
         for wanted in wanted {
             if let Err(e) = self.files.save_wanted(&wanted) {
@@ -204,16 +271,7 @@ impl Certificates {
                     entry.wanted = wanted;
                 }
                 None => {
-                    entries.insert(
-                        wanted.domain.clone(),
-                        Entry {
-                            wanted,
-                            current: None,
-                            last_error: String::new(),
-                            failures: 0,
-                            retry_at: None,
-                        },
-                    );
+                    entries.insert(wanted.domain.clone(), Entry::new(wanted, None));
                 }
             }
         }
@@ -239,6 +297,9 @@ impl Certificates {
     /// One pass: requests every certificate that is missing, due or has new names
     /// and is not waiting out a back-off. Returns the domains it obtained.
     pub async fn tick(&self, now: SystemTime) -> Vec<String> {
+        // Back-offs count from when an attempt failed, which may be long after `now`.
+        let started = tokio::time::Instant::now();
+        self.remove_dropped().await;
         let work: Vec<(Wanted, Need)> = self
             .entries()
             .values()
@@ -256,16 +317,26 @@ impl Certificates {
         let mut obtained = Vec::new();
         for (wanted, need) in work {
             tracing::info!(domain = %wanted.domain, names = ?wanted.names, reason = need.as_str(), "requesting a certificate");
-            match self.obtain(&wanted).await {
+            match self.obtain(&wanted, now).await {
                 Ok(info) => {
                     tracing::info!(domain = %wanted.domain, serial = %info.serial, not_after = ?info.not_after, "certificate installed");
-                    if let Some(entry) = self.entries().get_mut(&wanted.domain) {
-                        entry.current = Some(info);
-                        entry.last_error.clear();
-                        entry.failures = 0;
-                        entry.retry_at = None;
+                    let still_wanted = match self.entries().get_mut(&wanted.domain) {
+                        Some(entry) => {
+                            entry.current = Some(info);
+                            entry.last_error.clear();
+                            entry.failures = 0;
+                            entry.retry_at = None;
+                            true
+                        }
+                        None => false,
+                    };
+                    if still_wanted {
+                        obtained.push(wanted.domain);
+                    } else {
+                        // Dropped while it was being obtained: it must not stay served.
+                        let path = self.files.pem_path(&wanted.domain);
+                        self.queue_removal(wanted.domain, path);
                     }
-                    obtained.push(wanted.domain);
                 }
                 Err(reason) => {
                     let mut entries = self.entries();
@@ -274,7 +345,7 @@ impl Certificates {
                     };
                     entry.failures += 1;
                     let wait = policy::retry_after(entry.failures);
-                    entry.retry_at = Some(now + wait);
+                    entry.retry_at = Some(now + started.elapsed() + wait);
                     entry.last_error = format!(
                         "{reason} (attempt {}, next in {} s)",
                         entry.failures,
@@ -284,29 +355,52 @@ impl Certificates {
                 }
             }
         }
+        self.remove_dropped().await;
         obtained
     }
 
-    async fn obtain(&self, wanted: &Wanted) -> Result<CertInfo, String> {
-        let issued = self
-            .directory
-            .issue(&wanted.names, &wanted.email)
-            .await
-            .map_err(|e| e.to_string())?;
-        let info = x509::leaf_info(&issued.chain_pem)?;
-        let pem = self
-            .files
-            .save_certificate(&wanted.domain, &issued.chain_pem, &issued.key_pem)
-            .map_err(|e| format!("cannot store the certificate: {e}"))?;
+    /// Issues a certificate (or takes the one issued earlier whose install failed:
+    /// issuing again would spend the directory's duplicate-certificate limit),
+    /// installs it, and only then makes it the file HAProxy loads after a restart.
+    async fn obtain(&self, wanted: &Wanted, now: SystemTime) -> Result<CertInfo, String> {
+        let domain = &wanted.domain;
+        let staged = self.files.load_staged(domain).and_then(|pem| {
+            let info = x509::leaf_info(&pem).ok()?;
+            (policy::names_match(&info, &wanted.names) && info.not_after > now)
+                .then_some((pem, info))
+        });
+        let (pem, info) = match staged {
+            Some(staged) => {
+                tracing::info!(%domain, "installing the certificate issued before, not yet served");
+                staged
+            }
+            None => {
+                let issued = self
+                    .directory
+                    .issue(&wanted.names, &wanted.email)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let info = x509::leaf_info(&issued.chain_pem)?;
+                let pem = self
+                    .files
+                    .stage_certificate(domain, &issued.chain_pem, &issued.key_pem)
+                    .map_err(|e| format!("cannot store the certificate: {e}"))?;
+                (pem, info)
+            }
+        };
         self.installer
             .install_certificate(&CertFile {
-                domain: wanted.domain.clone(),
+                domain: domain.clone(),
                 names: wanted.names.clone(),
-                path: self.files.pem_path(&wanted.domain),
+                path: self.files.pem_path(domain),
                 pem,
             })
             .await
             .map_err(|e| format!("cannot install the certificate into HAProxy: {e}"))?;
+        // HAProxy serves it from memory; the file follows for the next restart.
+        self.files
+            .promote(domain)
+            .map_err(|e| format!("cannot store the certificate: {e}"))?;
         Ok(info)
     }
 

@@ -54,14 +54,19 @@ pub fn need(
     let Some(cert) = cert else {
         return Some(Need::Missing);
     };
-    let mut wanted: Vec<String> = names.to_vec();
-    wanted.sort();
-    wanted.dedup();
-    if wanted != cert.names {
+    if !names_match(cert, names) {
         return Some(Need::NamesChanged);
     }
     let left = cert.not_after.duration_since(now).unwrap_or_default();
     (left < renewal_window(cert, configured_window)).then_some(Need::Expiring)
+}
+
+/// Whether `cert` carries exactly `names`, in any order.
+pub fn names_match(cert: &CertInfo, names: &[String]) -> bool {
+    let mut wanted: Vec<String> = names.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    wanted == cert.names
 }
 
 /// How long to wait after the `failures`-th failure in a row (1 for the first).

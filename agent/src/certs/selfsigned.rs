@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::files;
 
 /// A certificate and its private key, both PEM.
@@ -23,11 +21,7 @@ impl Identity {
 
     /// Certificate then key, the form HAProxy loads.
     pub fn combined(&self) -> String {
-        format!(
-            "{}\n{}\n",
-            self.cert_pem.trim_end(),
-            self.key_pem.trim_end()
-        )
+        files::combined_pem(&self.cert_pem, &self.key_pem)
     }
 }
 
@@ -84,11 +78,8 @@ pub fn fingerprint_of_pem(pem: &str) -> Result<String, String> {
 }
 
 pub fn fingerprint_of_der(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    use haloy_api::fingerprint::{sha256_hex, with_colons};
+    with_colons(&sha256_hex(der))
 }
 
 #[cfg(test)]

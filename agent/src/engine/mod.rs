@@ -204,6 +204,8 @@ pub struct Engine {
     /// Where apps' certificates are requested, with the server's ACME email for
     /// apps that set none; without it apps are served on HTTP only.
     certificates: Option<(Arc<Certificates>, Option<String>)>,
+    /// haloyd's own API domain (`api_domain` in haloyd.yaml), which no app may claim.
+    api_domain: Option<String>,
 }
 
 impl Engine {
@@ -220,7 +222,34 @@ impl Engine {
             settings,
             slots: Arc::default(),
             certificates: None,
+            api_domain: None,
         }
+    }
+
+    /// Reserves `domain` for haloyd's API: deploys listing it are refused.
+    pub fn with_api_domain(mut self, domain: Option<String>) -> Self {
+        self.api_domain = domain;
+        self
+    }
+
+    /// Refuses a spec that claims the server's API domain: the app would take over
+    /// its certificate request and its plain-HTTP route.
+    pub fn check_spec(&self, spec: &AppSpec) -> Result<(), EngineError> {
+        let Some(api) = &self.api_domain else {
+            return Ok(());
+        };
+        let claimed = spec
+            .domains
+            .iter()
+            .flat_map(|d| std::iter::once(&d.canonical).chain(&d.aliases))
+            .any(|host| host == api);
+        if claimed {
+            return Err(EngineError::Invalid(format!(
+                "app {} lists {api}, this server's API domain (api_domain in haloyd.yaml); use another domain for the app",
+                spec.name
+            )));
+        }
+        Ok(())
     }
 
     /// Requests certificates for apps after their deploys; `default_email` is the

@@ -79,6 +79,10 @@ impl Engine {
 
     /// Stops every container of the app, taking it out of HAProxy first; with
     /// `remove`, removes them. Returns (stopped, removed) container names.
+    ///
+    /// A stop alone keeps the app's certificates (and their renewals): the app is
+    /// expected back, and its hosts keep redirecting to HTTPS. Removing the
+    /// containers is the app going away, so its certificates are dropped too.
     pub async fn stop(
         &self,
         app: &str,
@@ -103,6 +107,9 @@ impl Engine {
                 self.runtime.remove(&container.id).await?;
                 removed.push(container.name);
             }
+        }
+        if remove && let Some(certificates) = self.certificates() {
+            certificates.want(app, Vec::new());
         }
         Ok((stopped, removed))
     }

@@ -68,10 +68,7 @@ pub fn run(command: &ApiCommand, env: &Env, out: &mut dyn Write) -> anyhow::Resu
                 },
                 config.acme_directory_url()
             )?;
-            let port = match config.https_port {
-                443 => String::new(),
-                port => format!(":{port}"),
-            };
+            let port = config.https_suffix();
             writeln!(
                 out,
                 "on your workstation: haloy server add {}{port} <api token>",

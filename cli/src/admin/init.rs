@@ -61,7 +61,11 @@ pub fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
         Layout::system()
     };
     let acme_ca_cert = match &args.acme_ca_cert {
-        Some(path) => Some(checked_pem(path)?),
+        Some(path) => Some(crate::pem::checked_pem(
+            "--acme-ca-cert",
+            path,
+            "the ACME server's CA certificate (PEM)",
+        )?),
         None => None,
     };
     let (config, token) = setup::init(&InitOptions {
@@ -92,10 +96,7 @@ pub fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
         (Some(domain), _) => writeln!(
             out,
             "on your workstation: haloy server add {domain}{} <api token>",
-            match config.https_port {
-                443 => String::new(),
-                port => format!(":{port}"),
-            }
+            config.https_suffix()
         )?,
         (None, Some(port)) => writeln!(
             out,
@@ -108,22 +109,4 @@ pub fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
         )?,
     }
     Ok(())
-}
-
-/// `--acme-ca-cert`: an existing PEM certificate, kept by its absolute path.
-pub fn checked_pem(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    let absolute = std::path::absolute(path)
-        .with_context(|| format!("--acme-ca-cert {}: cannot resolve the path", path.display()))?;
-    let text = std::fs::read_to_string(&absolute).with_context(|| {
-        format!(
-            "--acme-ca-cert {}: cannot read the file; give the ACME server's CA certificate (PEM)",
-            absolute.display()
-        )
-    })?;
-    anyhow::ensure!(
-        text.contains("-----BEGIN CERTIFICATE-----"),
-        "--acme-ca-cert {} holds no PEM certificate; give the ACME server's CA certificate (PEM)",
-        absolute.display()
-    );
-    Ok(absolute)
 }

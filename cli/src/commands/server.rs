@@ -63,21 +63,11 @@ pub fn run(command: &ServerCommand, env: &Env, out: &mut dyn Write) -> anyhow::R
                 None => None,
             };
             let ca_cert = match &args.ca_cert {
-                Some(path) => {
-                    let absolute = std::path::absolute(path)?;
-                    let text = std::fs::read_to_string(&absolute).map_err(|e| {
-                        anyhow::anyhow!(
-                            "--ca-cert {}: cannot read it ({e}); give a PEM file of CA certificates",
-                            absolute.display()
-                        )
-                    })?;
-                    anyhow::ensure!(
-                        text.contains("-----BEGIN CERTIFICATE-----"),
-                        "--ca-cert {} holds no PEM certificate; give a PEM file of CA certificates",
-                        absolute.display()
-                    );
-                    Some(absolute)
-                }
+                Some(path) => Some(crate::pem::checked_pem(
+                    "--ca-cert",
+                    path,
+                    "a PEM file of CA certificates",
+                )?),
                 None => None,
             };
             let server = store.add_with_tls(

@@ -76,3 +76,20 @@ async fn a_failed_deploy_or_no_email_requests_nothing() {
     assert_eq!(outcome.status, Status::Failed);
     assert!(certificates.status("web").is_empty());
 }
+
+#[tokio::test]
+async fn stopping_keeps_the_certificates_and_removing_the_containers_drops_them() {
+    let (rig, certificates) = with_certificates(rig(), Some("ops@server.test"));
+    let (outcome, _) = rig.deploy(&spec("v1"), ImageInput::Pull).await;
+    assert_eq!(outcome.status, Status::Succeeded);
+    certificates.tick(SystemTime::now()).await;
+    let pem = rig._dir.path().join("certs/domains/web.test.pem");
+    assert!(pem.exists());
+
+    rig.engine.stop("web", false).await.unwrap();
+    assert_eq!(certificates.status("web").len(), 1, "a stop dropped them");
+    rig.engine.stop("web", true).await.unwrap();
+    assert!(certificates.status("web").is_empty());
+    certificates.tick(SystemTime::now()).await;
+    assert!(!pem.exists(), "the removed app's key stayed on disk");
+}

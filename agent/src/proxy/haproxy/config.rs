@@ -91,10 +91,7 @@ fn render_config(settings: &HaproxySettings, paths: &Paths, routing: &Routing) -
     let bind = std::net::SocketAddr::new(settings.bind_address, settings.http_port);
     let bind_https = std::net::SocketAddr::new(settings.bind_address, settings.https_port);
     // Redirects name the HTTPS port unless it is the default one.
-    let https_port = match settings.https_port {
-        443 => String::new(),
-        port => format!(":{port}"),
-    };
+    let https_port = crate::config::https_port_suffix(settings.https_port);
     let mut cfg = String::new();
     let _ = write!(
         cfg,

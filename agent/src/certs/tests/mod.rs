@@ -74,7 +74,7 @@ async fn a_wanted_certificate_is_issued_stored_privately_and_installed_once() {
     let installed = s.installer.installed.lock().unwrap().clone();
     assert_eq!(installed.len(), 1);
     assert_eq!(installed[0].names, ["a.com", "www.a.com"]);
-    let path = s.dir.path().join("a.com.pem");
+    let path = s.dir.path().join("domains/a.com.pem");
     assert_eq!(installed[0].path, path);
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("BEGIN CERTIFICATE") && text.contains("PRIVATE KEY"));
@@ -199,5 +199,8 @@ async fn an_app_that_drops_a_domain_drops_its_request() {
         .map(|c| c.domain)
         .collect();
     assert_eq!(domains, ["b.com"]);
-    assert!(!s.dir.path().join("a.com.json").exists());
+    assert!(!s.dir.path().join("domains/a.com.json").exists());
 }
+
+mod removal;
+mod staging;

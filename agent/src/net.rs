@@ -1,0 +1,36 @@
+//! Accept loops that survive errors. `accept` fails when the process is out of file
+//! descriptors (EMFILE) or the kernel of memory; retrying at once would spin a core
+//! at 100 % while nothing can improve, so the loop pauses before the next try.
+
+use std::time::Duration;
+
+/// How long an accept loop waits after a failed `accept`.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// The accepted connection, or `None` after logging the error and pausing.
+pub async fn accepted<T>(result: std::io::Result<T>, listener: &str) -> Option<T> {
+    match result {
+        Ok(accepted) => Some(accepted),
+        Err(e) => {
+            tracing::warn!("cannot accept a connection on {listener}: {e}");
+            tokio::time::sleep(ACCEPT_PAUSE).await;
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_accept_pauses_before_the_next_try() {
+        let before = tokio::time::Instant::now();
+        let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
+        assert!(accepted::<()>(Err(emfile), "a test socket").await.is_none());
+        assert!(before.elapsed() >= ACCEPT_PAUSE);
+        let before = tokio::time::Instant::now();
+        assert_eq!(accepted(Ok(7), "a test socket").await, Some(7));
+        assert_eq!(before.elapsed(), Duration::ZERO);
+    }
+}
