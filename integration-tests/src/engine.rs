@@ -126,26 +126,42 @@ impl Engine {
         command
     }
 
-    /// Forwards `port` on the host's loopback to the same port inside.
+    /// Forwards `port` on the host's loopback to the same port inside, through a unix
+    /// socket (a path works in every network namespace): one socat listens on the
+    /// host's port, one inside the namespace connects to the port there.
     pub fn relay(&self, port: u16) -> Relay {
-        let socat = Command::new("socat")
-            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
-            .arg(format!(
-                "EXEC:nsenter --net=/run/netns/{} socat STDIO TCP\\:127.0.0.1\\:{port}",
-                self.netns
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("socat");
+        let socket = self.dir.join(format!("relay-{port}.sock"));
+        let socat = |command: &mut Command| {
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("socat")
+        };
+        let inside = socat(
+            self.inside(Path::new("socat"))
+                // Big buffers: uploads go through here.
+                .args(["-b", "1048576"])
+                .arg(format!("UNIX-LISTEN:{},fork", socket.display()))
+                .arg(format!("TCP:127.0.0.1:{port}")),
+        );
+        eventually(Duration::from_secs(10), "the relay's socket", || {
+            socket.exists().then_some(())
+        });
+        let outside = socat(
+            Command::new("socat")
+                .args(["-b", "1048576"])
+                .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+                .arg(format!("UNIX-CONNECT:{}", socket.display())),
+        );
         eventually(Duration::from_secs(10), "the relay to listen", || {
             std::net::TcpStream::connect(("127.0.0.1", port))
                 .ok()
                 .map(|_| ())
         });
-        Relay(socat)
+        Relay(vec![outside, inside])
     }
 }
 
@@ -183,17 +199,19 @@ impl Drop for Engine {
     }
 }
 
-/// A socat forwarding one port into a namespace; dropping it stops it and the
-/// connections it forks.
-pub struct Relay(Child);
+/// The socats forwarding one port into a namespace; dropping it stops them and the
+/// connections they fork.
+pub struct Relay(Vec<Child>);
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["--", &format!("-{}", self.0.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.0.wait();
+        for child in &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
+            let _ = child.wait();
+        }
     }
 }
 

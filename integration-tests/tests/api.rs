@@ -119,8 +119,20 @@ async fn an_uploaded_image_is_loaded_and_deployed() {
         report.uploaded_bytes
     );
     assert_eq!(server.get("uploaded.test", "/").2, "uploaded");
-    let uploads: Vec<_> = std::fs::read_dir(server.data_dir().join("uploads"))
-        .unwrap()
-        .collect();
-    assert!(uploads.is_empty(), "the archive is deleted after loading");
+    // Loaded while it arrived: no archive is left (or ever staged) on the server.
+    let mut dirs = vec![server.data_dir()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                assert!(
+                    path.extension().is_none_or(|e| e != "tar"),
+                    "{} is left on the server",
+                    path.display()
+                );
+            }
+        }
+    }
 }
