@@ -5,14 +5,15 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// One `GET path` to `127.0.0.1:port`; `Ok(status)` for any HTTP answer.
-pub async fn probe(port: u16, path: &str, timeout: Duration) -> Result<u16, String> {
+/// One `GET path` to `127.0.0.1:port` with `Host: host`; `Ok(status)` for any HTTP
+/// answer.
+pub async fn probe(port: u16, host: &str, path: &str, timeout: Duration) -> Result<u16, String> {
     let attempt = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .map_err(|e| format!("connect: {e}"))?;
         let request = format!(
-            "GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: haloyd-health-check\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: haloyd-health-check\r\nConnection: close\r\n\r\n"
         );
         stream
             .write_all(request.as_bytes())
@@ -75,12 +76,45 @@ mod tests {
     #[tokio::test]
     async fn reads_the_status_code() {
         let ok = server(b"HTTP/1.1 204 No Content\r\n\r\n").await;
-        assert_eq!(probe(ok, "/health", Duration::from_secs(2)).await, Ok(204));
+        assert_eq!(
+            probe(ok, "localhost", "/health", Duration::from_secs(2)).await,
+            Ok(204)
+        );
         let bad = server(b"HTTP/1.0 503 Unavailable\r\n\r\n").await;
-        assert_eq!(probe(bad, "/", Duration::from_secs(2)).await, Ok(503));
+        assert_eq!(
+            probe(bad, "localhost", "/", Duration::from_secs(2)).await,
+            Ok(503)
+        );
         assert!(!is_healthy(503) && is_healthy(301));
         let junk = server(b"hello\n").await;
-        assert!(probe(junk, "/", Duration::from_secs(2)).await.is_err());
+        assert!(
+            probe(junk, "localhost", "/", Duration::from_secs(2))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_app_is_asked_for_its_own_host() {
+        // An app that routes by Host, as many do: only its domain is healthy.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let answer: &[u8] = if request.contains("\r\nHost: web.test\r\n") {
+                    b"HTTP/1.1 200 OK\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 421 Misdirected Request\r\n\r\n"
+                };
+                let _ = socket.write_all(answer).await;
+            }
+        });
+        let timeout = Duration::from_secs(2);
+        assert_eq!(probe(port, "web.test", "/", timeout).await, Ok(200));
+        assert_eq!(probe(port, "localhost", "/", timeout).await, Ok(421));
     }
 
     #[tokio::test]
@@ -89,7 +123,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         drop(listener);
         assert!(
-            probe(port, "/", Duration::from_secs(2))
+            probe(port, "localhost", "/", Duration::from_secs(2))
                 .await
                 .unwrap_err()
                 .contains("connect")

@@ -741,7 +741,11 @@ impl Engine {
                 }
                 (ContainerState::Running, Some(port)) => {
                     let per_try = self.settings.health_interval.max(Duration::from_secs(2));
-                    match health::probe(port, &spec.health_check_path, per_try).await {
+                    let host = spec
+                        .domains
+                        .first()
+                        .map_or("localhost", |d| d.canonical.as_str());
+                    match health::probe(port, host, &spec.health_check_path, per_try).await {
                         Ok(status) if health::is_healthy(status) => return Ok(info),
                         Ok(status) => {
                             last = format!("GET {} answered {status}", spec.health_check_path)
