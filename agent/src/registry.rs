@@ -372,7 +372,7 @@ pub fn matches(pattern: &str, tag: &str) -> bool {
 /// Orders tags newest first by version: runs of digits compare as numbers, so
 /// `v10` is newer than `v9` and `1.10.0` than `1.9.3`.
 pub fn newest_first(tags: &mut [String]) {
-    tags.sort_by(|a, b| version_key(b).cmp(&version_key(a)));
+    tags.sort_by_key(|tag| std::cmp::Reverse(version_key(tag)));
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
