@@ -63,7 +63,9 @@ fn build_push_to_registry_and_the_server_pulls() {
         "from the registry",
         "the running version is untouched"
     );
-    // Every name of the image: the deploys also tagged it with their deployment ids.
+    // The server's containers use the image until it is gone. Every name of the
+    // image goes: the deploys also tagged it with their deployment ids.
+    drop(server);
     let ids = std::process::Command::new("docker")
         .args(["images", "-q", "--no-trunc", &repository])
         .output()
