@@ -11,6 +11,7 @@ pub use haloy_api::ids;
 pub mod net;
 pub mod process;
 pub mod proxy;
+pub mod registry;
 pub mod runtime;
 pub mod setup;
 pub mod store;

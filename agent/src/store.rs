@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use haloy_api::spec::AppSpec;
+use haloy_api::spec::{AppSpec, History};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +45,12 @@ pub struct StoredSpec {
     pub network: String,
     pub strategy: String,
     pub history: String,
+    /// `image.history.count` for the local and registry strategies.
+    #[serde(default)]
+    pub history_count: Option<u32>,
+    /// `image.history.pattern` for the registry strategy.
+    #[serde(default)]
+    pub history_pattern: Option<String>,
     /// Names of the env variables; values only for non-sensitive ones.
     pub env: Vec<(String, Option<String>)>,
     pub volumes: Vec<String>,
@@ -66,6 +72,14 @@ impl From<&AppSpec> for StoredSpec {
             network: spec.network_or_default().to_string(),
             strategy: spec.deployment_strategy.as_str().to_string(),
             history: spec.image.history.strategy().to_string(),
+            history_count: match &spec.image.history {
+                History::Local { count } | History::Registry { count, .. } => Some(*count),
+                History::None => None,
+            },
+            history_pattern: match &spec.image.history {
+                History::Registry { pattern, .. } => Some(pattern.clone()),
+                _ => None,
+            },
             env: spec
                 .env
                 .iter()
@@ -186,6 +200,8 @@ mod tests {
                 network: "haloy-public".into(),
                 strategy: "rolling".into(),
                 history: "local".into(),
+                history_count: Some(3),
+                history_pattern: None,
                 env: vec![("SECRET".into(), None)],
                 volumes: vec![],
             },

@@ -53,6 +53,9 @@ pub enum Command {
     RollbackTargets(commands::rollback_targets::Args),
     /// Roll a target back to an earlier deployment, with zero downtime.
     Rollback(commands::rollback::Args),
+    /// Remove images no deployment in the app's history needs (dry run unless --yes).
+    #[command(name = "prune-images")]
+    PruneImages(commands::prune_images::Args),
     /// Check a config file and show the resolved configuration per target.
     #[command(name = "validate-config")]
     ValidateConfig(commands::validate_config::Args),

@@ -304,16 +304,18 @@ impl Client {
         }
     }
 
-    /// Earlier deployments `app` can return to, newest first, and the history
-    /// strategy ("local", "registry" or "none").
+    /// Earlier versions `spec.name` can return to, newest first, and the history
+    /// strategy ("local", "registry" or "none"). `spec.image` (with its registry
+    /// credentials, for the registry strategy's tag list) is the configuration's now.
     pub async fn rollback_targets(
         &mut self,
-        app: &str,
+        spec: &AppSpec,
     ) -> Result<(String, Vec<RollbackTarget>), ClientError> {
         let response = self
             .inner
             .rollback_targets(v1::RollbackTargetsRequest {
-                app: app.to_string(),
+                app: spec.name.clone(),
+                image: Some(spec.image.clone().into()),
             })
             .await
             .map_err(|s| self.error(s))?
@@ -363,6 +365,25 @@ impl Client {
             }
         }
         Err(self.no_result("rollback"))
+    }
+
+    /// Removes (or with `dry_run` lists) the images of `app`'s deployments outside
+    /// its history: (removed image names, kept deployment ids).
+    pub async fn prune_images(
+        &mut self,
+        app: &str,
+        dry_run: bool,
+    ) -> Result<(Vec<String>, Vec<String>), ClientError> {
+        let response = self
+            .inner
+            .prune_images(v1::PruneImagesRequest {
+                app: app.to_string(),
+                dry_run,
+            })
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        Ok((response.removed, response.kept))
     }
 
     pub async fn status(&mut self, app: &str) -> Result<StatusReport, ClientError> {

@@ -63,7 +63,18 @@ fn build_push_to_registry_and_the_server_pulls() {
         "from the registry",
         "the running version is untouched"
     );
+    // The server's containers use the image until it is gone. Every name of the
+    // image goes: the deploys also tagged it with their deployment ids.
+    drop(server);
+    let ids = std::process::Command::new("docker")
+        .args(["images", "-q", "--no-trunc", &repository])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    let mut ids: Vec<&str> = ids.lines().collect();
+    ids.dedup();
     let _ = std::process::Command::new("docker")
-        .args(["rmi", "-f", &format!("{repository}:v1")])
+        .args(["rmi", "-f"])
+        .args(ids)
         .output();
 }

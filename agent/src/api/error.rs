@@ -4,6 +4,7 @@ use haloy_api::ConversionError;
 use tonic::Status;
 
 use crate::engine::EngineError;
+use crate::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -17,6 +18,8 @@ pub enum AgentError {
     NoSuchDeployment { app: String, deployment: String },
     #[error("{0}")]
     RollbackUnavailable(String),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
 }
 
 impl From<AgentError> for Status {
@@ -35,6 +38,13 @@ impl From<AgentError> for Status {
                 Status::unavailable(message)
             }
             AgentError::Engine(EngineError::Store(_)) => Status::internal(message),
+            AgentError::Registry(
+                RegistryError::Unreachable { .. } | RegistryError::Protocol { .. },
+            ) => Status::unavailable(message),
+            AgentError::Registry(RegistryError::Unauthorized { .. }) => {
+                Status::permission_denied(message)
+            }
+            AgentError::Registry(RegistryError::NotFound { .. }) => Status::not_found(message),
         }
     }
 }

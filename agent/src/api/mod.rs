@@ -4,13 +4,14 @@
 mod auth;
 mod deploy;
 mod error;
+mod rollback;
 mod upload;
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
-use haloy_api::spec::{AppSpec, History, Secret};
+use haloy_api::spec::{AppSpec, ImageSource, ImageSpec, Secret};
 use haloy_api::v1::{self, haloy_server::HaloyServer};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -19,7 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 pub use auth::Auth;
 pub use error::AgentError;
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::Engine;
 use crate::ids;
 use crate::store::{DeploymentRecord, Status as RecordStatus};
 
@@ -177,48 +178,14 @@ impl v1::haloy_server::Haloy for HaloyService {
         &self,
         request: Request<v1::RollbackTargetsRequest>,
     ) -> Result<Response<v1::RollbackTargetsResponse>, Status> {
-        let app = request.into_inner().app;
-        let records = self
-            .engine
-            .store()
-            .list(app_name(&app)?)
-            .map_err(|e| AgentError::Engine(e.into()))?;
-        if records.is_empty() {
-            return Err(AgentError::Engine(EngineError::NotFound(app)).into());
-        }
-        let strategy = match records[0].spec.history.as_str() {
-            "none" => v1::HistoryStrategy::None,
-            "registry" => v1::HistoryStrategy::Registry,
-            _ => v1::HistoryStrategy::Local,
-        };
-        let live = records
-            .iter()
-            .find(|r| r.status == RecordStatus::Succeeded)
-            .map(|r| r.id.clone());
-        let mut targets = Vec::new();
-        for record in records
-            .iter()
-            .filter(|r| r.status == RecordStatus::Succeeded)
-        {
-            let available = self
-                .engine
-                .runtime()
-                .image_exists(&record.image)
-                .await
-                .unwrap_or(false);
-            if available {
-                targets.push(v1::RollbackTarget {
-                    deployment_id: record.id.clone(),
-                    image: record.image.clone(),
-                    deployed_at: Some(ids::to_system_time(record.started_at_ms).into()),
-                    live: Some(&record.id) == live.as_ref(),
-                });
-            }
-        }
-        Ok(Response::new(v1::RollbackTargetsResponse {
-            strategy: strategy.into(),
-            targets,
-        }))
+        let request = request.into_inner();
+        let image = request
+            .image
+            .map(ImageSpec::try_from)
+            .transpose()
+            .map_err(AgentError::from)?;
+        let response = rollback::targets(&self.engine, app_name(&request.app)?, image).await?;
+        Ok(Response::new(response))
     }
 
     async fn rollback(
@@ -231,28 +198,7 @@ impl v1::haloy_server::Haloy for HaloyService {
             .ok_or_else(|| AgentError::Protocol("RollbackRequest.spec is required".into()))?
             .try_into()
             .map_err(AgentError::from)?;
-        if spec.image.history == History::None {
-            return Err(AgentError::RollbackUnavailable(format!(
-                "{} uses image.history.strategy none, which keeps no earlier versions; set strategy local to be able to roll back",
-                spec.name
-            ))
-            .into());
-        }
-        let record = self
-            .engine
-            .store()
-            .get(&spec.name, &request.deployment_id)
-            .map_err(|e| AgentError::Engine(e.into()))?
-            .filter(|r| r.status == RecordStatus::Succeeded)
-            .ok_or_else(|| AgentError::NoSuchDeployment {
-                app: spec.name.clone(),
-                deployment: request.deployment_id.clone(),
-            })?;
-        let (repository, tag) = record.image.rsplit_once(':').ok_or_else(|| {
-            AgentError::Protocol(format!("recorded image {} has no tag", record.image))
-        })?;
-        spec.image.repository = repository.to_string();
-        spec.image.tag = tag.to_string();
+        let pull = rollback::aim(&self.engine, &mut spec, &request.deployment_id)?;
         self.engine.check_spec(&spec).map_err(AgentError::from)?;
         let proposed = deploy::proposed_id(
             "RollbackRequest.new_deployment_id",
@@ -262,16 +208,40 @@ impl v1::haloy_server::Haloy for HaloyService {
             .engine
             .lock_as(&spec.name, proposed)
             .map_err(AgentError::from)?;
+        let source = if pull && spec.image.source == ImageSource::Registry {
+            v1::image_source::Source::Pull(v1::Pull {})
+        } else {
+            v1::image_source::Source::Existing(v1::Existing {})
+        };
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(deploy::run(
             self.engine.clone(),
             lock,
             spec,
-            v1::image_source::Source::Existing(v1::Existing {}),
+            source,
             None,
             tx,
         ));
         Ok(Response::new(ReceiverStream::new(rx).boxed()))
+    }
+
+    async fn prune_images(
+        &self,
+        request: Request<v1::PruneImagesRequest>,
+    ) -> Result<Response<v1::PruneImagesResponse>, Status> {
+        let request = request.into_inner();
+        let app = app_name(&request.app)?;
+        // Under the app's lock: no deploy of it changes images meanwhile.
+        let _lock = self.engine.lock(app).map_err(AgentError::from)?;
+        let pruned = self
+            .engine
+            .prune_images(app, request.dry_run)
+            .await
+            .map_err(AgentError::from)?;
+        Ok(Response::new(v1::PruneImagesResponse {
+            removed: pruned.removed,
+            kept: pruned.kept,
+        }))
     }
 
     async fn version(

@@ -70,6 +70,8 @@ struct FakeContainer {
 pub struct FakeRuntime {
     containers: Mutex<Vec<FakeContainer>>,
     pub images: Mutex<HashSet<String>>,
+    /// Image ids by reference, for images tagged from another; others are their own id.
+    pub image_ids: Mutex<HashMap<String, String>>,
     /// What `layer_chains` answers.
     pub chains: Mutex<Vec<Vec<String>>>,
     pub log: CallLog,
@@ -99,6 +101,16 @@ async fn serve(image: &str) -> (u16, JoinHandle<()>) {
 impl FakeRuntime {
     fn record(&self, call: String) -> Result<(), RuntimeError> {
         self.log.record(call).map_err(RuntimeError::Other)
+    }
+
+    /// The id of an image: the one it was tagged from, or its own name.
+    pub fn id_of(&self, reference: &str) -> String {
+        self.image_ids
+            .lock()
+            .unwrap()
+            .get(reference)
+            .cloned()
+            .unwrap_or_else(|| format!("sha256:{reference}"))
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -184,11 +196,33 @@ impl ContainerRuntime for FakeRuntime {
         tag: &str,
     ) -> Result<(), RuntimeError> {
         self.record(format!("tag_image {source} {repository}:{tag}"))?;
-        self.images
+        let target = format!("{repository}:{tag}");
+        let id = self.id_of(source);
+        self.image_ids.lock().unwrap().insert(target.clone(), id);
+        self.images.lock().unwrap().insert(target);
+        Ok(())
+    }
+    async fn image_id(&self, reference: &str) -> Result<Option<String>, RuntimeError> {
+        if !self.images.lock().unwrap().contains(reference) {
+            return Ok(None);
+        }
+        Ok(Some(self.id_of(reference)))
+    }
+    async fn untag_image(&self, reference: &str) -> Result<(), RuntimeError> {
+        self.record(format!("untag_image {reference}"))?;
+        self.images.lock().unwrap().remove(reference);
+        self.image_ids.lock().unwrap().remove(reference);
+        Ok(())
+    }
+    async fn images_in_use(&self) -> Result<Vec<String>, RuntimeError> {
+        let images: Vec<String> = self
+            .containers
             .lock()
             .unwrap()
-            .insert(format!("{repository}:{tag}"));
-        Ok(())
+            .iter()
+            .map(|c| c.info.image.clone())
+            .collect();
+        Ok(images.iter().map(|i| self.id_of(i)).collect())
     }
     async fn run(&self, spec: &ContainerSpec) -> Result<ContainerInfo, RuntimeError> {
         self.record(format!("run {}", spec.name))?;

@@ -7,6 +7,7 @@
 //! id of the one in progress. Different apps deploy concurrently.
 
 pub mod health;
+pub mod prune;
 mod reconcile;
 mod retire;
 mod status;
@@ -410,6 +411,10 @@ impl Engine {
                 record.status = Status::Succeeded;
                 record.image = run_image;
                 self.request_certificates(spec, events).await;
+                if let History::Local { .. } = spec.image.history {
+                    // Recorded first, so the prune counts this deployment as the newest.
+                    self.prune_after(spec, &record, events).await;
+                }
             }
             Err(abort) => {
                 phase(events, Phase::CleaningUp, "removing the new containers").await;
@@ -435,6 +440,35 @@ impl Engine {
             deployment_id: id,
             status: record.status,
             reason: record.reason,
+        }
+    }
+
+    /// Removes images outside the app's history after a successful deploy; a failure
+    /// here is reported but does not fail the deploy, which already serves.
+    async fn prune_after(&self, spec: &AppSpec, record: &DeploymentRecord, events: &Events) {
+        let mut done = record.clone();
+        done.finished_at_ms = Some(ids::now_ms());
+        if let Err(e) = self.store.put(&done) {
+            tracing::warn!(app = %spec.name, "cannot record the deployment before pruning: {e}");
+            return;
+        }
+        match self.prune_images(&spec.name, false).await {
+            Ok(pruned) if !pruned.removed.is_empty() => {
+                log(
+                    events,
+                    &format!(
+                        "removed {} image name(s) outside the history: {}",
+                        pruned.removed.len(),
+                        pruned.removed.join(", ")
+                    ),
+                )
+                .await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(app = %spec.name, "cannot prune old images: {e}");
+                log(events, &format!("old images were not pruned: {e}")).await;
+            }
         }
     }
 

@@ -539,3 +539,63 @@ async fn different_apps_deploy_concurrently() {
 }
 
 mod certificates;
+
+#[tokio::test]
+async fn local_history_keeps_the_newest_count_images_and_prunes_the_rest() {
+    let rig = rig();
+    let mut ids = Vec::new();
+    for n in 1..=5 {
+        let mut spec = spec(&format!("v{n}"));
+        spec.image.history = History::Local { count: 3 };
+        rig.runtime
+            .images
+            .lock()
+            .unwrap()
+            .insert(format!("web:v{n}"));
+        let (outcome, _) = rig.deploy(&spec, ImageInput::Existing).await;
+        assert_eq!(outcome.status, Status::Succeeded, "{}", outcome.reason);
+        ids.push(outcome.deployment_id);
+    }
+    let images = rig.runtime.images.lock().unwrap().clone();
+    for gone in ["web:v1", "web:v2"] {
+        assert!(!images.contains(gone), "{gone} pruned: {images:?}");
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let present = images.contains(&format!("web:{id}"));
+        assert_eq!(present, n >= 2, "web:{id} (deploy {}) in {images:?}", n + 1);
+    }
+    assert!(images.contains("web:v3") && images.contains("web:v5"));
+    let dry = rig.engine.prune_images("web", true).await.unwrap();
+    assert!(dry.removed.is_empty(), "nothing left to prune: {dry:?}");
+    assert_eq!(dry.kept, [ids[4].clone(), ids[3].clone(), ids[2].clone()]);
+}
+
+#[tokio::test]
+async fn pruning_never_removes_an_image_a_container_uses() {
+    let rig = rig();
+    let mut first = spec("v1");
+    first.image.history = History::Local { count: 1 };
+    rig.runtime.images.lock().unwrap().insert("web:v1".into());
+    rig.deploy(&first, ImageInput::Existing).await;
+    // Another haloyd on the same Docker runs v1 under a name of its own.
+    rig.runtime
+        .run(&ContainerSpec {
+            name: "other-v1".into(),
+            image: "web:v1".into(),
+            env: vec![],
+            labels: BTreeMap::new(),
+            network: "haloy-public".into(),
+            volumes: vec![],
+            port: 8080,
+        })
+        .await
+        .unwrap();
+    let mut second = spec("v2");
+    second.image.history = History::Local { count: 1 };
+    rig.runtime.images.lock().unwrap().insert("web:v2".into());
+    rig.deploy(&second, ImageInput::Existing).await;
+    let images = rig.runtime.images.lock().unwrap().clone();
+    assert!(images.contains("web:v1"), "in use elsewhere: {images:?}");
+    let pruned = rig.engine.prune_images("web", false).await.unwrap();
+    assert!(pruned.removed.is_empty(), "{pruned:?}");
+}

@@ -123,6 +123,18 @@ impl ContainerRuntime for Docker {
         image::tag(&self.client, source, repository, tag).await
     }
 
+    async fn image_id(&self, reference: &str) -> Result<Option<String>, RuntimeError> {
+        image::id(&self.client, reference).await
+    }
+
+    async fn untag_image(&self, reference: &str) -> Result<(), RuntimeError> {
+        image::untag(&self.client, reference).await
+    }
+
+    async fn images_in_use(&self) -> Result<Vec<String>, RuntimeError> {
+        container::images_in_use(&self.client).await
+    }
+
     async fn run(&self, spec: &ContainerSpec) -> Result<ContainerInfo, RuntimeError> {
         container::run(&self.client, spec).await
     }

@@ -138,6 +138,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         repository: &str,
         tag: &str,
     ) -> Result<(), RuntimeError>;
+    /// The id (`sha256:…`) of a local image, or `None` when it is not here.
+    async fn image_id(&self, reference: &str) -> Result<Option<String>, RuntimeError>;
+    /// Removes the name `reference`; Docker deletes the image with its last name
+    /// unless a container uses it. Never forced; a missing name is fine.
+    async fn untag_image(&self, reference: &str) -> Result<(), RuntimeError>;
+    /// Ids of the images every container on this Docker (any instance, running or
+    /// not) was created from: these must never be removed.
+    async fn images_in_use(&self) -> Result<Vec<String>, RuntimeError>;
     /// Creates and starts a container; on failure nothing is left behind.
     async fn run(&self, spec: &ContainerSpec) -> Result<ContainerInfo, RuntimeError>;
     /// Starts a stopped container again; its published port may change.

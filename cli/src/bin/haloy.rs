@@ -23,6 +23,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Status(args) => haloy_cli::block_on(commands::status::run(args, &env, &mut out)),
         Command::Logs(args) => haloy_cli::block_on(commands::logs::run(args, &env, &mut out)),
         Command::Stop(args) => haloy_cli::block_on(commands::stop::run(args, &env, &mut out)),
+        Command::PruneImages(args) => {
+            haloy_cli::block_on(commands::prune_images::run(args, &env, &mut out))
+        }
         Command::RollbackTargets(args) => {
             haloy_cli::block_on(commands::rollback_targets::run(args, &env, &mut out))
         }

@@ -3,6 +3,7 @@
 pub mod completion;
 pub mod deploy;
 pub mod logs;
+pub mod prune_images;
 pub mod rollback;
 pub mod rollback_targets;
 pub mod server;

@@ -29,7 +29,7 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
     let (_, targets) = target::resolve(&args.flags, env)?;
     for target in &targets {
         let mut client = Client::connect(&target.server, &target.token).await?;
-        let (strategy, versions) = client.rollback_targets(&target.plan.spec.name).await?;
+        let (strategy, versions) = client.rollback_targets(&target.plan.spec).await?;
         if args.json {
             let rows: Vec<serde_json::Value> = versions
                 .iter()
@@ -48,6 +48,12 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
                 "image.history.strategy is none: no earlier versions are kept, so there is nothing to roll back to"
             )?;
             continue;
+        }
+        if strategy == "registry" {
+            writeln!(
+                out,
+                "registry tags matching image.history.pattern, newest first; `haloy rollback <tag>` deploys one"
+            )?;
         }
         writeln!(
             out,

@@ -193,6 +193,18 @@ pub(super) async fn list(
     Ok(found)
 }
 
+pub(super) async fn images_in_use(client: &bollard::Docker) -> Result<Vec<String>, RuntimeError> {
+    let options = ListContainersOptionsBuilder::new().all(true).build();
+    let summaries = client
+        .list_containers(Some(options))
+        .await
+        .map_err(error::daemon)?;
+    let mut ids: Vec<String> = summaries.into_iter().filter_map(|s| s.image_id).collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
 pub(super) async fn stop(
     client: &bollard::Docker,
     id: &str,

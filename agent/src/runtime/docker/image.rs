@@ -4,7 +4,7 @@
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, ImportImageOptionsBuilder, ListImagesOptionsBuilder,
-    TagImageOptionsBuilder,
+    RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use haloy_api::spec::RegistryAuth;
@@ -20,6 +20,31 @@ pub(super) async fn exists(
         Ok(_) => Ok(true),
         Err(err) if error::status(&err) == Some(404) => Ok(false),
         Err(err) => Err(error::daemon(err)),
+    }
+}
+
+pub(super) async fn id(
+    client: &bollard::Docker,
+    reference: &str,
+) -> Result<Option<String>, RuntimeError> {
+    match client.inspect_image(reference).await {
+        Ok(image) => Ok(image.id),
+        Err(err) if error::status(&err) == Some(404) => Ok(None),
+        Err(err) => Err(error::daemon(err)),
+    }
+}
+
+pub(super) async fn untag(client: &bollard::Docker, reference: &str) -> Result<(), RuntimeError> {
+    // Not forced: Docker refuses (409) to delete an image a container uses.
+    let options = RemoveImageOptionsBuilder::new().force(false).build();
+    tracing::debug!(%reference, "removing image name");
+    match client.remove_image(reference, Some(options), None).await {
+        Ok(_) => Ok(()),
+        Err(err) if error::status(&err) == Some(404) => Ok(()),
+        Err(err) => Err(error::doing(
+            &format!("cannot remove image {reference}"),
+            err,
+        )),
     }
 }
 

@@ -1,0 +1,95 @@
+//! Image hygiene: after a successful deploy with history `local`, and on
+//! `haloy prune-images`, the images of an app's older deployments go — all but the
+//! newest `count` succeeded ones, which rollback needs.
+//!
+//! Only names this haloyd's records know are removed (`<repo>:<deployment id>` and
+//! the reference each deployment named), never by force: an image that a kept
+//! deployment or any container on this Docker (of any haloyd instance) uses stays.
+
+use std::collections::HashSet;
+
+use crate::store::{DeploymentRecord, Status};
+
+use super::{Engine, EngineError};
+
+/// What pruning removed, or would remove on a dry run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Image names removed (Docker deletes an image with its last name).
+    pub removed: Vec<String>,
+    /// Names of the deployments kept for rollback, newest first.
+    pub kept: Vec<String>,
+}
+
+/// How many succeeded deployments keep their images: `count` with the local
+/// strategy; only the live one otherwise (registry rollbacks pull again).
+pub fn keep_count(newest: &DeploymentRecord) -> usize {
+    match newest.spec.history.as_str() {
+        "local" => newest
+            .spec
+            .history_count
+            .unwrap_or(haloy_api::spec::DEFAULT_HISTORY_COUNT)
+            .max(1) as usize,
+        _ => 1,
+    }
+}
+
+/// The deployments whose images rollback may use: the newest `keep` succeeded ones.
+pub fn kept(records: &[DeploymentRecord], keep: usize) -> Vec<&DeploymentRecord> {
+    records
+        .iter()
+        .filter(|r| r.status == Status::Succeeded)
+        .take(keep)
+        .collect()
+}
+
+impl Engine {
+    /// Removes the images of `app`'s deployments that fall outside its history.
+    /// With `dry_run` nothing changes and the answer says what would go. The caller
+    /// holds the app's lock, so no deploy of the app runs meanwhile.
+    pub async fn prune_images(&self, app: &str, dry_run: bool) -> Result<Pruned, EngineError> {
+        let records = self.store.list(app)?;
+        let Some(newest) = records.first() else {
+            return Err(EngineError::NotFound(app.to_string()));
+        };
+        let kept = kept(&records, keep_count(newest));
+        let kept_names: HashSet<&str> = kept.iter().map(|r| r.image.as_str()).collect();
+        let mut protected: HashSet<String> =
+            self.runtime.images_in_use().await?.into_iter().collect();
+        for record in &kept {
+            if let Some(id) = self.runtime.image_id(&record.image).await? {
+                protected.insert(id);
+            }
+        }
+        let mut removed = Vec::new();
+        for record in &records {
+            if kept.iter().any(|k| k.id == record.id) {
+                continue;
+            }
+            // The deployment's own tag first, then the reference it deployed.
+            let named = format!("{}:{}", record.spec.repository, record.spec.tag);
+            for name in [record.image.clone(), named] {
+                if kept_names.contains(name.as_str()) || removed.contains(&name) {
+                    continue;
+                }
+                let Some(id) = self.runtime.image_id(&name).await? else {
+                    continue;
+                };
+                if protected.contains(&id) {
+                    continue;
+                }
+                if !dry_run {
+                    self.runtime.untag_image(&name).await?;
+                }
+                removed.push(name);
+            }
+        }
+        if !removed.is_empty() {
+            tracing::info!(app, dry_run, removed = ?removed, "pruned images");
+        }
+        Ok(Pruned {
+            removed,
+            kept: kept.iter().map(|r| r.id.clone()).collect(),
+        })
+    }
+}
