@@ -54,7 +54,8 @@ fn parse_compact(time: &str) -> Option<u64> {
         field(12..14)?,
         field(14..17)?,
     );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || y < 1970 {
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || y < 1970 || h > 23 || mi > 59 || s > 59
+    {
         return None;
     }
     // Days from civil, the inverse of `civil` below.
@@ -91,8 +92,7 @@ pub fn proposed_id(ms: u64) -> String {
 /// True for `YYYYMMDDhhmmssSSS-xxxx` with lowercase hex digits.
 pub fn is_deployment_id(id: &str) -> bool {
     id.split_once('-').is_some_and(|(time, suffix)| {
-        time.len() == 17
-            && time.bytes().all(|b| b.is_ascii_digit())
+        parse_compact(time).is_some()
             && suffix.len() == 4
             && suffix
                 .bytes()
@@ -188,6 +188,8 @@ mod tests {
             "20261125104631250-AB12",
             "2026112510463125-ab12",
             "20261125104631250-ab1",
+            "20261325104631250-ab12",
+            "20261125994631250-ab12",
             "../../etc-ab12",
         ] {
             assert!(!is_deployment_id(bad), "{bad}");

@@ -52,6 +52,8 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
         data_dir: config.data_dir.clone(),
     };
     let token = setup::read_token(&layout)?;
+    // Earlier releases staged uploads here; haloyd now loads them as they arrive.
+    let _ = std::fs::remove_dir_all(layout.data_dir.join("uploads"));
     let store = Store::open(&layout.db_dir())?;
     let docker = Arc::new(Docker::connect().await?);
     let haproxy = Arc::new(Haproxy::new(haproxy_settings(&layout, &config))?);

@@ -187,6 +187,7 @@ async fn deploy_one(
             .await
             .map_err(|e| e.to_string())?;
         client.propose_deployment_id(Some(deployment_id.to_string()));
+        let proposed = deployment_id;
         let spec = &job.plan.spec;
         let _ = out.send(format!(
             "deploying {} ({}) to {}",
@@ -213,6 +214,11 @@ async fn deploy_one(
         let report = client
             .deploy(spec, image, |p| {
                 let text = match p {
+                    Progress::Accepted { deployment_id } if deployment_id != proposed => {
+                        Some(format!(
+                            "deployment {deployment_id} (not {proposed}: the server has a newer deployment of the app or its clock is over an hour off, so roll it back by this id)"
+                        ))
+                    }
                     Progress::Accepted { deployment_id } => {
                         Some(format!("deployment {deployment_id}"))
                     }

@@ -869,6 +869,14 @@ fn stop_orphans() {
             continue;
         };
         let settings = home.join(".config/haloy/haloyd.yaml");
+        // Test HOMEs are tempfile directories (`.tmp…`); anything else is not ours.
+        let ours = home
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(".tmp"));
+        if !ours {
+            continue;
+        }
         let orphan = match std::fs::read_to_string(&settings) {
             Err(_) => !home.exists(),
             Ok(text) => text

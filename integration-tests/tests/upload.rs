@@ -265,3 +265,79 @@ async fn an_upload_cut_off_midway_leaves_nothing_and_the_old_version_serving() {
     );
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_upload_with_a_wrong_digest_is_not_loaded() {
+    let family = ImageFamily::new("digest");
+    let old = family.build("old", "old version");
+    let new = family.build("new", "new version");
+    let dir = tempfile::tempdir().unwrap();
+    let new_tar = dir.path().join("new.tar");
+    family.save(&new, &new_tar);
+    let archive = ImageArchive::open(&new_tar).unwrap();
+    let server = Server::start();
+    let app = "digest";
+    deploy(&server, &spec(&server, &old, app), ImageChoice::Existing).await;
+    let removed = std::process::Command::new("docker")
+        .args(["rmi", &new])
+        .output()
+        .unwrap();
+    assert!(removed.status.success());
+
+    // Every byte of a valid archive arrives, but the digest at the end is wrong:
+    // Docker must never see the end of the archive.
+    let mut client = HaloyClient::connect(format!("http://{}", server.api()))
+        .await
+        .unwrap();
+    let bytes = std::fs::read(&new_tar).unwrap();
+    let mut messages = vec![v1::DeployRequest {
+        message: Some(deploy_request::Message::Start(v1::DeployStart {
+            spec: Some(spec(&server, &new, app).into()),
+            image: Some(v1::ImageSource {
+                source: Some(image_source::Source::Upload(v1::Upload {
+                    image_id: archive.image_id().to_string(),
+                    layers: archive.diff_ids(),
+                    archive_size: archive.size(),
+                })),
+            }),
+            deployment_id: String::new(),
+        })),
+    }];
+    for chunk in bytes.chunks(256 * 1024) {
+        messages.push(v1::DeployRequest {
+            message: Some(deploy_request::Message::Chunk(v1::UploadChunk {
+                data: chunk.to_vec(),
+            })),
+        });
+    }
+    messages.push(v1::DeployRequest {
+        message: Some(deploy_request::Message::End(v1::UploadEnd {
+            sha256: format!("sha256:{}", "0".repeat(64)),
+            size: bytes.len() as u64,
+        })),
+    });
+    let mut request = tonic::Request::new(tokio_stream::iter(messages));
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", server.token()).parse().unwrap(),
+    );
+    let mut events = client.deploy(request).await.unwrap().into_inner();
+    let result = loop {
+        let event = events.message().await.unwrap().unwrap().event.unwrap();
+        if let deploy_event::Event::Result(result) = event {
+            break result;
+        }
+    };
+    assert_eq!(result.status, v1::DeploymentStatus::Failed as i32);
+    assert!(result.reason.contains("corrupt"), "{}", result.reason);
+    let inspect = std::process::Command::new("docker")
+        .args(["image", "inspect", archive.image_id()])
+        .output()
+        .unwrap();
+    assert!(
+        !inspect.status.success(),
+        "an upload whose digest does not match is not loaded"
+    );
+    assert_eq!(server.get("digest.test", "/").2, "old version");
+    drop(server);
+}

@@ -661,7 +661,18 @@ impl Engine {
                 )
                 .await;
                 let loaded = self.runtime.load_image(archive).await;
-                let received = received.await.unwrap_or(Err(None));
+                // After a failed load the receiver notices that nobody reads any
+                // more; do not hold the app's lock long for its reason.
+                let wait = if loaded.is_ok() {
+                    Duration::MAX
+                } else {
+                    Duration::from_secs(5)
+                };
+                let received = tokio::time::timeout(wait, received)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or(Err(None));
                 let loaded = match (loaded, received) {
                     (Ok(loaded), Ok(_)) => loaded,
                     // Why the upload failed explains the broken load best.
@@ -673,37 +684,50 @@ impl Engine {
                         ));
                     }
                 };
-                if let Some(image_id) = image_id {
-                    // By id: the archive's own tags may name another reference, and
-                    // spec.image may still point at the previous version.
-                    if !self.runtime.image_exists(&image_id).await? {
-                        return Err(Abort::Failed(format!(
-                            "the uploaded archive does not hold image {image_id}, which the client announced; deploy again"
-                        )));
-                    }
+                // By the announced id: the archive's own tags may name another
+                // reference, and spec.image may still point at the previous version.
+                // (A workstation on Docker's containerd store announces a manifest
+                // digest, which a classic store does not know: then by what loaded.)
+                let announced = match image_id {
+                    Some(id) if self.runtime.image_exists(&id).await? => Some(id),
+                    _ => None,
+                };
+                if let Some(image_id) = announced {
                     self.runtime
                         .tag_image(&image_id, &spec.image.repository, &spec.image.tag)
                         .await?;
-                } else if !self.runtime.image_exists(&reference).await? {
-                    let Some(first) = loaded.first() else {
-                        return Err(Abort::Failed(
-                            "the uploaded archive contained no image".into(),
-                        ));
-                    };
+                } else if let Some(first) = loaded.first() {
                     self.runtime
                         .tag_image(first, &spec.image.repository, &spec.image.tag)
                         .await?;
+                } else {
+                    return Err(Abort::Failed(
+                        "the uploaded archive contained no image".into(),
+                    ));
                 }
             }
         }
         if let History::Local { .. } = spec.image.history {
             // Rollback finds this version by its deployment id.
+            let tag = self.own_name(id);
             self.runtime
-                .tag_image(&reference, &spec.image.repository, id)
+                .tag_image(&reference, &spec.image.repository, &tag)
                 .await?;
-            return Ok(format!("{}:{id}", spec.image.repository));
+            return Ok(format!("{}:{tag}", spec.image.repository));
         }
         Ok(reference)
+    }
+
+    /// `id` as this instance names what it creates for that deployment (containers,
+    /// the history tag): a proposed id is the same on every server of a deploy, so
+    /// the instance's suffix keeps names apart when servers share one Docker.
+    pub(super) fn own_name(&self, id: &str) -> String {
+        let suffix = ids::instance_suffix(&self.settings.instance);
+        if id.ends_with(&suffix) {
+            id.to_string()
+        } else {
+            format!("{id}-{suffix}")
+        }
     }
 
     fn container_spec(&self, id: &str, spec: &AppSpec, image: &str, n: u32) -> ContainerSpec {
@@ -720,16 +744,8 @@ impl Engine {
             (labels::PORT.to_string(), spec.port.to_string()),
             (ROUTE_LABEL.to_string(), route.to_string()),
         ]);
-        // A proposed id is the same on every server of a deploy; the instance's
-        // suffix keeps container names apart when servers share one Docker.
-        let suffix = ids::instance_suffix(&self.settings.instance);
-        let name = if id.ends_with(&suffix) {
-            format!("{}-{id}-{n}", spec.name)
-        } else {
-            format!("{}-{id}-{n}-{suffix}", spec.name)
-        };
         ContainerSpec {
-            name,
+            name: format!("{}-{}-{n}", spec.name, self.own_name(id)),
             image: image.to_string(),
             env: spec
                 .env

@@ -66,9 +66,11 @@ impl Engine {
             if kept.iter().any(|k| k.id == record.id) {
                 continue;
             }
-            // The deployment's own tag first, then the reference it deployed.
+            // The deployment's own tag first (a failed deployment recorded the
+            // reference, but its image was tagged too), then the reference it deployed.
+            let own = format!("{}:{}", record.spec.repository, self.own_name(&record.id));
             let named = format!("{}:{}", record.spec.repository, record.spec.tag);
-            for name in [record.image.clone(), named] {
+            for name in [record.image.clone(), own, named] {
                 if kept_names.contains(name.as_str()) || removed.contains(&name) {
                     continue;
                 }
@@ -78,8 +80,11 @@ impl Engine {
                 if protected.contains(&id) {
                     continue;
                 }
-                if !dry_run {
-                    self.runtime.untag_image(&name).await?;
+                if !dry_run && let Err(e) = self.runtime.untag_image(&name).await {
+                    // Docker refuses some (an image with children, a container
+                    // started meanwhile); the others still go.
+                    tracing::warn!(app, image = %name, "cannot remove an old image: {e}");
+                    continue;
                 }
                 removed.push(name);
             }

@@ -290,7 +290,7 @@ async fn a_proposed_id_is_used_when_it_is_newer_than_the_apps_newest() {
             .log
             .calls()
             .iter()
-            .any(|c| c.contains(&format!("web-{proposed}-1-{suffix}"))),
+            .any(|c| c.contains(&format!("web-{proposed}-{suffix}-1"))),
         "{:?}",
         r.runtime.log.calls()
     );

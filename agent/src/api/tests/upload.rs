@@ -204,12 +204,15 @@ async fn an_upload_the_client_abandons_loads_nothing() {
     // The attempt is on record as failed, with why.
     let latest = loop {
         let status = client.status(v1::StatusRequest { app: "web".into() }).await;
-        if let Some(latest) = status.ok().and_then(|s| s.into_inner().latest) {
+        // The deploy is on record (in progress) while the upload still arrives.
+        if let Some(latest) = status.ok().and_then(|s| s.into_inner().latest)
+            && latest.status != v1::DeploymentStatus::InProgress as i32
+        {
             break latest;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no record of the deploy"
+            "no finished record of the deploy"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
