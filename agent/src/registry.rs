@@ -154,7 +154,11 @@ async fn bearer_token(
     let realm = param("realm").ok_or_else(|| protocol("a bearer challenge without realm"))?;
     let (https, rest) = if let Some(rest) = realm.strip_prefix("https://") {
         (true, rest)
-    } else if let Some(rest) = realm.strip_prefix("http://") {
+    } else if let Some(rest) = realm.strip_prefix("http://")
+        && !at.https
+    {
+        // Plain HTTP only for a registry that is itself plain HTTP (loopback): the
+        // credentials must not cross a network unencrypted.
         (false, rest)
     } else {
         return Err(protocol("the token realm is not an http(s) URL"));
@@ -358,15 +362,33 @@ fn base64(input: &str) -> String {
 
 /// Whether `tag` matches a `pattern` where `*` is any run of characters and `?` one.
 pub fn matches(pattern: &str, tag: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some((b'*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some((b'?', rest)) => !t.is_empty() && go(rest, &t[1..]),
-            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+    // Greedy with one backtrack point (the latest `*`): linear in practice, however
+    // many stars the pattern has.
+    let (p, t) = (pattern.as_bytes(), tag.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                // Let the latest star take one more character.
+                Some((sp, st)) => {
+                    star = Some((sp, st + 1));
+                    pi = sp + 1;
+                    ti = st + 1;
+                }
+                None => return false,
+            },
         }
     }
-    go(pattern.as_bytes(), tag.as_bytes())
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// Orders tags newest first by version: runs of digits compare as numbers, so
@@ -437,6 +459,13 @@ mod tests {
     fn patterns_and_version_order() {
         assert!(matches("v*", "v12") && matches("v?", "v1") && !matches("v?", "v12"));
         assert!(!matches("v*", "latest") && matches("*", "anything"));
+        assert!(
+            matches("release-*-v*", "release-2026-v3") && !matches("release-*-v*", "release-v3")
+        );
+        assert!(matches("*a*b", "xxaxxb") && !matches("*a*b", "xxaxxbc") && matches("", ""));
+        // Many stars against a long tag that does not match stays quick.
+        let long = "a".repeat(200);
+        assert!(!matches(&format!("{}b", "*a".repeat(20)), &long));
         let mut tags: Vec<String> = ["v1", "v10", "v9", "v2.1", "v2.10"]
             .map(String::from)
             .to_vec();

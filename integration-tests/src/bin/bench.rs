@@ -53,9 +53,11 @@ fn busy_cpu_secs() -> f64 {
         .skip(1)
         .filter_map(|f| f.parse().ok())
         .collect();
-    // user nice system idle iowait irq softirq steal ...
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time
+    // is already counted in user and nice.
     let busy: f64 = fields
         .iter()
+        .take(8)
         .enumerate()
         .filter(|(i, _)| *i != 3 && *i != 4)
         .map(|(_, v)| v)
