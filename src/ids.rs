@@ -113,6 +113,12 @@ pub fn format_compact(ms: u64) -> String {
     format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}{:03}", ms % 1000)
 }
 
+/// The UTC date, `YYYY-MM-DD`.
+pub fn format_date(ms: u64) -> String {
+    let (y, mo, d, ..) = civil(ms / 1000);
+    format!("{y:04}-{mo:02}-{d:02}")
+}
+
 /// RFC 3339 in UTC, second precision, e.g. `2026-11-25T10:46:31Z`.
 pub fn format_rfc3339(ms: u64) -> String {
     let (y, mo, d, h, mi, s) = civil(ms / 1000);
@@ -149,6 +155,8 @@ mod tests {
         assert_eq!(format_rfc3339(ms), "2026-11-25T10:46:31Z");
         // A leap day.
         assert_eq!(format_rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(format_date(0), "1970-01-01");
+        assert_eq!(format_date(1_767_225_600_000), "2026-01-01");
     }
 
     #[test]

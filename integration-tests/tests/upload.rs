@@ -157,51 +157,92 @@ async fn only_the_layers_the_server_lacks_are_uploaded() {
     drop(server);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_upload_cut_off_midway_leaves_nothing_and_the_old_version_serving() {
-    let family = ImageFamily::new("cut");
+/// A server serving `old` of `app`, which lacks the saved `new` version's top layer.
+struct OldServing {
+    _family: ImageFamily,
+    _dir: tempfile::TempDir,
+    old: String,
+    new: String,
+    new_tar: std::path::PathBuf,
+    archive: ImageArchive,
+    server: Server,
+}
+
+async fn old_serving(app: &str, new_body: &str) -> OldServing {
+    let family = ImageFamily::new(app);
     let old = family.build("old", "old version");
-    let new = family.build("new", &"new version ".repeat(100_000));
+    let new = family.build("new", new_body);
     let dir = tempfile::tempdir().unwrap();
     let new_tar = dir.path().join("new.tar");
     family.save(&new, &new_tar);
     let archive = ImageArchive::open(&new_tar).unwrap();
     let server = Server::start();
-    let app = "cut";
     deploy(&server, &spec(&server, &old, app), ImageChoice::Existing).await;
-    assert_eq!(server.get("cut.test", "/").2, "old version");
+    assert_eq!(server.get(&format!("{app}.test"), "/").2, "old version");
     // The server must really need the new version's top layer.
     let removed = std::process::Command::new("docker")
         .args(["rmi", &new])
         .output()
         .unwrap();
     assert!(removed.status.success());
+    OldServing {
+        _family: family,
+        _dir: dir,
+        old,
+        new,
+        new_tar,
+        archive,
+        server,
+    }
+}
+
+impl OldServing {
+    /// The DeployStart announcing an upload of the new version.
+    fn start(&self, app: &str) -> v1::DeployRequest {
+        v1::DeployRequest {
+            message: Some(deploy_request::Message::Start(v1::DeployStart {
+                spec: Some(spec(&self.server, &self.new, app).into()),
+                image: Some(v1::ImageSource {
+                    source: Some(image_source::Source::Upload(v1::Upload {
+                        image_id: self.archive.image_id().to_string(),
+                        layers: self.archive.diff_ids(),
+                        archive_size: self.archive.size(),
+                    })),
+                }),
+                deployment_id: String::new(),
+            })),
+        }
+    }
+
+    /// Opens a raw Deploy stream with `messages`, as a client of our own would.
+    async fn deploy_raw<S>(&self, messages: S) -> tonic::Streaming<v1::DeployEvent>
+    where
+        S: tokio_stream::Stream<Item = v1::DeployRequest> + Send + 'static,
+    {
+        let mut client = HaloyClient::connect(format!("http://{}", self.server.api()))
+            .await
+            .unwrap();
+        let mut request = tonic::Request::new(messages);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.server.token()).parse().unwrap(),
+        );
+        client.deploy(request).await.unwrap().into_inner()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_cut_off_midway_leaves_nothing_and_the_old_version_serving() {
+    let app = "cut";
+    let rig = old_serving(app, &"new version ".repeat(100_000)).await;
+    let (server, archive) = (&rig.server, &rig.archive);
 
     // A client that announces the new version, sends one chunk and goes away.
-    let mut client = HaloyClient::connect(format!("http://{}", server.api()))
-        .await
-        .unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let start = v1::DeployRequest {
-        message: Some(deploy_request::Message::Start(v1::DeployStart {
-            spec: Some(spec(&server, &new, app).into()),
-            image: Some(v1::ImageSource {
-                source: Some(image_source::Source::Upload(v1::Upload {
-                    image_id: archive.image_id().to_string(),
-                    layers: archive.diff_ids(),
-                    archive_size: archive.size(),
-                })),
-            }),
-            deployment_id: String::new(),
-        })),
-    };
-    tx.send(start).await.unwrap();
-    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", server.token()).parse().unwrap(),
-    );
-    let mut events = client.deploy(request).await.unwrap().into_inner();
+    tx.send(rig.start(app)).await.unwrap();
+    let mut events = rig
+        .deploy_raw(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await;
     let wanted = loop {
         let event = events.message().await.unwrap().unwrap().event.unwrap();
         if let deploy_event::Event::UploadWanted(wanted) = event {
@@ -213,7 +254,7 @@ async fn an_upload_cut_off_midway_leaves_nothing_and_the_old_version_serving() {
         archive.diff_ids()[1..],
         "the base is shared with the old version"
     );
-    let first = std::fs::read(&new_tar).unwrap()[..64 * 1024].to_vec();
+    let first = std::fs::read(&rig.new_tar).unwrap()[..64 * 1024].to_vec();
     tx.send(v1::DeployRequest {
         message: Some(deploy_request::Message::Chunk(v1::UploadChunk {
             data: first,
@@ -231,7 +272,6 @@ async fn an_upload_cut_off_midway_leaves_nothing_and_the_old_version_serving() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(events);
-    drop(client);
     drop(tx);
     let mut client = Client::connect(&server.api(), &Secret::new(server.token()))
         .await
@@ -247,7 +287,7 @@ async fn an_upload_cut_off_midway_leaves_nothing_and_the_old_version_serving() {
         status.latest.as_ref().unwrap().reason.contains("upload"),
         "{status:?}"
     );
-    assert_eq!(status.current.unwrap().image, old);
+    assert_eq!(status.current.unwrap().image, rig.old);
     let inspect = std::process::Command::new("docker")
         .args(["image", "inspect", archive.image_id()])
         .output()
@@ -263,46 +303,18 @@ async fn an_upload_cut_off_midway_leaves_nothing_and_the_old_version_serving() {
         "{:?}",
         server.containers(app)
     );
-    drop(server);
+    drop(rig);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_whole_upload_with_a_wrong_digest_is_not_loaded() {
-    let family = ImageFamily::new("digest");
-    let old = family.build("old", "old version");
-    let new = family.build("new", "new version");
-    let dir = tempfile::tempdir().unwrap();
-    let new_tar = dir.path().join("new.tar");
-    family.save(&new, &new_tar);
-    let archive = ImageArchive::open(&new_tar).unwrap();
-    let server = Server::start();
     let app = "digest";
-    deploy(&server, &spec(&server, &old, app), ImageChoice::Existing).await;
-    let removed = std::process::Command::new("docker")
-        .args(["rmi", &new])
-        .output()
-        .unwrap();
-    assert!(removed.status.success());
+    let rig = old_serving(app, "new version").await;
 
     // Every byte of a valid archive arrives, but the digest at the end is wrong:
     // Docker must never see the end of the archive.
-    let mut client = HaloyClient::connect(format!("http://{}", server.api()))
-        .await
-        .unwrap();
-    let bytes = std::fs::read(&new_tar).unwrap();
-    let mut messages = vec![v1::DeployRequest {
-        message: Some(deploy_request::Message::Start(v1::DeployStart {
-            spec: Some(spec(&server, &new, app).into()),
-            image: Some(v1::ImageSource {
-                source: Some(image_source::Source::Upload(v1::Upload {
-                    image_id: archive.image_id().to_string(),
-                    layers: archive.diff_ids(),
-                    archive_size: archive.size(),
-                })),
-            }),
-            deployment_id: String::new(),
-        })),
-    }];
+    let bytes = std::fs::read(&rig.new_tar).unwrap();
+    let mut messages = vec![rig.start(app)];
     for chunk in bytes.chunks(256 * 1024) {
         messages.push(v1::DeployRequest {
             message: Some(deploy_request::Message::Chunk(v1::UploadChunk {
@@ -316,12 +328,7 @@ async fn a_whole_upload_with_a_wrong_digest_is_not_loaded() {
             size: bytes.len() as u64,
         })),
     });
-    let mut request = tonic::Request::new(tokio_stream::iter(messages));
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", server.token()).parse().unwrap(),
-    );
-    let mut events = client.deploy(request).await.unwrap().into_inner();
+    let mut events = rig.deploy_raw(tokio_stream::iter(messages)).await;
     let result = loop {
         let event = events.message().await.unwrap().unwrap().event.unwrap();
         if let deploy_event::Event::Result(result) = event {
@@ -331,13 +338,13 @@ async fn a_whole_upload_with_a_wrong_digest_is_not_loaded() {
     assert_eq!(result.status, v1::DeploymentStatus::Failed as i32);
     assert!(result.reason.contains("corrupt"), "{}", result.reason);
     let inspect = std::process::Command::new("docker")
-        .args(["image", "inspect", archive.image_id()])
+        .args(["image", "inspect", rig.archive.image_id()])
         .output()
         .unwrap();
     assert!(
         !inspect.status.success(),
         "an upload whose digest does not match is not loaded"
     );
-    assert_eq!(server.get("digest.test", "/").2, "old version");
-    drop(server);
+    assert_eq!(rig.server.get("digest.test", "/").2, "old version");
+    drop(rig);
 }

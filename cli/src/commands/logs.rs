@@ -22,47 +22,24 @@ pub struct Args {
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
     let (_, targets) = target::resolve(&args.flags, env)?;
-    let many = targets.len() > 1;
     // Every target streams at once; lines interleave as they arrive.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut streams = Vec::new();
-    for target in &targets {
-        let prefix = target::prefix(target, many);
+    let (tail, follow) = (args.tail, !args.no_follow);
+    target::run_each(&targets, out, |target, lines| {
         let (server, token, app) = (
             target.server.clone(),
             target.token.clone(),
             target.plan.spec.name.clone(),
         );
-        let (tail, follow, tx) = (args.tail, !args.no_follow, tx.clone());
-        streams.push(tokio::spawn(async move {
-            let result = async {
-                let mut client = Client::connect(&server, &token).await?;
-                client
-                    .logs(&app, tail, follow, |entry| {
-                        let _ = tx.send(format!("{prefix}{} | {}", entry.replica, entry.text));
-                    })
-                    .await
-            }
-            .await;
-            // Said at once: the other targets may follow for a long time yet.
-            result.map_err(|e| {
-                let message = format!("{prefix}{e:#}");
-                eprintln!("error: {message}");
-                message
-            })
-        }));
-    }
-    drop(tx);
-    while let Some(line) = rx.recv().await {
-        writeln!(out, "{line}")?;
-        out.flush()?;
-    }
-    let mut failed = Vec::new();
-    for stream in streams {
-        if let Err(e) = stream.await? {
-            failed.push(e);
+        async move {
+            let mut client = Client::connect(&server, &token).await?;
+            client
+                .logs(&app, tail, follow, |entry| {
+                    lines.say(format_args!("{} | {}", entry.replica, entry.text));
+                })
+                .await?;
+            Ok(())
         }
-    }
-    anyhow::ensure!(failed.is_empty(), "{}", failed.join("\n"));
+    })
+    .await?;
     Ok(())
 }

@@ -7,16 +7,6 @@ use haloy_controller::client::{CertificateInfo, Client, DeploymentInfo, StatusRe
 use super::target;
 use crate::context::{Env, TargetFlags};
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dates_are_civil_utc() {
-        assert_eq!(super::date(0), "1970-01-01");
-        assert_eq!(super::date(951_782_400), "2000-02-29");
-        assert_eq!(super::date(1_767_225_600), "2026-01-01");
-    }
-}
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -105,7 +95,7 @@ fn certificate_line(c: &CertificateInfo) -> String {
             format!(
                 "{}: valid until {} ({days_left} days left)",
                 c.domain,
-                date(seconds)
+                haloy_api::ids::format_date(seconds * 1000)
             )
         }
         None => format!("{}: not issued yet, served on HTTP only", c.domain),
@@ -114,21 +104,6 @@ fn certificate_line(c: &CertificateInfo) -> String {
         line.push_str(&format!("; last error: {}", c.last_error));
     }
     line
-}
-
-/// A Unix time as YYYY-MM-DD (UTC), by the civil-from-days algorithm.
-fn date(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn deployment_line(d: &DeploymentInfo) -> String {
