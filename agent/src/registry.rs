@@ -82,7 +82,8 @@ pub async fn tags(
 ) -> Result<Vec<String>, RegistryError> {
     let at = Location::of(repository);
     let path = format!("/v2/{}/tags/list?n=10000", at.name);
-    let basic = auth.map(|a| {
+    // Credentials go only to the registry they are for.
+    let basic = auth.filter(|a| same_registry(&a.server, &at)).map(|a| {
         format!(
             "Basic {}",
             base64(&format!("{}:{}", a.username.expose(), a.password.expose()))
@@ -132,6 +133,18 @@ pub async fn tags(
         message: format!("the tag list is not JSON: {e}"),
     })?;
     Ok(list.tags.unwrap_or_default())
+}
+
+/// True when `configured` (`image.registry.server`) names the registry at `at`.
+fn same_registry(configured: &str, at: &Location) -> bool {
+    let configured = configured
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    configured == at.server
+        || configured == at.host
+        || (at.server == "index.docker.io"
+            && matches!(configured, "docker.io" | "registry-1.docker.io"))
 }
 
 /// Answers a `WWW-Authenticate: Bearer realm=…,service=…,scope=…` challenge.
@@ -471,6 +484,17 @@ mod tests {
             .to_vec();
         newest_first(&mut tags);
         assert_eq!(tags, ["v10", "v9", "v2.10", "v2.1", "v1"]);
+    }
+
+    #[test]
+    fn credentials_go_only_to_their_registry() {
+        let at = Location::of("127.0.0.1:5000/team/app");
+        assert!(same_registry("127.0.0.1:5000", &at));
+        assert!(same_registry("http://127.0.0.1:5000/", &at));
+        assert!(!same_registry("ghcr.io", &at));
+        let hub = Location::of("library/nginx");
+        assert!(same_registry("index.docker.io", &hub) && same_registry("docker.io", &hub));
+        assert!(!same_registry("127.0.0.1:5000", &hub));
     }
 
     #[test]
