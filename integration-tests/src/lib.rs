@@ -306,25 +306,39 @@ impl Load {
     /// Hammers `http://127.0.0.1:port/` with `Host: host` for `seconds`, 4 workers,
     /// at most 400 requests per second in all.
     pub fn start(port: u16, host: &str, seconds: u64) -> Self {
+        Self::spawn(
+            &format!("http://127.0.0.1:{port}/"),
+            host,
+            seconds,
+            Connections::KeepAlive,
+        )
+    }
+
+    /// hey against `url` with `Host: host` for `seconds`, 4 workers, at most 400
+    /// requests per second in all.
+    fn spawn(url: &str, host: &str, seconds: u64, connections: Connections) -> Self {
         require(
             "hey",
             &["-n", "1", "-c", "1", "http://127.0.0.1:1/"],
             "the load generator hey",
         );
-        let child = Command::new("hey")
-            .args([
-                "-z",
-                &format!("{seconds}s"),
-                "-c",
-                "4",
-                "-q",
-                "100",
-                "-t",
-                "10",
-                "-host",
-                host,
-            ])
-            .arg(format!("http://127.0.0.1:{port}/"))
+        let mut command = Command::new("hey");
+        command.args([
+            "-z",
+            &format!("{seconds}s"),
+            "-c",
+            "4",
+            "-q",
+            "100",
+            "-t",
+            "10",
+        ]);
+        if connections == Connections::PerRequest {
+            command.arg("-disable-keepalive");
+        }
+        let child = command
+            .args(["-host", host])
+            .arg(url)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -1185,41 +1199,15 @@ pub enum Connections {
 
 impl Load {
     /// Like [`Load::start`], over HTTPS with SNI and Host `host` (hey does not check
-    /// certificates): for swapping certificates under load. Connections are kept
-    /// alive; see [`Load::start_https_with`].
-    pub fn start_https(port: u16, host: &str, seconds: u64) -> Self {
-        Self::start_https_with(port, host, seconds, Connections::KeepAlive)
-    }
-
-    /// [`Load::start_https`] with a choice of how connections are used.
+    /// certificates), with a choice of how connections are used: for swapping
+    /// certificates under load.
     pub fn start_https_with(port: u16, host: &str, seconds: u64, connections: Connections) -> Self {
-        require(
-            "hey",
-            &["-n", "1", "-c", "1", "http://127.0.0.1:1/"],
-            "the load generator hey",
-        );
-        let mut command = Command::new("hey");
-        command.args([
-            "-z",
-            &format!("{seconds}s"),
-            "-c",
-            "4",
-            "-q",
-            "100",
-            "-t",
-            "10",
-        ]);
-        if connections == Connections::PerRequest {
-            command.arg("-disable-keepalive");
-        }
-        let child = command
-            .args(["-host", host])
-            .arg(format!("https://127.0.0.1:{port}/"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start hey");
-        Self { child: Some(child) }
+        Self::spawn(
+            &format!("https://127.0.0.1:{port}/"),
+            host,
+            seconds,
+            connections,
+        )
     }
 }
 
