@@ -576,7 +576,8 @@ async fn pruning_never_removes_an_image_a_container_uses() {
     let mut first = spec("v1");
     first.image.history = History::Local { count: 1 };
     rig.runtime.images.lock().unwrap().insert("web:v1".into());
-    rig.deploy(&first, ImageInput::Existing).await;
+    let (v1, _) = rig.deploy(&first, ImageInput::Existing).await;
+    assert_eq!(v1.status, Status::Succeeded, "{}", v1.reason);
     // Another haloyd on the same Docker runs v1 under a name of its own.
     rig.runtime
         .run(&ContainerSpec {
@@ -593,7 +594,8 @@ async fn pruning_never_removes_an_image_a_container_uses() {
     let mut second = spec("v2");
     second.image.history = History::Local { count: 1 };
     rig.runtime.images.lock().unwrap().insert("web:v2".into());
-    rig.deploy(&second, ImageInput::Existing).await;
+    let (v2, _) = rig.deploy(&second, ImageInput::Existing).await;
+    assert_eq!(v2.status, Status::Succeeded, "{}", v2.reason);
     let images = rig.runtime.images.lock().unwrap().clone();
     assert!(images.contains("web:v1"), "in use elsewhere: {images:?}");
     let pruned = rig.engine.prune_images("web", false).await.unwrap();
