@@ -40,6 +40,21 @@ fn use_pebble(server: &Server, pebble: &Pebble, extra: &[(&str, String)]) {
 }
 
 /// Polls `check` until it holds; on timeout fails with haloyd's and pebble's logs.
+/// Deploys the web app and waits until it answers over HTTPS with pebble's
+/// certificate; returns HAProxy's https port.
+fn deploy_and_await_https(server: &Server, pebble: &Pebble) -> u16 {
+    let port = https_port(server);
+    server.deploy(&server.app_config("web", &app_config(server)));
+    until(
+        server,
+        pebble,
+        Duration::from_secs(30),
+        "HTTPS with pebble's certificate",
+        || (https_get(port, "web.test", "/", &pebble.issuing_root).0 == 200).then_some(()),
+    );
+    port
+}
+
 fn until<T>(
     server: &Server,
     pebble: &Pebble,
@@ -160,17 +175,8 @@ fn a_due_certificate_is_renewed_and_swapped_under_load_without_failures() {
             ("cert_check_interval_secs", "2".to_string()),
         ],
     );
-    let port = https_port(&server);
-    let config = server.app_config("web", &app_config(&server));
-    server.deploy(&config);
+    let port = deploy_and_await_https(&server, &pebble);
     let root = &pebble.issuing_root;
-    until(
-        &server,
-        &pebble,
-        Duration::from_secs(30),
-        "a first certificate",
-        || (https_get(port, "web.test", "/", root).0 == 200).then_some(()),
-    );
     let first = served_serial(port, "web.test").expect("served certificate");
     let reloads_before = reloads(&server);
 
@@ -214,17 +220,7 @@ fn a_dropped_domain_loses_its_certificate_redirect_and_files() {
     let server = Server::start();
     let pebble = Pebble::start(server.http_port);
     use_pebble(&server, &pebble, &[]);
-    let port = https_port(&server);
-    let config = server.app_config("web", &app_config(&server));
-    server.deploy(&config);
-    let root = &pebble.issuing_root;
-    until(
-        &server,
-        &pebble,
-        Duration::from_secs(30),
-        "HTTPS with pebble's certificate",
-        || (https_get(port, "web.test", "/", root).0 == 200).then_some(()),
-    );
+    deploy_and_await_https(&server, &pebble);
     let storage = server.data_dir().join("cert-storage/domains");
     let pem = storage.join("web.test.pem");
     let name = pem.display().to_string();
