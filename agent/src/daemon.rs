@@ -13,7 +13,7 @@ use crate::certs::acme::AcmeClient;
 use crate::certs::challenge::{ChallengeServer, Challenges};
 use crate::certs::{CertDir, CertSettings, Certificates, Wanted};
 use crate::config::{HaloydConfig, Layout};
-use crate::engine::{Engine, EngineError, EngineSettings};
+use crate::engine::{Engine, EngineError, EngineSettings, Seams, SystemClock};
 use crate::proxy::haproxy::{ApiRoute, Haproxy, HaproxySettings};
 use crate::runtime::RuntimeError;
 use crate::runtime::docker::Docker;
@@ -92,12 +92,31 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
         },
     ));
     haproxy.preload_certificates(&certificates.stored()).await;
+    #[cfg(feature = "failpoints")]
+    match crate::engine::failpoint::setup() {
+        Ok(configured) if !configured.is_empty() => {
+            tracing::warn!(?configured, "crash points are armed (FAILPOINTS)")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return Err(DaemonError::Prepare {
+                path: "FAILPOINTS".into(),
+                reason: e,
+            });
+        }
+    }
+    let seams = Seams {
+        runtime: docker,
+        proxy: haproxy.clone(),
+        probe: Arc::new(crate::probe::HttpProbe),
+        clock: Arc::new(SystemClock),
+    };
     let engine = Arc::new(
-        Engine::new(docker, haproxy.clone(), store, settings)
+        Engine::new(seams, store, settings)
             .with_certificates(certificates.clone(), config.acme_email.clone())
             .with_api_domain(config.api_domain.clone()),
     );
-    let routes = engine.reconcile().await?;
+    let recovery = engine.recover().await?;
     // Without an API domain (or an address to request it with), a certificate
     // requested for an earlier one is dropped.
     let api_certificate = match (&config.api_domain, &config.acme_email) {
@@ -116,8 +135,10 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     );
     let renewals = tokio::spawn(certificates.run());
     tracing::info!(
-        apps = routes.len(),
-        "routes restored from Docker and the deployment store"
+        routed = recovery.routed,
+        recovering = recovery.recovering,
+        skipped = recovery.skipped.len(),
+        "routes restored from Docker, HAProxy and the deploy journal"
     );
 
     // HAProxy restarts from its configuration on disk, which always matches what

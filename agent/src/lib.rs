@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod engine;
 pub use haloy_api::ids;
 pub mod net;
+pub mod probe;
 pub mod process;
 pub mod proxy;
 pub mod registry;

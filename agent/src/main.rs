@@ -17,7 +17,12 @@ fn main() -> ExitCode {
             "--config" => config_path = args.next().map(PathBuf::from),
             "--debug" => debug = true,
             "--version" => {
-                println!("haloyd {}", env!("CARGO_PKG_VERSION"));
+                let failpoints = if haloyd::engine::failpoint::ENABLED {
+                    " (with crash points for tests)"
+                } else {
+                    ""
+                };
+                println!("haloyd {}{failpoints}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
             _ => {

@@ -1,14 +1,17 @@
-//! Deployment history in sled: one JSON record per deployment, keyed `app\0id` so a
-//! prefix scan lists an app's deployments in id (= time) order. No secret is stored:
-//! sensitive env values and registry credentials are dropped before writing.
+//! Deployment history and the deploy journal in sled: one JSON record per deployment,
+//! keyed `app\0id` so a prefix scan lists an app's deployments in id (= time) order.
+//! A deploy moves its record through [`JournalPhase`]s, each written and flushed
+//! before the side effects of the next, so that after a crash haloyd knows which
+//! version is the truth (see `engine::recovery`). No secret is stored: sensitive env
+//! values and registry credentials are dropped before writing.
 
 use std::path::Path;
 
 use haloy_api::spec::{AppSpec, History};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// How a deployment ended, or that it has not yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     InProgress,
     Succeeded,
@@ -16,21 +19,123 @@ pub enum Status {
     Cancelled,
 }
 
-/// What is kept of a deployment.
+/// Where a deployment is in the journal. The order of the variants is the order of a
+/// deploy; `Switched` is the commit point: before it the previous version is the
+/// truth, from it on the new one is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalPhase {
+    /// Recorded before anything happens (records written before the journal
+    /// existed said `in_progress`).
+    #[serde(alias = "in_progress")]
+    Accepted,
+    /// The image is on the server under the name the containers run.
+    ImageReady,
+    /// The new containers run; [`DeploymentRecord::containers`] names them.
+    ReplicasStarted,
+    /// Every new container passed its health check.
+    Healthy,
+    /// The commit point: the new containers take traffic.
+    Switched,
+    /// The old containers are gone.
+    Retired,
+    Succeeded,
+    /// A failure or cancellation before the switch is being undone.
+    Undoing,
+    Failed,
+    Cancelled,
+}
+
+impl JournalPhase {
+    pub fn status(self) -> Status {
+        match self {
+            Self::Succeeded => Status::Succeeded,
+            Self::Failed => Status::Failed,
+            Self::Cancelled => Status::Cancelled,
+            _ => Status::InProgress,
+        }
+    }
+
+    /// Whether traffic had moved to this deployment.
+    pub fn committed(self) -> bool {
+        matches!(self, Self::Switched | Self::Retired | Self::Succeeded)
+    }
+
+    pub fn is_finished(self) -> bool {
+        self.status() != Status::InProgress
+    }
+
+    /// The phase's name as the journal writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::ImageReady => "image_ready",
+            Self::ReplicasStarted => "replicas_started",
+            Self::Healthy => "healthy",
+            Self::Switched => "switched",
+            Self::Retired => "retired",
+            Self::Succeeded => "succeeded",
+            Self::Undoing => "undoing",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where the image a deployment ran came from: pruning may remove a name only when
+/// haloyd can get the image back or made the name itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageOrigin {
+    /// Pulled from its registry.
+    Pulled,
+    /// Uploaded by the client and named by haloyd.
+    Uploaded,
+    /// Already on the server under a name the user gave it (`image.source: local`).
+    Server,
+    /// Not recorded (records from before this field): treated like `Server`.
+    #[default]
+    Unknown,
+}
+
+/// What is kept of a deployment: its journal entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentRecord {
     pub id: String,
     pub app: String,
     /// The image reference the containers run.
     pub image: String,
-    pub status: Status,
+    /// The journal phase (records written before the journal said `status`).
+    #[serde(alias = "status")]
+    pub phase: JournalPhase,
     /// Why it failed or was cancelled.
     #[serde(default)]
     pub reason: String,
     pub started_at_ms: u64,
     #[serde(default)]
     pub finished_at_ms: Option<u64>,
+    /// The deployment that served when this one began, if any.
+    #[serde(default)]
+    pub previous: Option<String>,
+    /// Names of the containers this deployment started.
+    #[serde(default)]
+    pub containers: Vec<String>,
+    /// Names of the previous version's containers a `replace` deploy stops before
+    /// starting its own: restored if the deploy does not reach the switch.
+    #[serde(default)]
+    pub stopping: Vec<String>,
+    #[serde(default)]
+    pub image_origin: ImageOrigin,
+    /// What haloyd did with the deployment after it was interrupted, if it was.
+    #[serde(default)]
+    pub note: String,
     pub spec: StoredSpec,
+}
+
+impl DeploymentRecord {
+    pub fn status(&self) -> Status {
+        self.phase.status()
+    }
 }
 
 /// The parts of an [`AppSpec`] worth keeping, without secrets.
@@ -171,9 +276,16 @@ impl Store {
         Ok(apps)
     }
 
-    /// The newest id of any app, to keep ids increasing.
+    /// The newest id of an app, to keep ids increasing; reads one key.
     pub fn newest_id(&self, app: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.list(app)?.first().map(|r| r.id.clone()))
+        let prefix = format!("{app}\0").into_bytes();
+        let Some(item) = self.tree.scan_prefix(&prefix).next_back() else {
+            return Ok(None);
+        };
+        let (key, _) = item.map_err(|e| StoreError::Io(e.to_string()))?;
+        Ok(Some(
+            String::from_utf8_lossy(&key[prefix.len()..]).to_string(),
+        ))
     }
 }
 
@@ -181,15 +293,20 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn record(app: &str, id: &str, status: Status) -> DeploymentRecord {
+    fn record(app: &str, id: &str, phase: JournalPhase) -> DeploymentRecord {
         DeploymentRecord {
             id: id.into(),
             app: app.into(),
             image: "x:1".into(),
-            status,
+            phase,
             reason: String::new(),
             started_at_ms: 1,
             finished_at_ms: None,
+            previous: None,
+            containers: vec![],
+            stopping: vec![],
+            image_origin: ImageOrigin::Pulled,
+            note: String::new(),
             spec: StoredSpec {
                 repository: "x".into(),
                 tag: "1".into(),
@@ -213,18 +330,53 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            store.put(&record("a", "001", Status::Succeeded)).unwrap();
-            store.put(&record("a", "002", Status::Failed)).unwrap();
-            store.put(&record("ab", "003", Status::Succeeded)).unwrap();
+            store
+                .put(&record("a", "001", JournalPhase::Succeeded))
+                .unwrap();
+            store
+                .put(&record("a", "002", JournalPhase::Failed))
+                .unwrap();
+            store
+                .put(&record("ab", "003", JournalPhase::Succeeded))
+                .unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let ids: Vec<_> = store.list("a").unwrap().into_iter().map(|r| r.id).collect();
         assert_eq!(ids, ["002", "001"]);
         assert_eq!(store.apps().unwrap(), ["a", "ab"]);
         assert_eq!(
-            store.get("a", "002").unwrap().unwrap().status,
+            store.get("a", "002").unwrap().unwrap().status(),
             Status::Failed
         );
         assert_eq!(store.newest_id("ab").unwrap().as_deref(), Some("003"));
+    }
+
+    #[test]
+    fn records_from_before_the_journal_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut old = serde_json::to_value(record("a", "001", JournalPhase::Succeeded)).unwrap();
+        let object = old.as_object_mut().unwrap();
+        for key in [
+            "phase",
+            "previous",
+            "containers",
+            "stopping",
+            "image_origin",
+            "note",
+        ] {
+            object.remove(key);
+        }
+        object.insert("status".into(), "in_progress".into());
+        store
+            .tree
+            .insert(key("a", "001"), serde_json::to_vec(&old).unwrap())
+            .unwrap();
+        let read = store.get("a", "001").unwrap().unwrap();
+        assert_eq!(read.phase, JournalPhase::Accepted);
+        assert_eq!(read.status(), Status::InProgress);
+        assert_eq!(read.image_origin, ImageOrigin::Unknown);
+        assert_eq!(store.newest_id("a").unwrap().as_deref(), Some("001"));
+        assert_eq!(store.newest_id("b").unwrap(), None);
     }
 }

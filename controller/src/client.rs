@@ -124,6 +124,10 @@ pub struct DeploymentInfo {
     pub status: String,
     pub reason: String,
     pub started_at: Option<SystemTime>,
+    /// Where the deploy is in haloyd's journal, e.g. "healthy" or "succeeded".
+    pub phase: String,
+    /// What haloyd did with the deployment after a restart interrupted it.
+    pub note: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +156,10 @@ pub struct StatusReport {
     pub replicas: Vec<ReplicaInfo>,
     pub domains: Vec<DomainSpec>,
     pub certificates: Vec<CertificateInfo>,
+    /// What haloyd is doing with the app now, and for how long.
+    pub activity: Option<(String, std::time::Duration)>,
+    /// Why haloyd left the app as it was after a restart; empty when nothing.
+    pub problem: String,
 }
 
 /// A TLS certificate haloyd manages for the app.
@@ -396,6 +404,10 @@ impl Client {
             .map_err(|s| self.error(s))?
             .into_inner();
         Ok(StatusReport {
+            activity: response
+                .activity
+                .map(|a| (a.what, std::time::Duration::from_millis(a.running_for_ms))),
+            problem: response.problem,
             app: response.app,
             current: response.current.map(deployment_info),
             latest: response.latest.map(deployment_info),
@@ -538,6 +550,8 @@ fn deployment_info(d: v1::Deployment) -> DeploymentInfo {
         status: status_name(v1::DeploymentStatus::try_from(d.status).unwrap_or_default()),
         reason: d.reason,
         started_at: d.started_at.and_then(|t| SystemTime::try_from(t).ok()),
+        phase: d.phase,
+        note: d.note,
     }
 }
 

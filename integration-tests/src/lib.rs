@@ -314,6 +314,34 @@ impl Load {
         )
     }
 
+    /// A light load that runs until [`Load::stop`] (at most `seconds`): one worker,
+    /// `per_second` requests a second, so that many can run side by side.
+    pub fn light(port: u16, host: &str, seconds: u64, per_second: u32) -> Self {
+        require(
+            "hey",
+            &["-n", "1", "-c", "1", "http://127.0.0.1:1/"],
+            "the load generator hey",
+        );
+        let child = Command::new("hey")
+            .args(["-z", &format!("{seconds}s"), "-c", "1", "-q"])
+            .arg(per_second.to_string())
+            .args(["-t", "10", "-host", host])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hey");
+        Self { child: Some(child) }
+    }
+
+    /// Ends the run now (hey reports what it counted on SIGINT) and parses it.
+    pub fn stop(self) -> LoadReport {
+        if let Some(child) = &self.child {
+            signal(child.id(), "INT");
+        }
+        self.finish()
+    }
+
     /// hey against `url` with `Host: host` for `seconds`, 4 workers, at most 400
     /// requests per second in all.
     fn spawn(url: &str, host: &str, seconds: u64, connections: Connections) -> Self {
@@ -636,6 +664,16 @@ impl Server {
         run(self.command("haloy").args(args))
     }
 
+    /// `haloy` started in the background, its output piped; for many at once.
+    pub fn spawn_haloy(&self, args: &[&str]) -> Child {
+        self.command("haloy")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start haloy {args:?}: {e}"))
+    }
+
     /// Writes an app config in the test's HOME and returns its path.
     pub fn app_config(&self, name: &str, yaml: &str) -> PathBuf {
         let path = self.home.path().join(format!("{name}.yaml"));
@@ -684,6 +722,94 @@ impl Server {
         let text = std::fs::read_to_string(self.data_dir().join("haloyd.pid")).expect("pid file");
         text.trim().parse().expect("pid")
     }
+
+    /// `haloyadm start` with more environment for haloyd (e.g. `FAILPOINTS`).
+    pub fn start_daemons_with(&self, env: &[(&str, &str)]) {
+        let output = run(self
+            .command("haloyadm")
+            .args(["start", "--local-install"])
+            .envs(env.iter().copied()));
+        assert!(
+            output.status.success(),
+            "haloyadm start:\n{}\n{}",
+            describe(&output),
+            self.log()
+        );
+    }
+
+    /// SIGKILLs haloyd, as a crash would, and returns once it is gone; HAProxy
+    /// keeps serving.
+    pub fn kill_haloyd(&self) {
+        let pid = self.haloyd_pid();
+        signal(pid, "KILL");
+        eventually(Duration::from_secs(10), "haloyd to die", || {
+            (!process_alive(pid)).then_some(())
+        });
+    }
+
+    /// Sends `name` (e.g. "USR2") to haloyd.
+    pub fn signal_haloyd(&self, name: &str) {
+        signal(self.haloyd_pid(), name);
+    }
+
+    /// SIGKILLs HAProxy's master and workers.
+    pub fn kill_haproxy(&self) {
+        let pattern = format!(
+            "haproxy.*{}",
+            self.data_dir().join("haproxy-config").display()
+        );
+        let killed = Command::new("pkill")
+            .args(["-9", "-f", &pattern])
+            .status()
+            .expect("pkill");
+        assert!(killed.success(), "HAProxy was running");
+    }
+
+    /// The servers of `app`'s HAProxy backend with their status ("UP", "DRAIN",
+    /// "MAINT", ...), sorted by name.
+    pub fn haproxy_servers(&self, app: &str) -> Vec<(String, String)> {
+        let answer = haproxy_admin(self, &format!("show stat app_{app} 4 -1"));
+        let mut servers: Vec<(String, String)> = answer
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let fields: Vec<&str> = l.split(',').collect();
+                Some((fields.get(1)?.to_string(), fields.get(17)?.to_string()))
+            })
+            .filter(|(name, _)| name != "BACKEND" && name != "FRONTEND")
+            .collect();
+        servers.sort();
+        servers
+    }
+
+    /// HAProxy's running host map: host → backend.
+    pub fn routed_hosts(&self) -> std::collections::BTreeMap<String, String> {
+        let map = self.data_dir().join("haproxy-config/hosts.map");
+        haproxy_admin(self, &format!("show map {}", map.display()))
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                Some((fields.next()?.to_string(), fields.next()?.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// Sends signal `name` ("KILL", "INT", ...) to `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status();
+}
+
+/// Whether `pid` runs and is not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    })
 }
 
 impl Drop for Server {

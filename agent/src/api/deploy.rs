@@ -1,30 +1,32 @@
-//! The Deploy and Rollback streams: receive the start message (and an upload), run the
-//! engine, forward its events, and cancel when the client asks or goes away.
+//! The Deploy and Rollback streams: read and check the start message, hand the deploy
+//! to the app's owner, receive an upload once the deploy is on record, forward the
+//! engine's events, and cancel when the client asks or goes away.
 
 use std::io;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-
+use futures_util::future::BoxFuture;
 use haloy_api::spec::AppSpec;
 use haloy_api::v1::{self, deploy_event, deploy_request, image_source};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
+use super::EventStream;
 use super::error::AgentError;
 use super::upload;
-use crate::engine::{AppLock, Engine, Event, ImageInput, Phase, Upload};
-use crate::store::Status as RecordStatus;
+use crate::engine::{
+    DeployRequest, Engine, Event, Events, ImageInput, ImageRequest, Phase, Upload,
+};
+use crate::runtime::ContainerRuntime;
 
-pub type EventSender = mpsc::Sender<Result<v1::DeployEvent, Status>>;
+type Inbound = Streaming<v1::DeployRequest>;
+type EventSender = mpsc::Sender<Result<v1::DeployEvent, Status>>;
 
-/// Reads the first message, validates it and takes the app's lock, so errors before
-/// the deploy begins are plain gRPC errors.
-pub async fn start(
-    engine: &Engine,
-    inbound: &mut Streaming<v1::DeployRequest>,
-) -> Result<(AppSpec, image_source::Source, AppLock), AgentError> {
+/// Reads the first message and validates it, so that errors before the deploy
+/// begins are plain gRPC errors; then starts the deploy.
+pub async fn start(engine: &Arc<Engine>, mut inbound: Inbound) -> Result<EventStream, AgentError> {
     let first = inbound
         .message()
         .await
@@ -47,132 +49,156 @@ pub async fn start(
     }
     engine.check_spec(&spec)?;
     let proposed = proposed_id("DeployStart.deployment_id", &start.deployment_id)?;
-    let lock = engine.lock_as(&spec.name, proposed)?;
-    Ok((spec, source, lock))
-}
-
-/// Runs an accepted deploy to its end, streaming events to `tx`.
-pub async fn run(
-    engine: Arc<Engine>,
-    lock: AppLock,
-    spec: AppSpec,
-    source: image_source::Source,
-    mut inbound: Option<Streaming<v1::DeployRequest>>,
-    tx: EventSender,
-) {
-    let id = lock.deployment_id.clone();
-    send(
-        &tx,
-        deploy_event::Event::Accepted(v1::DeployAccepted {
-            deployment_id: id.clone(),
-        }),
-    )
-    .await;
-
-    // An upload's receiver owns the request stream until the upload ends.
-    let mut receiving = None;
+    // The request stream comes back from an upload once it is received, for the
+    // watcher that cancels on the client's word.
+    let (give_back, stream_back) = oneshot::channel();
     let image = match source {
-        image_source::Source::Pull(_) => ImageInput::Pull,
-        image_source::Source::Existing(_) => ImageInput::Existing,
-        image_source::Source::Upload(upload) => {
-            let Some(mut stream) = inbound.take() else {
-                return finish(
-                    &tx,
-                    &id,
-                    RecordStatus::Failed,
-                    "uploads need the Deploy stream",
-                )
-                .await;
-            };
-            let wanted = upload::answer(engine.runtime().as_ref(), &spec, &upload).await;
-            let have = wanted.have_image;
-            send(&tx, deploy_event::Event::UploadWanted(wanted)).await;
-            phase(&tx, Phase::ReceivingImage, "receiving the image").await;
-            let image_id = (!upload.image_id.is_empty()).then_some(upload.image_id);
-            if have {
-                // The client sends nothing but the end of the upload.
-                if let Err(reason) = upload::receive(&mut stream, None).await {
-                    let reason = reason.unwrap_or_default();
-                    let outcome = engine.record_failure(&lock, &spec, &reason);
-                    return finish(&tx, &outcome.deployment_id, outcome.status, &outcome.reason)
-                        .await;
-                }
-                inbound = Some(stream);
-                image_id.map_or(ImageInput::Existing, ImageInput::Id)
-            } else {
-                // Docker loads the archive while it arrives.
-                let (sink, chunks) = mpsc::channel(4);
-                let (done, received) = oneshot::channel();
-                receiving = Some(tokio::spawn(async move {
-                    let result = upload::receive(&mut stream, Some(&sink)).await;
-                    if let Err(Some(reason)) = &result {
-                        let _ = sink.send(Err(io::Error::other(reason.clone()))).await;
-                    }
-                    drop(sink);
-                    let _ = done.send(result);
-                    stream
-                }));
-                ImageInput::Upload(Upload {
-                    archive: ReceiverStream::new(chunks).boxed(),
-                    image_id,
-                    received,
-                })
-            }
+        image_source::Source::Pull(_) => {
+            let _ = give_back.send(inbound);
+            ImageRequest::Ready(ImageInput::Pull)
+        }
+        image_source::Source::Existing(_) => {
+            let _ = give_back.send(inbound);
+            ImageRequest::Ready(ImageInput::Existing)
+        }
+        image_source::Source::Upload(announced) => {
+            let runtime = engine.runtime().clone();
+            let spec = spec.clone();
+            ImageRequest::Prepare(Box::new(move |events| {
+                receive_upload(runtime, spec, announced, inbound, events, give_back)
+            }))
         }
     };
+    run(engine, spec, image, proposed, Some(stream_back)).await
+}
 
-    // Cancel on request, when the client goes away, or when its stream breaks; a
-    // client that merely finished sending (half-close) keeps listening.
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    let watcher = {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            if let Some(upload) = receiving {
-                inbound = upload.await.ok();
-            }
-            loop {
-                let message = match inbound.as_mut() {
-                    Some(stream) => tokio::select! {
-                        m = stream.message() => m,
-                        () = tx.closed() => break,
-                    },
-                    None => {
-                        tx.closed().await;
-                        break;
-                    }
-                };
-                match message {
-                    Ok(Some(v1::DeployRequest {
-                        message: Some(deploy_request::Message::Cancel(_)),
-                    })) => break,
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        inbound = None;
-                    }
-                    Err(_) => break,
-                }
-            }
-            let _ = cancel_tx.send(true);
+/// Hands a deploy to the app's owner and streams its events; `stream_back` gives the
+/// request stream to watch for a cancel (none for a rollback, which has no stream).
+pub async fn run(
+    engine: &Arc<Engine>,
+    spec: AppSpec,
+    image: ImageRequest,
+    proposed_id: Option<&str>,
+    stream_back: Option<oneshot::Receiver<Inbound>>,
+) -> Result<EventStream, AgentError> {
+    let (events, mut engine_events) = mpsc::channel(64);
+    let (cancel_tx, cancel) = watch::channel(false);
+    engine
+        .deploy(DeployRequest {
+            spec,
+            image,
+            proposed_id: proposed_id.map(str::to_string),
+            events,
+            cancel,
         })
-    };
+        .await?;
+    let (tx, rx) = mpsc::channel(64);
+    let watcher = tokio::spawn(watch_for_cancel(stream_back, tx.clone(), cancel_tx));
+    tokio::spawn(async move {
+        while let Some(event) = engine_events.recv().await {
+            let last = matches!(event, Event::Finished(_));
+            let _ = tx
+                .send(Ok(v1::DeployEvent {
+                    event: Some(to_pb(event)),
+                }))
+                .await;
+            if last {
+                break;
+            }
+        }
+        // The watcher holds a sender too; the client's stream ends once both go.
+        watcher.abort();
+    });
+    Ok(ReceiverStream::new(rx).boxed())
+}
 
-    let (events_tx, mut events_rx) = mpsc::channel(64);
-    let forward = {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events_rx.recv().await {
-                send(&tx, to_pb(event)).await;
-            }
-        })
+/// Cancels the deploy when the client sends Cancel, when its stream breaks, or when
+/// it goes away; a client that merely finished sending (half-close) keeps listening.
+async fn watch_for_cancel(
+    stream_back: Option<oneshot::Receiver<Inbound>>,
+    tx: EventSender,
+    cancel: watch::Sender<bool>,
+) {
+    let mut inbound = match stream_back {
+        Some(back) => back.await.ok(),
+        None => None,
     };
-    let outcome = engine
-        .deploy(&lock, &spec, image, &events_tx, cancel_rx)
-        .await;
-    drop(events_tx);
-    let _ = forward.await;
-    watcher.abort();
-    drop(lock);
-    finish(&tx, &outcome.deployment_id, outcome.status, &outcome.reason).await;
+    loop {
+        let message = match inbound.as_mut() {
+            Some(stream) => tokio::select! {
+                m = stream.message() => m,
+                () = tx.closed() => break,
+            },
+            None => {
+                tx.closed().await;
+                break;
+            }
+        };
+        match message {
+            Ok(Some(v1::DeployRequest {
+                message: Some(deploy_request::Message::Cancel(_)),
+            })) => break,
+            Ok(Some(_)) => {}
+            Ok(None) => inbound = None,
+            Err(_) => break,
+        }
+    }
+    let _ = cancel.send(true);
+}
+
+/// Answers an upload announcement and receives the archive: straight into Docker's
+/// load while it arrives, or, for an image the server has, just the end message.
+fn receive_upload(
+    runtime: Arc<dyn ContainerRuntime>,
+    spec: AppSpec,
+    announced: v1::Upload,
+    mut stream: Inbound,
+    events: Events,
+    give_back: oneshot::Sender<Inbound>,
+) -> BoxFuture<'static, Result<ImageInput, String>> {
+    Box::pin(async move {
+        let wanted = upload::answer(runtime.as_ref(), &spec, &announced).await;
+        let have = wanted.have_image;
+        let _ = events
+            .send(Event::UploadWanted {
+                have_image: have,
+                layers: wanted.layers,
+            })
+            .await;
+        let _ = events
+            .send(Event::Phase(
+                Phase::ReceivingImage,
+                "receiving the image".into(),
+            ))
+            .await;
+        let image_id = (!announced.image_id.is_empty()).then_some(announced.image_id);
+        if have {
+            // The client sends nothing but the end of the upload.
+            let received = upload::receive(&mut stream, None).await;
+            let _ = give_back.send(stream);
+            received.map_err(|reason| {
+                reason.unwrap_or_else(|| "the upload ended early; deploy again".into())
+            })?;
+            return Ok(image_id.map_or(ImageInput::Existing, ImageInput::Id));
+        }
+        // Docker loads the archive while it arrives.
+        let (sink, chunks) = mpsc::channel(4);
+        let (done, received) = oneshot::channel();
+        tokio::spawn(async move {
+            let result = upload::receive(&mut stream, Some(&sink)).await;
+            if let Err(Some(reason)) = &result {
+                let _ = sink.send(Err(io::Error::other(reason.clone()))).await;
+            }
+            drop(sink);
+            let _ = done.send(result);
+            let _ = give_back.send(stream);
+        });
+        Ok(ImageInput::Upload(Upload {
+            archive: ReceiverStream::new(chunks).boxed(),
+            image_id,
+            received,
+        }))
+    })
 }
 
 /// A client's proposed deployment id: `None` when empty, an error naming `field`
@@ -189,29 +215,14 @@ pub fn proposed_id<'a>(field: &str, id: &'a str) -> Result<Option<&'a str>, Agen
     Ok(Some(id))
 }
 
-pub async fn send(tx: &EventSender, event: deploy_event::Event) {
-    // A closed channel means the client left; the deploy notices through `closed()`.
-    let _ = tx.send(Ok(v1::DeployEvent { event: Some(event) })).await;
-}
-
-async fn phase(tx: &EventSender, phase: Phase, message: &str) {
-    send(tx, to_pb(Event::Phase(phase, message.to_string()))).await;
-}
-
-async fn finish(tx: &EventSender, id: &str, status: RecordStatus, reason: &str) {
-    send(
-        tx,
-        deploy_event::Event::Result(v1::DeployResult {
-            deployment_id: id.to_string(),
-            status: super::status_to_pb(status).into(),
-            reason: reason.to_string(),
-        }),
-    )
-    .await;
-}
-
 fn to_pb(event: Event) -> deploy_event::Event {
     match event {
+        Event::Accepted(deployment_id) => {
+            deploy_event::Event::Accepted(v1::DeployAccepted { deployment_id })
+        }
+        Event::UploadWanted { have_image, layers } => {
+            deploy_event::Event::UploadWanted(v1::UploadWanted { have_image, layers })
+        }
         Event::Phase(phase, message) => deploy_event::Event::Phase(v1::PhaseChange {
             phase: phase_to_pb(phase).into(),
             message,
@@ -220,19 +231,28 @@ fn to_pb(event: Event) -> deploy_event::Event {
             replica,
             stderr,
             text,
-        } => {
-            let stream = match (replica.as_str(), stderr) {
-                ("haloyd", _) => v1::LogStream::Agent,
-                (_, true) => v1::LogStream::Stderr,
-                (_, false) => v1::LogStream::Stdout,
-            };
-            deploy_event::Event::Log(v1::LogLine {
-                replica,
-                stream: stream.into(),
-                text,
-                time: Some(std::time::SystemTime::now().into()),
-            })
-        }
+        } => deploy_event::Event::Log(v1::LogLine {
+            replica,
+            stream: if stderr {
+                v1::LogStream::Stderr
+            } else {
+                v1::LogStream::Stdout
+            }
+            .into(),
+            text,
+            time: Some(std::time::SystemTime::now().into()),
+        }),
+        Event::Agent(text) => deploy_event::Event::Log(v1::LogLine {
+            replica: "haloyd".into(),
+            stream: v1::LogStream::Agent.into(),
+            text,
+            time: Some(std::time::SystemTime::now().into()),
+        }),
+        Event::Finished(outcome) => deploy_event::Event::Result(v1::DeployResult {
+            deployment_id: outcome.deployment_id,
+            status: super::status_to_pb(outcome.status).into(),
+            reason: outcome.reason,
+        }),
     }
 }
 

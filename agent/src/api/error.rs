@@ -34,9 +34,9 @@ impl From<AgentError> for Status {
             | AgentError::Invalid(_)
             | AgentError::Protocol(_) => Status::invalid_argument(message),
             AgentError::RollbackUnavailable(_) => Status::failed_precondition(message),
-            AgentError::Engine(EngineError::Runtime(_) | EngineError::Proxy(_)) => {
-                Status::unavailable(message)
-            }
+            AgentError::Engine(
+                EngineError::Runtime(_) | EngineError::Proxy(_) | EngineError::ShuttingDown,
+            ) => Status::unavailable(message),
             AgentError::Engine(EngineError::Store(_)) => Status::internal(message),
             AgentError::Registry(
                 RegistryError::Unreachable { .. } | RegistryError::Protocol { .. },

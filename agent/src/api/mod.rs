@@ -13,14 +13,12 @@ use std::sync::Arc;
 use futures_util::{Stream, StreamExt};
 use haloy_api::spec::{AppSpec, ImageSource, ImageSpec, Secret};
 use haloy_api::v1::{self, haloy_server::HaloyServer};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 pub use auth::Auth;
 pub use error::AgentError;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, ImageInput, ImageRequest};
 use crate::ids;
 use crate::store::{DeploymentRecord, Status as RecordStatus};
 
@@ -47,7 +45,7 @@ impl HaloyService {
     }
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<v1::DeployEvent, Status>> + Send>>;
+pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<v1::DeployEvent, Status>> + Send>>;
 type LogStream = Pin<Box<dyn Stream<Item = Result<v1::LogLine, Status>> + Send>>;
 
 fn app_name(app: &str) -> Result<&str, Status> {
@@ -65,18 +63,8 @@ impl v1::haloy_server::Haloy for HaloyService {
         &self,
         request: Request<Streaming<v1::DeployRequest>>,
     ) -> Result<Response<EventStream>, Status> {
-        let mut inbound = request.into_inner();
-        let (spec, source, lock) = deploy::start(&self.engine, &mut inbound).await?;
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(deploy::run(
-            self.engine.clone(),
-            lock,
-            spec,
-            source,
-            Some(inbound),
-            tx,
-        ));
-        Ok(Response::new(ReceiverStream::new(rx).boxed()))
+        let events = deploy::start(&self.engine, request.into_inner()).await?;
+        Ok(Response::new(events))
     }
 
     async fn status(
@@ -103,7 +91,13 @@ impl v1::haloy_server::Haloy for HaloyService {
                     .collect()
             })
             .unwrap_or_default();
+        let snapshot = status.snapshot;
         Ok(Response::new(v1::StatusResponse {
+            activity: snapshot.activity.map(|(what, running_for)| v1::Activity {
+                what,
+                running_for_ms: u64::try_from(running_for.as_millis()).unwrap_or(u64::MAX),
+            }),
+            problem: snapshot.problem.unwrap_or_default(),
             app: status.app,
             current: status.current.as_ref().map(record_to_pb),
             latest: status.latest.as_ref().map(record_to_pb),
@@ -166,12 +160,15 @@ impl v1::haloy_server::Haloy for HaloyService {
         request: Request<v1::StopRequest>,
     ) -> Result<Response<v1::StopResponse>, Status> {
         let request = request.into_inner();
-        let (stopped, removed) = self
+        let stopped = self
             .engine
             .stop(app_name(&request.app)?, request.remove_containers)
             .await
             .map_err(AgentError::from)?;
-        Ok(Response::new(v1::StopResponse { stopped, removed }))
+        Ok(Response::new(v1::StopResponse {
+            stopped: stopped.stopped,
+            removed: stopped.removed,
+        }))
     }
 
     async fn rollback_targets(
@@ -204,25 +201,20 @@ impl v1::haloy_server::Haloy for HaloyService {
             "RollbackRequest.new_deployment_id",
             &request.new_deployment_id,
         )?;
-        let lock = self
-            .engine
-            .lock_as(&spec.name, proposed)
-            .map_err(AgentError::from)?;
-        let source = if pull && spec.image.source == ImageSource::Registry {
-            v1::image_source::Source::Pull(v1::Pull {})
+        let image = if pull && spec.image.source == ImageSource::Registry {
+            ImageInput::Pull
         } else {
-            v1::image_source::Source::Existing(v1::Existing {})
+            ImageInput::Existing
         };
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(deploy::run(
-            self.engine.clone(),
-            lock,
+        let events = deploy::run(
+            &self.engine,
             spec,
-            source,
+            ImageRequest::Ready(image),
+            proposed,
             None,
-            tx,
-        ));
-        Ok(Response::new(ReceiverStream::new(rx).boxed()))
+        )
+        .await?;
+        Ok(Response::new(events))
     }
 
     async fn prune_images(
@@ -231,11 +223,10 @@ impl v1::haloy_server::Haloy for HaloyService {
     ) -> Result<Response<v1::PruneImagesResponse>, Status> {
         let request = request.into_inner();
         let app = app_name(&request.app)?;
-        // Under the app's lock: no deploy of it changes images meanwhile.
-        let _lock = self.engine.lock(app).map_err(AgentError::from)?;
+        // By the app's owner: no deploy of it changes images meanwhile.
         let pruned = self
             .engine
-            .prune_images(app, request.dry_run)
+            .prune(app, request.dry_run)
             .await
             .map_err(AgentError::from)?;
         Ok(Response::new(v1::PruneImagesResponse {
@@ -272,12 +263,14 @@ fn record_to_pb(record: &DeploymentRecord) -> v1::Deployment {
         id: record.id.clone(),
         app: record.app.clone(),
         image: record.image.clone(),
-        status: status_to_pb(record.status).into(),
+        status: status_to_pb(record.status()).into(),
         reason: record.reason.clone(),
         started_at: Some(ids::to_system_time(record.started_at_ms).into()),
         finished_at: record
             .finished_at_ms
             .map(|ms| ids::to_system_time(ms).into()),
+        phase: record.phase.as_str().to_string(),
+        note: record.note.clone(),
     }
 }
 

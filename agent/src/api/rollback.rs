@@ -29,7 +29,9 @@ pub async fn targets(
     let Some(newest) = records.first() else {
         return Err(EngineError::NotFound(app.to_string()).into());
     };
-    let live = records.iter().find(|r| r.status == RecordStatus::Succeeded);
+    let live = records
+        .iter()
+        .find(|r| r.status() == RecordStatus::Succeeded);
     // The client's configuration decides the strategy when it sends one: it is
     // what the next rollback will use.
     let strategy = image
@@ -128,7 +130,7 @@ async fn registry_targets(
         .map(|tag| {
             let image = format!("{repository}:{tag}");
             let deployed = records.iter().find(|r| {
-                r.status == RecordStatus::Succeeded
+                r.status() == RecordStatus::Succeeded
                     && r.spec.repository == repository
                     && r.spec.tag == tag
             });
@@ -150,7 +152,7 @@ pub fn aim(engine: &Engine, spec: &mut AppSpec, target: &str) -> Result<bool, Ag
             .store()
             .get(&spec.name, target)
             .map_err(|e| AgentError::Engine(e.into()))?
-            .filter(|r| r.status == RecordStatus::Succeeded))
+            .filter(|r| r.status() == RecordStatus::Succeeded))
     };
     let no_such = || AgentError::NoSuchDeployment {
         app: spec.name.clone(),

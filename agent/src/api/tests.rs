@@ -13,7 +13,7 @@ mod upload;
 
 use super::serve;
 use crate::engine::Engine;
-use crate::engine::fakes::{FakeProxy, FakeRuntime};
+use crate::engine::fakes::FakeRuntime;
 use crate::store::Store;
 
 const TOKEN: &str = "test-token";
@@ -30,12 +30,11 @@ async fn rig() -> Rig {
 
 async fn rig_with_api_domain(api_domain: Option<&str>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = Arc::new(FakeRuntime::default());
+    let (seams, runtime, _proxy) = crate::engine::fakes::seams();
     let settings = crate::engine::fakes::quick_settings();
     let engine = Arc::new(
         Engine::new(
-            runtime.clone(),
-            Arc::new(FakeProxy::default()),
+            seams,
             Store::open(&dir.path().join("db")).unwrap(),
             settings,
         )

@@ -1,53 +1,29 @@
-//! The HTTP health check a new container must pass before it gets traffic.
+//! The HTTP health check a new container must pass before it gets traffic, behind
+//! the [`HealthProbe`] seam (the engine's tests answer it without sockets), and the
+//! waits built on it: a container healthy, HAProxy routing the new servers.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use async_trait::async_trait;
+use haloy_api::spec::AppSpec;
+use tokio::time::Instant;
 
-/// One `GET path` to `127.0.0.1:port` with `Host: host`; `Ok(status)` for any HTTP
-/// answer.
-pub async fn probe(port: u16, host: &str, path: &str, timeout: Duration) -> Result<u16, String> {
-    let attempt = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let request = format!(
-            "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: haloyd-health-check\r\nConnection: close\r\n\r\n"
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let mut head = Vec::with_capacity(64);
-        let mut buf = [0u8; 256];
-        while !head.contains(&b'\n') && head.len() < 4096 {
-            let n = stream
-                .read(&mut buf)
-                .await
-                .map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        let line = String::from_utf8_lossy(&head);
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse::<u16>().ok())
-            .ok_or_else(|| {
-                if head.is_empty() {
-                    "the connection closed without an answer".to_string()
-                } else {
-                    "the answer is not HTTP".to_string()
-                }
-            })?;
-        Ok(status)
-    };
-    tokio::time::timeout(timeout, attempt)
-        .await
-        .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+use super::Engine;
+use super::events::{Abort, Cancel, check_cancel};
+use crate::runtime::{ContainerInfo, ContainerState};
+
+/// Asks an app whether it is healthy.
+#[async_trait]
+pub trait HealthProbe: Send + Sync + 'static {
+    /// One `GET path` to `127.0.0.1:port` with `Host: host`; `Ok(status)` for any
+    /// HTTP answer, `Err(what went wrong)` otherwise.
+    async fn probe(
+        &self,
+        port: u16,
+        host: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<u16, String>;
 }
 
 /// 2xx and 3xx count as healthy.
@@ -55,78 +31,109 @@ pub fn is_healthy(status: u16) -> bool {
     (200..400).contains(&status)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::net::TcpListener;
+/// What a replica is asked: `GET path` with `Host: host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Check {
+    pub path: String,
+    pub host: String,
+}
 
-    async fn server(answer: &'static [u8]) -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await;
-                let _ = socket.write_all(answer).await;
+impl Check {
+    /// The app's health check path, asked for its first canonical domain (apps that
+    /// route by Host answer only that), `localhost` without domains.
+    pub fn of(spec: &AppSpec) -> Self {
+        Self {
+            path: spec.health_check_path.clone(),
+            host: spec
+                .domains
+                .first()
+                .map_or_else(|| "localhost".to_string(), |d| d.canonical.clone()),
+        }
+    }
+}
+
+/// How long HAProxy may take to report new servers up.
+const ROUTED_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Engine {
+    /// Waits until `container` answers its health check; fails at once when it
+    /// exits, and after `health_timeout` otherwise.
+    pub(super) async fn wait_healthy(
+        &self,
+        container: &ContainerInfo,
+        check: &Check,
+        cancel: &mut Cancel,
+    ) -> Result<ContainerInfo, Abort> {
+        let deadline = Instant::now() + self.settings.health_timeout;
+        let mut last: String;
+        // Most apps answer within moments of starting: ask again soon at first, then
+        // every health_interval.
+        let mut pause = Duration::from_millis(25);
+        loop {
+            check_cancel(cancel)?;
+            let info = self.runtime.inspect(&container.id).await?;
+            match (&info.state, info.host_port) {
+                (ContainerState::Exited(code), _) => {
+                    return Err(Abort::Failed(format!(
+                        "the container exited with code {code}"
+                    )));
+                }
+                (ContainerState::Running, Some(port)) => {
+                    let per_try = self.settings.health_interval.max(Duration::from_secs(2));
+                    match self
+                        .probe
+                        .probe(port, &check.host, &check.path, per_try)
+                        .await
+                    {
+                        Ok(status) if is_healthy(status) => return Ok(info),
+                        Ok(status) => last = format!("GET {} answered {status}", check.path),
+                        Err(e) => last = e,
+                    }
+                }
+                (state, _) => last = format!("the container is {}", state.as_str()),
             }
-        });
-        port
-    }
-
-    #[tokio::test]
-    async fn reads_the_status_code() {
-        let ok = server(b"HTTP/1.1 204 No Content\r\n\r\n").await;
-        assert_eq!(
-            probe(ok, "localhost", "/health", Duration::from_secs(2)).await,
-            Ok(204)
-        );
-        let bad = server(b"HTTP/1.0 503 Unavailable\r\n\r\n").await;
-        assert_eq!(
-            probe(bad, "localhost", "/", Duration::from_secs(2)).await,
-            Ok(503)
-        );
-        assert!(!is_healthy(503) && is_healthy(301));
-        let junk = server(b"hello\n").await;
-        assert!(
-            probe(junk, "localhost", "/", Duration::from_secs(2))
-                .await
-                .is_err()
-        );
-    }
-
-    #[tokio::test]
-    async fn the_app_is_asked_for_its_own_host() {
-        // An app that routes by Host, as many do: only its domain is healthy.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let mut buf = [0u8; 1024];
-                let n = socket.read(&mut buf).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&buf[..n]).to_string();
-                let answer: &[u8] = if request.contains("\r\nHost: web.test\r\n") {
-                    b"HTTP/1.1 200 OK\r\n\r\n"
-                } else {
-                    b"HTTP/1.1 421 Misdirected Request\r\n\r\n"
-                };
-                let _ = socket.write_all(answer).await;
+            if Instant::now() >= deadline {
+                return Err(Abort::Failed(format!(
+                    "not healthy within {} s (last: {last})",
+                    self.settings.health_timeout.as_secs()
+                )));
             }
-        });
-        let timeout = Duration::from_secs(2);
-        assert_eq!(probe(port, "web.test", "/", timeout).await, Ok(200));
-        assert_eq!(probe(port, "localhost", "/", timeout).await, Ok(421));
+            pause = (pause * 2).min(self.settings.health_interval);
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = cancel.changed() => {}
+            }
+        }
     }
 
-    #[tokio::test]
-    async fn a_closed_port_is_an_error() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        assert!(
-            probe(port, "localhost", "/", Duration::from_secs(2))
-                .await
-                .unwrap_err()
-                .contains("connect")
-        );
+    /// Waits until HAProxy reports every server in `names` up, so the old ones are
+    /// only drained once traffic has somewhere to go.
+    pub(super) async fn wait_routed(&self, app: &str, names: &[String]) -> Result<(), Abort> {
+        let deadline = Instant::now() + ROUTED_TIMEOUT;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let servers = self.proxy.servers(app).await?;
+            let up = names.iter().all(|n| {
+                servers
+                    .iter()
+                    .any(|s| &s.name == n && s.state.eq_ignore_ascii_case("up"))
+            });
+            if up {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let states: Vec<String> = servers
+                    .iter()
+                    .map(|s| format!("{} {}", s.name, s.state))
+                    .collect();
+                return Err(Abort::Failed(format!(
+                    "HAProxy did not mark the new replicas up within {} s ({})",
+                    ROUTED_TIMEOUT.as_secs(),
+                    states.join(", ")
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
     }
 }

@@ -2,15 +2,18 @@
 //! `haloy prune-images`, the images of an app's older deployments go — all but the
 //! newest `count` succeeded ones, which rollback needs.
 //!
-//! Only names this haloyd's records know are removed (`<repo>:<deployment id>` and
-//! the reference each deployment named), never by force: an image that a kept
-//! deployment or any container on this Docker (of any haloyd instance) uses stays.
+//! Only names haloyd can get back or made itself are removed: its own
+//! `<repo>:<deployment id>` tags, and the reference a deployment named when haloyd
+//! pulled it or named an upload with it — never a name the user gave an image on the
+//! server (`image.source: local`). Never by force: an image that a kept deployment
+//! or any container on this Docker (of any haloyd instance) uses stays.
 
 use std::collections::HashSet;
 
-use crate::store::{DeploymentRecord, Status};
+use crate::store::{DeploymentRecord, ImageOrigin, Status};
 
-use super::{Engine, EngineError};
+use super::Engine;
+use super::events::EngineError;
 
 /// What pruning removed, or would remove on a dry run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,15 +41,15 @@ pub fn keep_count(newest: &DeploymentRecord) -> usize {
 pub fn kept(records: &[DeploymentRecord], keep: usize) -> Vec<&DeploymentRecord> {
     records
         .iter()
-        .filter(|r| r.status == Status::Succeeded)
+        .filter(|r| r.status() == Status::Succeeded)
         .take(keep)
         .collect()
 }
 
 impl Engine {
     /// Removes the images of `app`'s deployments that fall outside its history.
-    /// With `dry_run` nothing changes and the answer says what would go. The caller
-    /// holds the app's lock, so no deploy of the app runs meanwhile.
+    /// With `dry_run` nothing changes and the answer says what would go. Run by the
+    /// app's owner, so no deploy of the app runs meanwhile.
     pub async fn prune_images(&self, app: &str, dry_run: bool) -> Result<Pruned, EngineError> {
         let records = self.store.list(app)?;
         let Some(newest) = records.first() else {
@@ -67,10 +70,19 @@ impl Engine {
                 continue;
             }
             // The deployment's own tag first (a failed deployment recorded the
-            // reference, but its image was tagged too), then the reference it deployed.
+            // reference, but its image was tagged too), then the reference it deployed
+            // when haloyd can get it back or named it.
             let own = format!("{}:{}", record.spec.repository, self.own_name(&record.id));
             let named = format!("{}:{}", record.spec.repository, record.spec.tag);
-            for name in [record.image.clone(), own, named] {
+            let ours = matches!(
+                record.image_origin,
+                ImageOrigin::Pulled | ImageOrigin::Uploaded
+            );
+            let names = [record.image.clone(), own.clone(), named.clone()];
+            for name in names {
+                if !ours && name != own {
+                    continue;
+                }
                 if kept_names.contains(name.as_str()) || removed.contains(&name) {
                     continue;
                 }

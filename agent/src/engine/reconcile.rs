@@ -1,21 +1,42 @@
-//! Start-up: Docker's labels say what runs; the store says which deployment is live.
-//! Leftovers of interrupted deploys are removed and HAProxy is made to route exactly
-//! the live replicas.
+//! Start-up: converge every app from wherever haloyd stopped. First, for all apps at
+//! once, read the journal, Docker and HAProxy, plan (see `recovery.rs`) and make
+//! HAProxy route each app's surviving version — so routes are right before the API
+//! serves. Then each app's owner finishes its recovery on its own: starts what an
+//! interrupted `replace` stopped, drains and removes the losing version, and records
+//! what happened. Every step reads the world again, so a recovery that is itself
+//! interrupted is simply done again at the next start.
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use haloy_api::spec::DomainSpec;
+use tokio::sync::{mpsc, watch};
 
-use super::{Engine, EngineError, ROUTE_LABEL};
-use crate::ids;
-use crate::proxy::{AppRoute, Backend};
-use crate::runtime::{ContainerInfo, ContainerState, labels};
-use crate::store::Status;
+use super::Engine;
+use super::container::backend;
+use super::events::{Abort, EngineError};
+use super::failpoint;
+use super::health::Check;
+use super::owner::After;
+use super::recovery::{self, AppPlan};
+use crate::runtime::{ContainerInfo, labels};
+use crate::store::JournalPhase;
+
+/// What the start-up pass found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Apps HAProxy routes now.
+    pub routed: usize,
+    /// Apps whose owners finish recovering in the background.
+    pub recovering: usize,
+    /// Apps left as they are, with the reason.
+    pub skipped: Vec<(String, String)>,
+}
 
 impl Engine {
-    /// Rebuilds routing from Docker and the store; returns the routes applied.
-    pub async fn reconcile(&self) -> Result<Vec<AppRoute>, EngineError> {
+    /// Plans every app, routes the survivors and hands each app's remaining work to
+    /// its owner. Fails only when HAProxy cannot be made to route at all.
+    pub async fn recover(self: &Arc<Self>) -> Result<Recovery, EngineError> {
         let containers = self
             .runtime
             .list(&[(labels::INSTANCE, &self.settings.instance)])
@@ -26,97 +47,141 @@ impl Engine {
                 by_app.entry(app).or_default().push(container);
             }
         }
-        for app in self.store.apps()? {
-            // Deploys that were running when haloyd stopped did not finish.
-            for mut record in self.store.list(&app)? {
-                if record.status == Status::InProgress {
-                    record.status = Status::Failed;
-                    record.reason = "haloyd stopped during the deploy".into();
-                    record.finished_at_ms = Some(ids::now_ms());
-                    self.store.put(&record)?;
-                }
+        let apps: BTreeSet<String> = self
+            .store
+            .apps()?
+            .into_iter()
+            .chain(by_app.keys().cloned())
+            .collect();
+        let mut plans = Vec::new();
+        for app in apps {
+            let records = self.store.list(&app)?;
+            let containers = by_app.remove(&app).unwrap_or_default();
+            let unfinished = records.iter().any(|r| !r.phase.is_finished());
+            if containers.is_empty() && !unfinished {
+                continue;
             }
+            // What HAProxy routes now; nothing when it is not running.
+            let routed = match containers.is_empty() {
+                true => Vec::new(),
+                false => self.proxy.servers(&app).await.unwrap_or_default(),
+            };
+            plans.push(recovery::plan(&app, &records, &containers, &routed));
         }
-
-        let mut routes = Vec::new();
-        for (app, containers) in by_app {
-            let live = self.live_deployment(&app, &containers)?;
-            let mut servers = Vec::new();
-            let mut route_label = None;
-            for container in containers {
-                let deployment = container.labels.get(labels::DEPLOYMENT);
-                if deployment != live.as_ref() {
-                    tracing::info!(app, container = %container.name, "removing a container of an unfinished or replaced deployment");
-                    self.runtime.remove(&container.id).await?;
-                    continue;
-                }
-                route_label = route_label.or_else(|| container.labels.get(ROUTE_LABEL).cloned());
-                if let (ContainerState::Running, Some(port)) =
-                    (&container.state, container.host_port)
-                {
-                    servers.push(Backend {
-                        name: container.name.clone(),
-                        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-                    });
-                }
-            }
-            let (domains, health_check_path) = parse_route(route_label.as_deref());
-            servers.sort_by(|a, b| a.name.cmp(&b.name));
-            routes.push(AppRoute {
-                app,
-                domains,
-                health_check_path,
-                servers,
-            });
-        }
+        recovery::settle_conflicts(&mut plans);
+        let routes: Vec<_> = plans.iter().filter_map(AppPlan::route).collect();
         self.proxy.sync(&routes).await?;
-        Ok(routes)
+        let mut summary = Recovery {
+            routed: routes.len(),
+            ..Recovery::default()
+        };
+        for plan in plans {
+            if let Some(reason) = &plan.skip {
+                tracing::warn!(app = %plan.app, "{reason}");
+                summary.skipped.push((plan.app.clone(), reason.clone()));
+            } else {
+                summary.recovering += 1;
+            }
+            self.recover_later(plan);
+        }
+        Ok(summary)
     }
 
-    /// The live deployment: the newest successful one that still has containers, else
-    /// the newest deployment among the running containers (a store lost or reset).
-    fn live_deployment(
+    /// One app's part of recovery, run by its owner.
+    pub(super) async fn recover_app(&self, plan: AppPlan) -> After {
+        if let Some(reason) = plan.skip {
+            return After::Problem(reason);
+        }
+        let app = plan.app.as_str();
+        failpoint::reached(failpoint::RECOVER_PLANNED, app).await;
+        let mut problems = Vec::new();
+        let check = Check {
+            path: plan.health_check_path.clone(),
+            host: plan.domains.first().map_or_else(
+                || "localhost".to_string(),
+                |d: &DomainSpec| d.canonical.clone(),
+            ),
+        };
+        for container in &plan.start {
+            if let Err(problem) = self.restart_replica(app, container, &check).await {
+                tracing::warn!(app, container = %container.name, "{problem}");
+                problems.push(problem);
+            }
+        }
+        failpoint::reached(failpoint::RECOVER_RESTORED, app).await;
+
+        // Events of recovery have no client; they go to the log only.
+        let (events, _) = mpsc::channel(1);
+        if !plan.remove.is_empty() {
+            tracing::info!(
+                app,
+                containers = plan.remove.len(),
+                "removing the containers of a version that does not serve"
+            );
+        }
+        self.retire(app, plan.remove.clone(), &events, None).await;
+        if plan.winner.is_none()
+            && !plan.draining.is_empty()
+            && let Err(e) = self.proxy.remove_app(app).await
+        {
+            problems.push(format!("cannot remove the app's route from HAProxy: {e}"));
+        }
+        failpoint::reached(failpoint::RECOVER_RETIRED, app).await;
+
+        if let (Some(mut record), Some((phase, reason, note))) =
+            (plan.interrupted.clone(), plan.resolution())
+        {
+            record.reason = reason;
+            record.note = note;
+            tracing::warn!(app, deployment = %record.id, "{}", record.note);
+            if let Err(e) = self.write(&mut record, phase) {
+                problems.push(format!("cannot record what became of {}: {e}", record.id));
+            }
+        }
+        for mut record in plan.stale {
+            record.note = "haloyd stopped during the deploy".into();
+            record.reason = record.note.clone();
+            if let Err(e) = self.write(&mut record, JournalPhase::Failed) {
+                problems.push(format!("cannot record what became of {}: {e}", record.id));
+            }
+        }
+        if problems.is_empty() {
+            After::Clear
+        } else {
+            After::Problem(problems.join("; "))
+        }
+    }
+
+    /// Starts a replica an interrupted deploy stopped, waits for its health check
+    /// and routes it.
+    async fn restart_replica(
         &self,
         app: &str,
-        containers: &[ContainerInfo],
-    ) -> Result<Option<String>, EngineError> {
-        let has = |id: &str| {
-            containers
-                .iter()
-                .any(|c| c.labels.get(labels::DEPLOYMENT).map(String::as_str) == Some(id))
+        container: &ContainerInfo,
+        check: &Check,
+    ) -> Result<(), String> {
+        tracing::info!(app, container = %container.name, "starting a replica the interrupted deploy stopped");
+        let started = self
+            .runtime
+            .start(&container.id)
+            .await
+            .map_err(|e| format!("cannot start {}: {e}", container.name))?;
+        let (_never, mut cancel) = watch::channel(false);
+        let healthy = match self.wait_healthy(&started, check, &mut cancel).await {
+            Ok(info) => info,
+            Err(Abort::Failed(reason)) => {
+                return Err(format!(
+                    "replica {} did not become healthy after the restart: {reason}",
+                    container.name
+                ));
+            }
+            Err(Abort::Cancelled) => return Err("cancelled".into()),
         };
-        let from_store = self
-            .store
-            .list(app)?
-            .into_iter()
-            .find(|r| r.status == Status::Succeeded && has(&r.id))
-            .map(|r| r.id);
-        if from_store.is_some() {
-            return Ok(from_store);
-        }
-        Ok(containers
-            .iter()
-            .filter(|c| c.state == ContainerState::Running)
-            .filter_map(|c| c.labels.get(labels::DEPLOYMENT).cloned())
-            .max())
-    }
-}
-
-fn parse_route(label: Option<&str>) -> (Vec<DomainSpec>, String) {
-    #[derive(serde::Deserialize)]
-    struct Route {
-        domains: Vec<(String, Vec<String>)>,
-        health_check_path: String,
-    }
-    match label.and_then(|l| serde_json::from_str::<Route>(l).ok()) {
-        Some(route) => (
-            route
-                .domains
-                .into_iter()
-                .map(|(canonical, aliases)| DomainSpec { canonical, aliases })
-                .collect(),
-            route.health_check_path,
-        ),
-        None => (Vec::new(), "/".into()),
+        let server = backend(&healthy)
+            .map_err(|_| format!("replica {} has no published port", container.name))?;
+        self.proxy
+            .add_server(app, &server)
+            .await
+            .map_err(|e| format!("cannot route {}: {e}", container.name))
     }
 }

@@ -1,15 +1,26 @@
 //! Retiring the old version after the switch: drain its servers in HAProxy, wait for
 //! their sessions (bounded), remove them, stop and remove the containers.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Engine, Events, Phase, log, phase};
+use tokio::time::Instant;
+
+use super::Engine;
+use super::events::{Events, Phase, log, phase};
+use super::failpoint;
 use crate::runtime::ContainerInfo;
 
 impl Engine {
     /// Failures here are logged and streamed, not fatal: the new version already
     /// serves, and leftovers are removed by the next deploy or at start-up.
-    pub(super) async fn retire(&self, app: &str, old: Vec<ContainerInfo>, events: &Events) {
+    /// `drained` names the crash point between draining and removing.
+    pub(super) async fn retire(
+        &self,
+        app: &str,
+        old: Vec<ContainerInfo>,
+        events: &Events,
+        drained: Option<&'static str>,
+    ) {
         if old.is_empty() {
             return;
         }
@@ -32,6 +43,9 @@ impl Engine {
                 }
             }
             self.wait_drained(app, &routed, events).await;
+        }
+        if let Some(point) = drained {
+            failpoint::reached(point, app).await;
         }
         phase(
             events,
@@ -60,6 +74,7 @@ impl Engine {
 
     async fn wait_drained(&self, app: &str, names: &[String], events: &Events) {
         let deadline = Instant::now() + self.settings.drain_timeout;
+        let mut pause = Duration::from_millis(20);
         loop {
             let busy: u64 = match self.proxy.servers(app).await {
                 Ok(servers) => servers
@@ -83,7 +98,8 @@ impl Engine {
                 .await;
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
         }
     }
 }

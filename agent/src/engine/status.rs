@@ -2,7 +2,9 @@
 
 use futures_util::stream::{self, BoxStream, StreamExt};
 
-use super::{Engine, EngineError};
+use super::Engine;
+use super::events::EngineError;
+use super::owner::Snapshot;
 use crate::certs::CertificateStatus;
 use crate::runtime::{ContainerState, LogLine, RuntimeError, labels};
 use crate::store::{DeploymentRecord, Status};
@@ -28,6 +30,15 @@ pub struct AppStatus {
     pub replicas: Vec<ReplicaStatus>,
     /// Certificates for the app's domains, with the last error of each.
     pub certificates: Vec<CertificateStatus>,
+    /// What runs for the app now, and a problem haloyd could not resolve.
+    pub snapshot: Snapshot,
+}
+
+/// What a stop did: container names stopped and removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stopped {
+    pub stopped: Vec<String>,
+    pub removed: Vec<String>,
 }
 
 impl Engine {
@@ -37,9 +48,10 @@ impl Engine {
         if records.is_empty() && containers.is_empty() {
             return Err(EngineError::NotFound(app.to_string()));
         }
+        let snapshot = self.snapshot(app).await;
         let current = records
             .iter()
-            .find(|r| r.status == Status::Succeeded)
+            .find(|r| r.status() == Status::Succeeded)
             .cloned();
         let latest = records
             .first()
@@ -74,21 +86,21 @@ impl Engine {
                 .certificates()
                 .map(|c| c.status(app))
                 .unwrap_or_default(),
+            snapshot,
         })
     }
 
     /// Stops every container of the app, taking it out of HAProxy first; with
-    /// `remove`, removes them. Returns (stopped, removed) container names.
+    /// `remove`, removes them. Run by the app's owner.
     ///
     /// A stop alone keeps the app's certificates (and their renewals): the app is
     /// expected back, and its hosts keep redirecting to HTTPS. Removing the
     /// containers is the app going away, so its certificates are dropped too.
-    pub async fn stop(
+    pub(super) async fn stop_containers(
         &self,
         app: &str,
         remove: bool,
-    ) -> Result<(Vec<String>, Vec<String>), EngineError> {
-        let _lock = self.lock(app)?;
+    ) -> Result<Stopped, EngineError> {
         let containers = self.app_containers(app).await?;
         if containers.is_empty() {
             return Err(EngineError::NotFound(app.to_string()));
@@ -111,7 +123,7 @@ impl Engine {
         if remove && let Some(certificates) = self.certificates() {
             certificates.want(app, Vec::new());
         }
-        Ok((stopped, removed))
+        Ok(Stopped { stopped, removed })
     }
 
     /// Log lines of the app's running containers, each tagged with its container name,

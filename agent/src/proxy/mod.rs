@@ -25,6 +25,9 @@ pub struct Backend {
     /// The container name; also the HAProxy server name.
     pub name: String,
     pub addr: SocketAddr,
+    /// Takes no new requests; sessions in progress finish. Only recovery routes a
+    /// server this way, to drain what an interrupted deploy left routed.
+    pub draining: bool,
 }
 
 /// A server's state as HAProxy sees it.

@@ -203,6 +203,7 @@ impl HttpBackend {
         Backend {
             name: self.name.clone(),
             addr: self.addr,
+            draining: false,
         }
     }
 }

@@ -59,11 +59,13 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
 }
 
 fn json(target: &str, server: &str, report: &StatusReport) -> serde_json::Value {
-    let deployment = |d: &DeploymentInfo| serde_json::json!({"id": d.id, "image": d.image, "status": d.status, "reason": d.reason});
+    let deployment = |d: &DeploymentInfo| serde_json::json!({"id": d.id, "image": d.image, "status": d.status, "phase": d.phase, "reason": d.reason, "note": d.note});
     serde_json::json!({
         "target": target,
         "server": server,
         "app": report.app,
+        "activity": report.activity.as_ref().map(|(what, running_for)| serde_json::json!({"what": what, "running_for_ms": u64::try_from(running_for.as_millis()).unwrap_or(u64::MAX)})),
+        "problem": report.problem,
         "current": report.current.as_ref().map(deployment),
         "latest": report.latest.as_ref().map(deployment),
         "domains": report.domains.iter().map(|d| serde_json::json!({"domain": d.canonical, "aliases": d.aliases})).collect::<Vec<_>>(),
@@ -108,14 +110,29 @@ fn certificate_line(c: &CertificateInfo) -> String {
 
 fn deployment_line(d: &DeploymentInfo) -> String {
     let mut line = format!("{} {} ({})", d.id, d.status, d.image);
+    if d.status == "in progress" && !d.phase.is_empty() {
+        line.push_str(&format!(", at {}", d.phase));
+    }
     if !d.reason.is_empty() {
         line.push_str(&format!(": {}", d.reason));
+    } else if !d.note.is_empty() {
+        line.push_str(&format!("; {}", d.note));
     }
     line
 }
 
 fn print_report(report: &StatusReport, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "app:        {}", report.app)?;
+    if let Some((what, running_for)) = &report.activity {
+        writeln!(
+            out,
+            "now:        {what}, running for {} s",
+            running_for.as_secs()
+        )?;
+    }
+    if !report.problem.is_empty() {
+        writeln!(out, "problem:    {}", report.problem)?;
+    }
     match &report.current {
         Some(current) => writeln!(out, "deployment: {}", deployment_line(current))?,
         None => writeln!(out, "deployment: none has succeeded yet")?,

@@ -27,7 +27,11 @@ fn with_certificates(rig: Rig, default_email: Option<&str>) -> (Rig, Arc<Certifi
         proxy,
         _dir,
     } = rig;
-    let engine = engine.with_certificates(certificates.clone(), default_email.map(String::from));
+    let Ok(engine) = Arc::try_unwrap(engine) else {
+        panic!("the rig's engine is shared");
+    };
+    let engine =
+        Arc::new(engine.with_certificates(certificates.clone(), default_email.map(String::from)));
     (
         Rig {
             engine,

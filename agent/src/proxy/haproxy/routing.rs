@@ -167,17 +167,25 @@ impl App {
         Self {
             domains: route.domains.clone(),
             health_check_path: route.health_check_path.clone(),
-            servers: route.servers.iter().map(Server::ready).collect(),
+            servers: route.servers.iter().map(Server::from_backend).collect(),
         }
     }
 }
 
 impl Server {
+    /// The server taking requests, whatever `backend` says of draining.
     pub fn ready(backend: &Backend) -> Self {
+        Self {
+            draining: false,
+            ..Self::from_backend(backend)
+        }
+    }
+
+    pub fn from_backend(backend: &Backend) -> Self {
         Self {
             name: backend.name.clone(),
             addr: backend.addr,
-            draining: false,
+            draining: backend.draining,
         }
     }
 }
@@ -316,12 +324,14 @@ mod tests {
         with_server.servers = vec![Backend {
             name: "one-1".into(),
             addr: "127.0.0.1:9001".parse().unwrap(),
+            draining: false,
         }];
         let mut routing = Routing::from_routes(&[with_server]).unwrap();
         let mut next = route("one", &["b.com"]);
         next.servers = vec![Backend {
             name: "one-2".into(),
             addr: "127.0.0.1:9002".parse().unwrap(),
+            draining: false,
         }];
         routing.upsert(&next).unwrap();
         let app = &routing.apps["one"];

@@ -1,6 +1,4 @@
-//! Recording fakes of the runtime and proxy seams for the engine's state-machine
-//! tests. The fake containers serve real HTTP on loopback so health checks run for real;
-//! any method can be made to fail.
+//! The fake Docker: containers with made-up ports, images by name, a call log.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -9,66 +7,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use haloy_api::spec::RegistryAuth;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
-use crate::proxy::{AppRoute, Backend, Proxy, ProxyError, ServerStatus};
+use super::CallLog;
 use crate::runtime::{
     ArchiveStream, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, LogLine,
     RuntimeError,
 };
 
-/// Engine settings for tests: short health, drain and stop timeouts.
-pub fn quick_settings() -> crate::engine::EngineSettings {
-    crate::engine::EngineSettings {
-        instance: "test".into(),
-        health_timeout: Duration::from_secs(3),
-        health_interval: Duration::from_millis(50),
-        drain_timeout: Duration::from_secs(1),
-        stop_grace: Duration::from_secs(1),
-    }
-}
-
-/// The calls a fake received ("method args"), and the methods told to fail.
-#[derive(Default)]
-pub struct CallLog {
-    calls: Mutex<Vec<String>>,
-    /// Method name → error message it fails with.
-    failures: Mutex<HashMap<&'static str, String>>,
-}
-
-impl CallLog {
-    /// Records `call`; the error message if its method was told to fail.
-    fn record(&self, call: String) -> Result<(), String> {
-        let method = call.split(' ').next().unwrap_or_default().to_string();
-        self.calls.lock().unwrap().push(call);
-        match self.failures.lock().unwrap().get(method.as_str()) {
-            Some(message) => Err(message.clone()),
-            None => Ok(()),
-        }
-    }
-
-    pub fn fail(&self, method: &'static str, message: &str) {
-        self.failures
-            .lock()
-            .unwrap()
-            .insert(method, message.to_string());
-    }
-
-    pub fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
 struct FakeContainer {
     info: ContainerInfo,
-    server: Option<JoinHandle<()>>,
 }
 
 #[derive(Default)]
 pub struct FakeRuntime {
     containers: Mutex<Vec<FakeContainer>>,
+    /// The last made-up host port handed out.
+    last_port: Mutex<u16>,
     pub images: Mutex<HashSet<String>>,
     /// Image ids by reference, for images tagged from another; others are their own id.
     pub image_ids: Mutex<HashMap<String, String>>,
@@ -78,29 +32,41 @@ pub struct FakeRuntime {
     next_id: Mutex<u32>,
 }
 
-/// Serves HTTP on a free loopback port; images named `*unhealthy*` answer 500.
-async fn serve(image: &str) -> (u16, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let status = if image.contains("unhealthy") {
-        "500 Oops"
-    } else {
-        "200 OK"
-    };
-    let answer = format!("HTTP/1.0 {status}\r\nContent-Length: 2\r\n\r\nok");
-    let task = tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let mut buf = [0u8; 1024];
-            let _ = socket.read(&mut buf).await;
-            let _ = socket.write_all(answer.as_bytes()).await;
-        }
-    });
-    (port, task)
-}
-
 impl FakeRuntime {
-    fn record(&self, call: String) -> Result<(), RuntimeError> {
-        self.log.record(call).map_err(RuntimeError::Other)
+    /// A port no fake container has had yet.
+    fn port(&self) -> u16 {
+        let mut last = self.last_port.lock().unwrap();
+        *last = (*last).max(20000) + 1;
+        *last
+    }
+
+    /// What the container published on `port` answers to a health check.
+    pub fn answer(&self, port: u16) -> Result<u16, String> {
+        let containers = self.containers.lock().unwrap();
+        let container = containers
+            .iter()
+            .find(|c| c.info.host_port == Some(port) && c.info.state == ContainerState::Running)
+            .ok_or_else(|| "connect: connection refused".to_string())?;
+        let image = container.info.image.clone();
+        drop(containers);
+        Ok(if self.id_of(&image).contains("unhealthy") {
+            500
+        } else {
+            200
+        })
+    }
+
+    /// The state of the container called `name`.
+    pub fn state(&self, name: &str) -> Option<ContainerState> {
+        let containers = self.containers.lock().unwrap();
+        containers
+            .iter()
+            .find(|c| c.info.name == name)
+            .map(|c| c.info.state.clone())
+    }
+
+    async fn record(&self, call: String) -> Result<(), RuntimeError> {
+        self.log.enter(call).await.map_err(RuntimeError::Other)
     }
 
     /// The id of an image: the one it was tagged from, or its own name.
@@ -126,8 +92,8 @@ impl FakeRuntime {
     }
 
     /// Adds a container as if another process (or an earlier haloyd) had made it.
-    pub async fn adopt(&self, name: &str, labels: BTreeMap<String, String>, running: bool) {
-        let (port, task) = serve("ok").await;
+    pub fn adopt(&self, name: &str, labels: BTreeMap<String, String>, running: bool) {
+        let port = self.port();
         let mut next = self.next_id.lock().unwrap();
         *next += 1;
         self.containers.lock().unwrap().push(FakeContainer {
@@ -143,7 +109,6 @@ impl FakeRuntime {
                 },
                 host_port: running.then_some(port),
             },
-            server: Some(task),
         });
     }
 }
@@ -157,13 +122,13 @@ impl ContainerRuntime for FakeRuntime {
         Ok("fake-engine".into())
     }
     async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
-        self.record(format!("ensure_network {name}"))
+        self.record(format!("ensure_network {name}")).await
     }
     async fn image_exists(&self, reference: &str) -> Result<bool, RuntimeError> {
         Ok(self.images.lock().unwrap().contains(reference))
     }
     async fn layer_chains(&self) -> Result<Vec<Vec<String>>, RuntimeError> {
-        self.record("layer_chains".into())?;
+        self.record("layer_chains".into()).await?;
         Ok(self.chains.lock().unwrap().clone())
     }
     async fn pull_image(
@@ -171,7 +136,7 @@ impl ContainerRuntime for FakeRuntime {
         reference: &str,
         _auth: Option<&RegistryAuth>,
     ) -> Result<(), RuntimeError> {
-        self.record(format!("pull_image {reference}"))?;
+        self.record(format!("pull_image {reference}")).await?;
         self.images.lock().unwrap().insert(reference.to_string());
         Ok(())
     }
@@ -185,7 +150,7 @@ impl ContainerRuntime for FakeRuntime {
             data.extend_from_slice(&chunk);
         }
         let reference = String::from_utf8_lossy(&data).trim().to_string();
-        self.record(format!("load_image {reference}"))?;
+        self.record(format!("load_image {reference}")).await?;
         self.images.lock().unwrap().insert(reference.clone());
         Ok(vec![reference])
     }
@@ -195,7 +160,8 @@ impl ContainerRuntime for FakeRuntime {
         repository: &str,
         tag: &str,
     ) -> Result<(), RuntimeError> {
-        self.record(format!("tag_image {source} {repository}:{tag}"))?;
+        self.record(format!("tag_image {source} {repository}:{tag}"))
+            .await?;
         let target = format!("{repository}:{tag}");
         let id = self.id_of(source);
         self.image_ids.lock().unwrap().insert(target.clone(), id);
@@ -209,7 +175,7 @@ impl ContainerRuntime for FakeRuntime {
         Ok(Some(self.id_of(reference)))
     }
     async fn untag_image(&self, reference: &str) -> Result<(), RuntimeError> {
-        self.record(format!("untag_image {reference}"))?;
+        self.record(format!("untag_image {reference}")).await?;
         self.images.lock().unwrap().remove(reference);
         self.image_ids.lock().unwrap().remove(reference);
         Ok(())
@@ -225,9 +191,9 @@ impl ContainerRuntime for FakeRuntime {
         Ok(images.iter().map(|i| self.id_of(i)).collect())
     }
     async fn run(&self, spec: &ContainerSpec) -> Result<ContainerInfo, RuntimeError> {
-        self.record(format!("run {}", spec.name))?;
-        let crashes = spec.image.contains("crash");
-        let (port, task) = serve(&spec.image).await;
+        self.record(format!("run {}", spec.name)).await?;
+        let crashes = self.id_of(&spec.image).contains("crash");
+        let port = self.port();
         let id = {
             let mut next = self.next_id.lock().unwrap();
             *next += 1;
@@ -245,15 +211,16 @@ impl ContainerRuntime for FakeRuntime {
             },
             host_port: (!crashes).then_some(port),
         };
-        self.containers.lock().unwrap().push(FakeContainer {
-            info: info.clone(),
-            server: Some(task),
-        });
+        self.containers
+            .lock()
+            .unwrap()
+            .push(FakeContainer { info: info.clone() });
         Ok(info)
     }
     async fn start(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
-        self.record(format!("start {id}"))?;
-        let (port, task) = serve("ok").await;
+        let name = self.inspect(id).await.map(|c| c.name).unwrap_or_default();
+        self.record(format!("start {name}")).await?;
+        let port = self.port();
         let mut containers = self.containers.lock().unwrap();
         let c = containers
             .iter_mut()
@@ -261,7 +228,6 @@ impl ContainerRuntime for FakeRuntime {
             .ok_or_else(|| RuntimeError::NoSuchContainer(id.into()))?;
         c.info.state = ContainerState::Running;
         c.info.host_port = Some(port);
-        c.server = Some(task);
         Ok(c.info.clone())
     }
     async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
@@ -286,26 +252,19 @@ impl ContainerRuntime for FakeRuntime {
     }
     async fn stop(&self, id: &str, _grace: Duration) -> Result<(), RuntimeError> {
         let name = self.inspect(id).await.map(|c| c.name).unwrap_or_default();
-        self.record(format!("stop {name}"))?;
+        self.record(format!("stop {name}")).await?;
         let mut containers = self.containers.lock().unwrap();
         if let Some(c) = containers.iter_mut().find(|c| c.info.id == id) {
             c.info.state = ContainerState::Exited(0);
             c.info.host_port = None;
-            if let Some(task) = c.server.take() {
-                task.abort();
-            }
         }
         Ok(())
     }
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
         let name = self.inspect(id).await.map(|c| c.name).unwrap_or_default();
-        self.record(format!("remove {name}"))?;
+        self.record(format!("remove {name}")).await?;
         let mut containers = self.containers.lock().unwrap();
-        if let Some(pos) = containers.iter().position(|c| c.info.id == id)
-            && let Some(task) = containers.remove(pos).server
-        {
-            task.abort();
-        }
+        containers.retain(|c| c.info.id != id);
         Ok(())
     }
     async fn logs(
@@ -321,109 +280,5 @@ impl ContainerRuntime for FakeRuntime {
             timestamp: None,
         };
         Ok(stream::iter(vec![Ok(line)]).boxed())
-    }
-}
-
-#[derive(Default)]
-pub struct FakeProxy {
-    pub apps: Mutex<BTreeMap<String, Vec<ServerStatus>>>,
-    pub log: CallLog,
-}
-
-impl FakeProxy {
-    fn record(&self, call: String) -> Result<(), ProxyError> {
-        self.log.record(call).map_err(ProxyError::Other)
-    }
-
-    pub fn server_names(&self, app: &str) -> Vec<String> {
-        self.apps
-            .lock()
-            .unwrap()
-            .get(app)
-            .map(|s| s.iter().map(|s| s.name.clone()).collect())
-            .unwrap_or_default()
-    }
-}
-
-#[async_trait]
-impl Proxy for FakeProxy {
-    async fn sync(&self, routes: &[AppRoute]) -> Result<(), ProxyError> {
-        self.record("sync".into())?;
-        let mut apps = self.apps.lock().unwrap();
-        apps.clear();
-        for route in routes {
-            apps.insert(
-                route.app.clone(),
-                route
-                    .servers
-                    .iter()
-                    .map(|s| ServerStatus {
-                        name: s.name.clone(),
-                        addr: s.addr,
-                        state: "up".into(),
-                        sessions: 0,
-                    })
-                    .collect(),
-            );
-        }
-        Ok(())
-    }
-    async fn ensure_app(&self, route: &AppRoute) -> Result<(), ProxyError> {
-        self.record(format!("ensure_app {}", route.app))?;
-        self.apps
-            .lock()
-            .unwrap()
-            .entry(route.app.clone())
-            .or_default();
-        Ok(())
-    }
-    async fn add_server(&self, app: &str, server: &Backend) -> Result<(), ProxyError> {
-        self.record(format!("add_server {}", server.name))?;
-        let mut apps = self.apps.lock().unwrap();
-        apps.entry(app.to_string()).or_default().push(ServerStatus {
-            name: server.name.clone(),
-            addr: server.addr,
-            state: "up".into(),
-            sessions: 0,
-        });
-        Ok(())
-    }
-    async fn drain_server(&self, app: &str, name: &str) -> Result<(), ProxyError> {
-        self.record(format!("drain_server {name}"))?;
-        let mut apps = self.apps.lock().unwrap();
-        for s in apps
-            .entry(app.to_string())
-            .or_default()
-            .iter_mut()
-            .filter(|s| s.name == name)
-        {
-            s.state = "drain".into();
-        }
-        Ok(())
-    }
-    async fn remove_server(&self, app: &str, name: &str) -> Result<(), ProxyError> {
-        self.record(format!("remove_server {name}"))?;
-        let mut apps = self.apps.lock().unwrap();
-        apps.entry(app.to_string())
-            .or_default()
-            .retain(|s| s.name != name);
-        Ok(())
-    }
-    async fn servers(&self, app: &str) -> Result<Vec<ServerStatus>, ProxyError> {
-        Ok(self
-            .apps
-            .lock()
-            .unwrap()
-            .get(app)
-            .cloned()
-            .unwrap_or_default())
-    }
-    async fn remove_app(&self, app: &str) -> Result<(), ProxyError> {
-        self.record(format!("remove_app {app}"))?;
-        self.apps.lock().unwrap().remove(app);
-        Ok(())
-    }
-    async fn version(&self) -> Result<String, ProxyError> {
-        Ok("fake".into())
     }
 }

@@ -1,0 +1,179 @@
+//! The fake HAProxy (apps, hosts, servers and their states) and the fake health
+//! probe that asks the fake Docker.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{CallLog, FakeRuntime};
+use crate::engine::HealthProbe;
+use crate::proxy::{AppRoute, Backend, Proxy, ProxyError, ServerStatus};
+
+/// Answers health checks for the containers of a [`FakeRuntime`].
+pub struct FakeProbe(pub Arc<FakeRuntime>);
+
+#[async_trait]
+impl HealthProbe for FakeProbe {
+    async fn probe(
+        &self,
+        port: u16,
+        _host: &str,
+        _path: &str,
+        _timeout: Duration,
+    ) -> Result<u16, String> {
+        self.0.answer(port)
+    }
+}
+
+#[derive(Default)]
+pub struct FakeProxy {
+    pub apps: Mutex<BTreeMap<String, Vec<ServerStatus>>>,
+    /// Hosts routed to each app; like HAProxy, a host belongs to one app.
+    pub hosts: Mutex<BTreeMap<String, Vec<String>>>,
+    pub log: CallLog,
+}
+
+impl FakeProxy {
+    async fn record(&self, call: String) -> Result<(), ProxyError> {
+        self.log.enter(call).await.map_err(ProxyError::Other)
+    }
+
+    /// Routes `route`'s hosts to its app, refusing a host another app has.
+    fn route_hosts(&self, route: &AppRoute) -> Result<(), ProxyError> {
+        let wanted: Vec<String> = route
+            .domains
+            .iter()
+            .flat_map(|d| std::iter::once(&d.canonical).chain(&d.aliases))
+            .cloned()
+            .collect();
+        let mut hosts = self.hosts.lock().unwrap();
+        for (app, taken) in hosts.iter() {
+            if let Some(host) = wanted
+                .iter()
+                .find(|h| app != &route.app && taken.contains(h))
+            {
+                return Err(ProxyError::Other(format!(
+                    "{host} is already routed to app {app}"
+                )));
+            }
+        }
+        hosts.insert(route.app.clone(), wanted);
+        Ok(())
+    }
+
+    /// Server names and states of an app, "name state" each.
+    pub fn server_states(&self, app: &str) -> Vec<String> {
+        self.apps
+            .lock()
+            .unwrap()
+            .get(app)
+            .map(|s| {
+                s.iter()
+                    .map(|s| format!("{} {}", s.name, s.state))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn server_names(&self, app: &str) -> Vec<String> {
+        self.apps
+            .lock()
+            .unwrap()
+            .get(app)
+            .map(|s| s.iter().map(|s| s.name.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Proxy for FakeProxy {
+    async fn sync(&self, routes: &[AppRoute]) -> Result<(), ProxyError> {
+        self.record("sync".into()).await?;
+        self.hosts.lock().unwrap().clear();
+        for route in routes {
+            self.route_hosts(route)?;
+        }
+        let mut apps = self.apps.lock().unwrap();
+        apps.clear();
+        for route in routes {
+            apps.insert(
+                route.app.clone(),
+                route
+                    .servers
+                    .iter()
+                    .map(|s| ServerStatus {
+                        name: s.name.clone(),
+                        addr: s.addr,
+                        state: if s.draining { "drain" } else { "up" }.into(),
+                        sessions: 0,
+                    })
+                    .collect(),
+            );
+        }
+        Ok(())
+    }
+    async fn ensure_app(&self, route: &AppRoute) -> Result<(), ProxyError> {
+        self.record(format!("ensure_app {}", route.app)).await?;
+        self.route_hosts(route)?;
+        self.apps
+            .lock()
+            .unwrap()
+            .entry(route.app.clone())
+            .or_default();
+        Ok(())
+    }
+    async fn add_server(&self, app: &str, server: &Backend) -> Result<(), ProxyError> {
+        self.record(format!("add_server {}", server.name)).await?;
+        let mut apps = self.apps.lock().unwrap();
+        let servers = apps.entry(app.to_string()).or_default();
+        servers.retain(|s| s.name != server.name);
+        servers.push(ServerStatus {
+            name: server.name.clone(),
+            addr: server.addr,
+            state: "up".into(),
+            sessions: 0,
+        });
+        Ok(())
+    }
+    async fn drain_server(&self, app: &str, name: &str) -> Result<(), ProxyError> {
+        self.record(format!("drain_server {name}")).await?;
+        let mut apps = self.apps.lock().unwrap();
+        for s in apps
+            .entry(app.to_string())
+            .or_default()
+            .iter_mut()
+            .filter(|s| s.name == name)
+        {
+            s.state = "drain".into();
+        }
+        Ok(())
+    }
+    async fn remove_server(&self, app: &str, name: &str) -> Result<(), ProxyError> {
+        self.record(format!("remove_server {name}")).await?;
+        let mut apps = self.apps.lock().unwrap();
+        apps.entry(app.to_string())
+            .or_default()
+            .retain(|s| s.name != name);
+        Ok(())
+    }
+    async fn servers(&self, app: &str) -> Result<Vec<ServerStatus>, ProxyError> {
+        Ok(self
+            .apps
+            .lock()
+            .unwrap()
+            .get(app)
+            .cloned()
+            .unwrap_or_default())
+    }
+    async fn remove_app(&self, app: &str) -> Result<(), ProxyError> {
+        self.record(format!("remove_app {app}")).await?;
+        self.apps.lock().unwrap().remove(app);
+        self.hosts.lock().unwrap().remove(app);
+        Ok(())
+    }
+    async fn version(&self) -> Result<String, ProxyError> {
+        Ok("fake".into())
+    }
+}
