@@ -59,50 +59,57 @@ impl Engine {
             format!("{{\"storage-driver\": \"{driver}\", \"mtu\": 1400}}"),
         )
         .expect("daemon.json");
-        let log = std::fs::File::create(dir.join("dockerd.log")).expect("dockerd.log");
-        let dockerd = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{name}"))
-            .arg("dockerd")
-            .arg("--config-file")
-            .arg(dir.join("daemon.json"))
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("docker.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", dir.join("docker.sock").display()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("dockerd");
+        let dockerd = spawn_dockerd(&name, &dir);
         let mut engine = Self {
             netns: name,
             dir,
             dockerd,
         };
-        let ready = |engine: &mut Self| {
-            eventually(Duration::from_secs(60), "the engine to answer", || {
-                if let Ok(Some(status)) = engine.dockerd.try_wait() {
-                    panic!(
-                        "dockerd exited ({status}):\n{}",
-                        std::fs::read_to_string(engine.dir.join("dockerd.log")).unwrap_or_default()
-                    );
-                }
-                engine
-                    .docker()
-                    .arg("info")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-                    .then_some(())
-            })
-        };
-        ready(&mut engine);
+        engine.wait_ready();
         engine
+    }
+
+    fn wait_ready(&mut self) {
+        eventually(Duration::from_secs(60), "the engine to answer", || {
+            if let Ok(Some(status)) = self.dockerd.try_wait() {
+                panic!(
+                    "dockerd exited ({status}):\n{}",
+                    std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
+                );
+            }
+            self.docker()
+                .arg("info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+                .then_some(())
+        })
+    }
+
+    /// Stops dockerd as a shutdown does (SIGTERM: it stops the containers), starts
+    /// it again and waits until it answers; containers with a restart policy come
+    /// back by it.
+    pub fn restart(&mut self) {
+        self.stop_dockerd();
+        self.dockerd = spawn_dockerd(&self.netns, &self.dir);
+        self.wait_ready();
+    }
+
+    /// SIGTERM, then SIGKILL after 20 s; returns once dockerd is gone.
+    fn stop_dockerd(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.dockerd.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.dockerd.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.dockerd.kill();
+        let _ = self.dockerd.wait();
     }
 
     /// `DOCKER_HOST` for this engine.
@@ -183,18 +190,7 @@ impl Drop for Engine {
             }
         }
         // SIGTERM lets dockerd unmount its layers and stop its containerd.
-        let _ = Command::new("kill")
-            .arg(self.dockerd.id().to_string())
-            .status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.dockerd.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.dockerd.kill();
-        let _ = self.dockerd.wait();
+        self.stop_dockerd();
         remove(&self.netns, &self.dir);
     }
 }
@@ -213,6 +209,33 @@ impl Drop for Relay {
             let _ = child.wait();
         }
     }
+}
+
+/// dockerd in namespace `netns` with its files in `dir`, its log appended to.
+fn spawn_dockerd(netns: &str, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("dockerd.log"))
+        .expect("dockerd.log");
+    Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{netns}"))
+        .arg("dockerd")
+        .arg("--config-file")
+        .arg(dir.join("daemon.json"))
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .arg("--pidfile")
+        .arg(dir.join("docker.pid"))
+        .arg("-H")
+        .arg(format!("unix://{}", dir.join("docker.sock").display()))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("dockerd")
 }
 
 fn host_docker_info(format: &str) -> String {

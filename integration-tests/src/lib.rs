@@ -203,11 +203,33 @@ impl ImageFamily {
 
     /// Builds `<repository>:<tag>` whose `/` says `body` (and `/health` ok).
     pub fn build(&self, tag: &str, body: &str) -> String {
+        self.build_with(tag, body, false)
+    }
+
+    /// Like [`ImageFamily::build`], plus `/cgi-bin/slow-health`, which answers ok
+    /// after a second: a replica checked there takes that long to become healthy.
+    pub fn build_slow(&self, tag: &str, body: &str) -> String {
+        self.build_with(tag, body, true)
+    }
+
+    fn build_with(&self, tag: &str, body: &str, slow_health: bool) -> String {
         let www = self.dir.path().join("www");
         let _ = std::fs::remove_dir_all(&www);
         std::fs::create_dir_all(&www).expect("www");
         std::fs::write(www.join("index.html"), body).expect("index");
         std::fs::write(www.join("health"), "ok\n").expect("health");
+        if slow_health {
+            use std::os::unix::fs::PermissionsExt;
+            let script = www.join("cgi-bin/slow-health");
+            std::fs::create_dir_all(www.join("cgi-bin")).expect("cgi-bin");
+            std::fs::write(
+                &script,
+                "#!/bin/busybox sh\necho 'Content-Type: text/plain'\necho ''\n/bin/busybox sleep 1\necho ok\n",
+            )
+            .expect("slow-health");
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+        }
         let reference = format!("{}:{tag}", self.repository);
         // No cache: the base layer comes out the same anyway (Docker's layers depend
         // on content only), and no build leans on another's intermediate images.
@@ -646,6 +668,15 @@ impl Server {
             command.env("DOCKER_HOST", engine.docker_host());
         }
         command
+    }
+
+    /// Reboots the server's own Docker Engine (see [`Engine::restart`]); panics for
+    /// a server on this machine's Docker.
+    pub fn restart_engine(&mut self) {
+        self.engine
+            .as_mut()
+            .expect("only a server with a Docker Engine of its own (start_isolated) can reboot it")
+            .restart();
     }
 
     /// The docker CLI talking to this server's Docker.

@@ -1,5 +1,6 @@
 //! Image history end to end: local history keeps `count` versions and prunes the
-//! rest from Docker, rollback goes through the zero-downtime path under load, the
+//! names haloyd made for the rest (never the user's own tags of images already on the
+//! server), rollback goes through the zero-downtime path under load, the
 //! registry strategy lists a real docker-registry's tags, and no resolved secret
 //! lands in haloyd's database or log.
 
@@ -94,13 +95,20 @@ fn local_history_keeps_count_versions_and_rolls_back_under_load() {
         family.build(&format!("v{n}"), &format!("version {n}"));
     }
     let path = server.home.path().join("hist.yaml").display().to_string();
+    let mut deployed = Vec::new();
     for n in 1..=5 {
         server.app_config(
             "hist",
             &local_config(&server, &family.repository, &format!("v{n}")),
         );
-        server.deploy(Path::new(&path));
+        let out = server.deploy(Path::new(&path));
         assert_eq!(server.get("hist.test", "/").2, format!("version {n}"));
+        let id = out
+            .split("(deployment ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("no deployment id in:\n{out}"));
+        deployed.push(id.to_string());
     }
 
     let targets = rollback_targets(&server, &path);
@@ -108,16 +116,21 @@ fn local_history_keeps_count_versions_and_rolls_back_under_load() {
     let ids = target_ids(&targets);
     assert_eq!(ids.len(), 3, "exactly count targets remain: {targets}");
     assert_eq!(targets["targets"][0]["live"], true, "{targets}");
-    for n in [1, 2] {
-        assert!(
-            !image_exists(&format!("{}:v{n}", family.repository)),
-            "v{n} was pruned from Docker"
-        );
+    // haloyd's own names of the first two deployments are pruned; the tags the user
+    // put on the server (image.source: local) are theirs and stay.
+    let listed =
+        run(Command::new("docker").args(["images", &family.repository, "--format", "{{.Tag}}"]));
+    let tags = String::from_utf8_lossy(&listed.stdout).to_string();
+    for (n, id) in deployed.iter().enumerate() {
+        // The server names its tag after the id, with its instance's suffix when
+        // the id was the client's.
+        let kept = tags.lines().any(|tag| tag.starts_with(id.as_str()));
+        assert_eq!(kept, n >= 2, "tag {id}… of deploy {} in:\n{tags}", n + 1);
     }
-    for n in [3, 4, 5] {
+    for n in 1..=5 {
         assert!(
             image_exists(&format!("{}:v{n}", family.repository)),
-            "v{n} kept"
+            "the user's tag v{n} stays"
         );
     }
     let dry = server.haloy(&["prune-images", "-c", &path]);
