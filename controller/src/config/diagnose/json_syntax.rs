@@ -177,6 +177,9 @@ fn word_end(bytes: &[u8], start: usize) -> usize {
 
 /// How a key path is named in a sentence: `repository`, `volumes[1]`, or "the file".
 fn named(path: &str) -> String {
+    if let Some((list, _)) = path.rsplit_once('[').filter(|_| path.ends_with(']')) {
+        return format!("the last entry of `{list}`");
+    }
     match path.rsplit('.').next() {
         Some(key) if !key.is_empty() => format!("`{key}`"),
         _ => "the file's opening `{`".to_string(),

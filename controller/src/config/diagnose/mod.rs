@@ -42,7 +42,7 @@ pub fn yaml(text: &str, path: &str, error: &serde_yaml::Error) -> Vec<Issue> {
             return vec![issue];
         }
         // Two spellings of one key (`builder` and `build_config`): the second one.
-        let (path, problem, fix) = serde_message::explain(path, data, Format::Yaml);
+        let (path, problem, fix) = serde_message::explain(path, data, Format::Yaml, "");
         let wanted = keys::normalize(&path);
         let second = outline.lines_of(|p| keys::normalize(p) == wanted).nth(1);
         let at = second.map_or(at, |line| {
@@ -63,7 +63,8 @@ pub fn yaml(text: &str, path: &str, error: &serde_yaml::Error) -> Vec<Issue> {
             return vec![issue];
         }
     }
-    let (path, problem, fix) = serde_message::explain(path, data, Format::Yaml);
+    let written = source.token(at);
+    let (path, problem, fix) = serde_message::explain(path, data, Format::Yaml, written);
     vec![source.issue(at, path, problem, fix)]
 }
 
@@ -89,7 +90,18 @@ fn missing_colon_in_value(
         .map_or(text.len(), |(i, _)| i);
     let content = text[start..].trim_start_matches("- ");
     let content = content.split(" #").next().unwrap_or(content).trim();
-    let (word, rest) = content.split_once([' ', '\t'])?;
+    // `repository x`, or `repository:x` (YAML needs a space after the `:`).
+    let (word, rest, problem) = match content.split_once([' ', '\t']) {
+        Some((word, rest)) => (word, rest.trim(), format!("missing `:` after `{word}`")),
+        None => {
+            let (word, rest) = content.split_once(':')?;
+            (
+                word,
+                rest,
+                format!("`{content}` has no space after the `:`"),
+            )
+        }
+    };
     if word.is_empty()
         || !word
             .chars()
@@ -107,8 +119,8 @@ fn missing_colon_in_value(
     Some(source.issue(
         (line, key_column + word.chars().count()),
         key_path,
-        format!("missing `:` after `{word}`"),
-        format!("write `{word}: {}`", rest.trim()),
+        problem,
+        format!("write `{word}: {rest}`"),
     ))
 }
 
@@ -204,8 +216,10 @@ pub fn json(text: &str, path: &str, error: &serde_json::Error) -> Vec<Issue> {
     let message = error.to_string();
     if let Some(data) = serde_message::data_error(&message) {
         let start = json_syntax::value_start(text, offset);
-        let (path, problem, fix) = serde_message::explain(path, data, Format::Json);
-        return vec![source.issue(source.position(start), path, problem, fix)];
+        let at = source.position(start);
+        let written = source.token(at);
+        let (path, problem, fix) = serde_message::explain(path, data, Format::Json, written);
+        return vec![source.issue(at, path, problem, fix)];
     }
     vec![json_syntax::diagnose(&source, offset, &message)]
 }
@@ -242,7 +256,8 @@ pub fn toml_data(text: &str, path: &str, error: &toml::de::Error) -> Vec<Issue> 
     let at = source.position(error.span().map_or(0, |s| s.start));
     let message = error.message();
     let data = serde_message::data_error(message).unwrap_or(message);
-    let (path, problem, fix) = serde_message::explain(path, data, Format::Toml);
+    let written = source.token(at);
+    let (path, problem, fix) = serde_message::explain(path, data, Format::Toml, written);
     vec![source.issue(at, path, problem, fix)]
 }
 

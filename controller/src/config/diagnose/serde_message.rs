@@ -103,8 +103,14 @@ fn backticked(text: &str) -> Vec<&str> {
     text.split('`').skip(1).step_by(2).collect()
 }
 
-/// The key path to report, the problem and the fix for a data error at `path`.
-pub fn explain(path: &str, message: &str, format: Format) -> (String, String, String) {
+/// The key path to report, the problem and the fix for a data error at `path`;
+/// `written` is the value as it stands in the file (`1.10`, which serde reads as 1.1).
+pub fn explain(
+    path: &str,
+    message: &str,
+    format: Format,
+    written: &str,
+) -> (String, String, String) {
     let path = clean_path(path);
     if let Some(rest) = message.strip_prefix("unknown field ") {
         // The path ends with the unknown key itself; report the block it is in.
@@ -150,7 +156,7 @@ pub fn explain(path: &str, message: &str, format: Format) -> (String, String, St
         return (
             key_path,
             format!("key `{field}` is given twice"),
-            "keep one of them (builder and build_config, or snake_case and camelCase spellings, are the same key)".into(),
+            format!("keep one of them{}", same_key(&field)),
         );
     }
     if let Some((found, expected)) = message
@@ -158,7 +164,7 @@ pub fn explain(path: &str, message: &str, format: Format) -> (String, String, St
         .and_then(|rest| rest.split_once(", expected "))
     {
         let found = Found::parse(found);
-        let fix = wrong_type_fix(&path, found, expected, format);
+        let fix = wrong_type_fix(&path, found, expected, format, written);
         return (path, found.describe(format), fix);
     }
     if let Some((found, expected)) = message
@@ -182,6 +188,30 @@ pub fn explain(path: &str, message: &str, format: Format) -> (String, String, St
     )
 }
 
+/// Why a key can be given twice without being written twice.
+fn same_key(field: &str) -> String {
+    if field == "builder" {
+        return " (builder and build_config are the same key)".into();
+    }
+    let mut camel = String::new();
+    let mut upper = false;
+    for c in field.chars() {
+        match (c, upper) {
+            ('_', _) => upper = true,
+            (c, true) => {
+                camel.extend(c.to_uppercase());
+                upper = false;
+            }
+            (c, false) => camel.push(c),
+        }
+    }
+    if camel == field {
+        String::new()
+    } else {
+        format!(" ({field} and {camel} are the same key)")
+    }
+}
+
 fn unknown_key(rest: &str) -> (String, String) {
     let names = backticked(rest);
     let (unknown, expected) = names.split_first().map_or(("", &[][..]), |(u, e)| (*u, e));
@@ -201,13 +231,25 @@ fn unknown_key(rest: &str) -> (String, String) {
     (format!("unknown key `{unknown}`"), fix)
 }
 
-fn wrong_type_fix(path: &str, found: Found<'_>, expected: &str, format: Format) -> String {
+fn wrong_type_fix(
+    path: &str,
+    found: Found<'_>,
+    expected: &str,
+    format: Format,
+    written: &str,
+) -> String {
     let key = keys::key_name(path);
     let takes = keys::takes(path);
-    if let (Some(Takes::Text(what, _)), Some(value)) = (takes, found.literal()) {
+    if let (Some(Takes::Text(what, _)), Some(read)) = (takes, found.literal()) {
+        let value = if written.is_empty() { read } else { written };
         // `tag: 1.10` is read as a number; quoting keeps it text.
         let quoted = keys::written(key, &format!("\"{value}\""), format);
-        return format!("{key} takes {what} (text); put the value in quotes: `{quoted}`");
+        let what = if what == "text" {
+            what.to_string()
+        } else {
+            format!("{what} (text)")
+        };
+        return format!("{key} takes {what}; put the value in quotes: `{quoted}`");
     }
     match takes {
         Some(takes) => keys::sentence(path, takes, format),
@@ -228,6 +270,7 @@ mod tests {
             "acme_emial",
             "unknown field `acme_emial`, expected one of `name`, `acme_email`, `server`",
             Format::Yaml,
+            "",
         );
         assert_eq!(path, "");
         assert_eq!(problem, "unknown key `acme_emial`");
@@ -240,6 +283,7 @@ mod tests {
             "replicas",
             "invalid type: string \"three\", expected i64",
             Format::Yaml,
+            "",
         );
         assert_eq!(path, "replicas");
         assert_eq!(problem, "\"three\" is text");
@@ -249,6 +293,7 @@ mod tests {
             "image.tag",
             "invalid type: floating point `1.5`, expected a string",
             Format::Json,
+            "",
         );
         assert_eq!(problem, "`1.5` is a decimal number");
         assert!(

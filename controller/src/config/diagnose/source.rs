@@ -65,6 +65,17 @@ impl<'a> Source<'a> {
             .map_or(start + self.line(line).len(), |(i, _)| start + i)
     }
 
+    /// The scalar written at a line and column: `1.10` in `tag: 1.10 # old`.
+    pub fn token(&self, (line, column): (usize, usize)) -> &'a str {
+        let text = self.line(line);
+        let start = self.offset(line, column) - self.offset(line, 1);
+        let rest = text.get(start..).unwrap_or("");
+        let end = rest
+            .find([' ', '\t', ',', '#', ']', '}'])
+            .unwrap_or(rest.len());
+        &rest[..end]
+    }
+
     /// Clamps a line and column reported by a parser (which may point past the last
     /// line at end of input) into the file.
     pub fn clamp(&self, line: usize, column: usize) -> (usize, usize) {
