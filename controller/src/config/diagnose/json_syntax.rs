@@ -144,6 +144,10 @@ impl Walk {
     }
 }
 
+fn key_name(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
@@ -186,14 +190,13 @@ fn named(path: &str) -> String {
     }
 }
 
+/// A value as written, or just its closing bracket when it spans lines.
 fn shown(text: &str, token: &Token) -> String {
-    let value: String = text
-        .get(token.start..token.end)
-        .unwrap_or("")
-        .chars()
-        .take(30)
-        .collect();
-    format!("`{value}`")
+    let value = text.get(token.start..token.end).unwrap_or("");
+    if value.contains('\n') {
+        return format!("the `{}`", value.chars().last().unwrap_or('}'));
+    }
+    format!("`{}`", value.chars().take(30).collect::<String>())
 }
 
 /// Where the value ends at `offset` starts: serde_json reports a wrong type at the
@@ -239,7 +242,7 @@ pub fn diagnose(source: &Source<'_>, offset: usize, message: &str) -> Issue {
             return source.issue(
                 at(before.end),
                 before.path.clone(),
-                format!("missing `,` after {}", named(&before.path)),
+                format!("missing `,` after `{}`", key_name(&before.path)),
                 format!(
                     "add `,` after {} to separate it from the next {next}",
                     shown(text, &before)
@@ -331,6 +334,10 @@ pub fn diagnose(source: &Source<'_>, offset: usize, message: &str) -> Issue {
                 "put text in double quotes, or write a number, true, false or null".to_string(),
             )
         }
+        "invalid escape" | "invalid unicode code point" => (
+            "an unknown `\\` escape in text".to_string(),
+            "write `\\\\` for a backslash, or one of `\\n`, `\\t`, `\\\"`".to_string(),
+        ),
         "trailing characters" => (
             "there is text after the end of the JSON document".to_string(),
             "remove it, or move it inside the outer `{…}`".to_string(),

@@ -185,6 +185,11 @@ fn yaml_syntax(source: &Source<'_>, outline: &Outline, message: &str, at: (usize
             "line this key up with its sibling keys, or quote the value if it contains `: `"
                 .to_string(),
         ),
+        "block sequence entries are not allowed in this context" => (
+            at,
+            "a `- ` list entry where a value is expected".to_string(),
+            "start the list on the line below its key, indented under it".to_string(),
+        ),
         "did not find expected key" => (
             at,
             "this line does not line up with the keys above it".to_string(),

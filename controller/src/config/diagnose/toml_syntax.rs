@@ -161,6 +161,17 @@ pub fn diagnose(source: &Source<'_>, offset: usize, span_text: &str, message: &s
             "put a `,` after each entry but the last, and `]` after the last",
         );
     }
+    let trimmed = text.trim();
+    if trimmed.ends_with(']') && !trimmed.starts_with('[') && !trimmed.contains('=') {
+        let close = if trimmed.ends_with("]]") { "[[" } else { "[" };
+        let name = clean_key(trimmed.trim_end_matches(']'));
+        return source.issue(
+            (line, column),
+            name,
+            format!("the table header `{trimmed}` has no opening `{close}`"),
+            format!("write `{close}{trimmed}`"),
+        );
+    }
     if message.starts_with("key with no value") || message.starts_with("missing assignment") {
         let rest = text.trim_start().get(key.len()..).unwrap_or("").trim();
         let fix = if rest.is_empty() {
@@ -187,6 +198,35 @@ pub fn diagnose(source: &Source<'_>, offset: usize, span_text: &str, message: &s
             here,
             format!("the `{quote}` opened here is never closed"),
             format!("add the closing `{quote}` on the same line"),
+        );
+    }
+    if message.starts_with("missing opening quote") {
+        return source.issue(
+            (line, column),
+            here,
+            format!("the text of `{key}` has no opening `\"`"),
+            "put `\"` before the value",
+        );
+    }
+    if message.starts_with("unexpected key or value") {
+        return source.issue(
+            (line, column),
+            here,
+            format!("something follows the value of `{key}` on its line"),
+            "put each key on its own line, and `#` before a comment",
+        );
+    }
+    if message.starts_with("invalid boolean")
+        || message.starts_with("invalid float")
+        || message.starts_with("invalid integer")
+    {
+        let value = text.split_once('=').map_or("", |(_, v)| v.trim());
+        let value: String = value.chars().take(30).collect();
+        return source.issue(
+            (line, column),
+            here,
+            format!("`{value}` is not a TOML value"),
+            "put text in double quotes, or write a number, `true` or `false`",
         );
     }
     if message.starts_with("string values must be quoted") {
