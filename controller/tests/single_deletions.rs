@@ -36,6 +36,16 @@ fn valid_examples() -> Vec<(String, String, Format)> {
         }
         examples.push((name, yaml, Format::Yaml));
     }
+    // The same files with letters outside ASCII, so positions are not bytes by luck.
+    let accented: Vec<_> = examples
+        .iter()
+        .filter(|(_, text, _)| text.contains("my-app"))
+        .map(|(name, text, format)| {
+            let text = text.replace("my-app", "mý-äpp");
+            (format!("{name} with accents"), text, *format)
+        })
+        .collect();
+    examples.extend(accented);
     examples
 }
 

@@ -239,7 +239,12 @@ fn json_offset(source: &Source<'_>, line: usize, column: usize) -> usize {
     if column == 0 {
         return start.saturating_sub(1);
     }
-    (start + column - 1).min(start + source.line(line).len())
+    // The column may count to the last byte of a multi-byte character.
+    let mut offset = (start + column - 1).min(start + source.line(line).len());
+    while !source.text().is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
 }
 
 /// The issue behind a TOML syntax error.
