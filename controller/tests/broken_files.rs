@@ -235,3 +235,22 @@ fn the_first_reported_cases_read_like_their_fix() {
         );
     }
 }
+
+#[test]
+fn every_syntax_problem_of_a_yaml_file_is_reported_at_once() {
+    let text = "name myapp\nimage:\n\trepository: x\nserver s\nport: 1\nport: 2\n";
+    let message = message_for(&case(YAML, text, 1, "", ""));
+    assert!(message.contains("has 4 problems"), "{message}");
+    for (line, path) in [
+        (1, "name"),
+        (3, "image.repository"),
+        (4, "server"),
+        (6, "port"),
+    ] {
+        assert!(
+            message.contains(&format!("haloy.yaml:{line}:"))
+                && message.contains(&format!(": {path}: ")),
+            "line {line}, {path} in\n{message}"
+        );
+    }
+}

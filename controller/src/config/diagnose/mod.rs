@@ -17,7 +17,8 @@ use yaml_lines::Outline;
 use super::load::Format;
 use crate::error::Issue;
 
-/// The issues behind a serde_yaml error.
+/// The issues behind a serde_yaml error: every line the outline finds wrong, and the
+/// parser's own complaint when it is about another line.
 pub fn yaml(text: &str, path: &str, error: &serde_yaml::Error) -> Vec<Issue> {
     let source = Source::new(text);
     let message = error.to_string();
@@ -25,23 +26,35 @@ pub fn yaml(text: &str, path: &str, error: &serde_yaml::Error) -> Vec<Issue> {
         .location()
         .map_or((1, 1), |l| source.clamp(l.line(), l.column()));
     let outline = Outline::scan(&source);
-    let Some(data) = serde_message::data_error(&message) else {
-        if !outline.findings.is_empty() {
-            return outline.findings;
-        }
-        return vec![yaml_syntax(&source, &outline, &message, at)];
+    let issue = match serde_message::data_error(&message) {
+        None if !outline.findings.is_empty() => None,
+        None => Some(yaml_syntax(&source, &outline, &message, at)),
+        Some(data) => Some(yaml_data(&source, &outline, path, data, at)),
     };
+    let mut issues = outline.findings;
+    let lines: Vec<usize> = issues
+        .iter()
+        .filter_map(|i| i.location)
+        .map(|l| l.0)
+        .collect();
+    let elsewhere = |i: &Issue| i.location.is_none_or(|(line, _)| !lines.contains(&line));
+    issues.extend(issue.filter(elsewhere));
+    issues.sort_by_key(|i| i.location);
+    issues
+}
+
+/// A serde data error (wrong type, unknown or duplicate key) in YAML.
+fn yaml_data(
+    source: &Source<'_>,
+    outline: &Outline,
+    path: &str,
+    data: &str,
+    at: (usize, usize),
+) -> Issue {
     if data.starts_with("duplicate field ") {
-        // serde_yaml places it at the start of the block; the outline knows the line.
-        let twice = outline
-            .findings
-            .iter()
-            .find(|f| f.problem.contains("is given twice"))
-            .cloned();
-        if let Some(issue) = twice {
-            return vec![issue];
-        }
-        // Two spellings of one key (`builder` and `build_config`): the second one.
+        // serde_yaml places it at the start of the block; the outline knows the line
+        // of a key written twice, and of two spellings of one key (`builder` and
+        // `build_config`).
         let (path, problem, fix) = serde_message::explain(path, data, Format::Yaml, "");
         let wanted = keys::normalize(&path);
         let second = outline.lines_of(|p| keys::normalize(p) == wanted).nth(1);
@@ -49,23 +62,14 @@ pub fn yaml(text: &str, path: &str, error: &serde_yaml::Error) -> Vec<Issue> {
             let text = source.line(line);
             (line, text.chars().take_while(|c| *c == ' ').count() + 1)
         });
-        return vec![source.issue(at, path, problem, fix)];
+        return source.issue(at, path, problem, fix);
     }
-    if let Some(issue) = missing_colon_in_value(&source, path, data, at) {
-        return vec![issue];
-    }
-    if data.starts_with("invalid type: string ") {
-        // `image` alone on a line, its block below: the outline saw the missing `:`.
-        let missing = outline.findings.into_iter().find(|f| {
-            f.location.is_some_and(|(line, _)| line == at.0) && f.problem.starts_with("missing `:`")
-        });
-        if let Some(issue) = missing {
-            return vec![issue];
-        }
+    if let Some(issue) = missing_colon_in_value(source, path, data, at) {
+        return issue;
     }
     let written = source.token(at);
     let (path, problem, fix) = serde_message::explain(path, data, Format::Yaml, written);
-    vec![source.issue(at, path, problem, fix)]
+    source.issue(at, path, problem, fix)
 }
 
 /// `image:` followed by `  repository x`: YAML reads `repository x` as text, so the
