@@ -108,26 +108,6 @@ const CASES: &[Case] = &[
     case(TOML, "name = \"a\"\n[image]\nrepository = \"x\"\ntag = 1.10\n", 4, "image.tag", "put the value in quotes: `tag = \"1.10\"`"),
 ];
 
-/// Words that are ours (Rust, serde), not the config's.
-const INTERNAL: &[&str] = &[
-    "struct",
-    "enum",
-    "i64",
-    "u64",
-    "u32",
-    "i32",
-    "usize",
-    "sequence",
-    "map",
-    "serde",
-    "Option",
-    "RawConfig",
-    "RawImage",
-    "RawTarget",
-    "EnvVarDef",
-    "DomainDef",
-];
-
 fn message_for(case: &Case) -> String {
     let p = Project::new();
     p.write(case.file, case.text);
@@ -154,10 +134,7 @@ fn check(case: &Case) -> Result<(), String> {
     if !message.contains(&format!("{} | {source_line}\n", case.line)) || !message.contains('^') {
         wrong.push("the source line with a caret".into());
     }
-    let words: Vec<&str> = message
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| INTERNAL.contains(w) || w.ends_with("Def"))
-        .collect();
+    let words = support::internal_names(&message);
     if !words.is_empty() || message.contains('?') {
         wrong.push(format!("no internal names or `?` (found {words:?})"));
     }

@@ -2,6 +2,8 @@
 //! written out as JSON or TOML, and the loader neither panics nor points outside
 //! the file; its errors name a line of the file and no Rust or serde name.
 
+mod support;
+
 use std::path::Path;
 use std::sync::LazyLock;
 
@@ -49,18 +51,6 @@ fn valid_examples() -> Vec<(String, String, Format)> {
     examples
 }
 
-const INTERNAL: &[&str] = &[
-    "struct",
-    "enum",
-    "i64",
-    "u64",
-    "u32",
-    "usize",
-    "sequence",
-    "map",
-    "RawConfig",
-];
-
 /// Every error has a line inside the text, a column on it, and speaks the config's
 /// language.
 fn check(name: &str, text: &str, format: Format) -> Result<(), TestCaseError> {
@@ -86,10 +76,7 @@ fn check(name: &str, text: &str, format: Format) -> Result<(), TestCaseError> {
         );
         prop_assert!(!issue.path.contains('?'), "{name}: `?` in `{issue}`");
         let words = format!("{} {}", issue.problem, issue.fix);
-        let internal: Vec<&str> = words
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| INTERNAL.contains(w) || w.ends_with("Def"))
-            .collect();
+        let internal = support::internal_names(&words);
         prop_assert!(internal.is_empty(), "{name}: {internal:?} in `{issue}`");
     }
     Ok(())

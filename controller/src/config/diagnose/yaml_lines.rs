@@ -39,12 +39,16 @@ impl Outline {
 
     /// The key path of the key or entry on `line`, or of the nearest one above it.
     pub fn path_at(&self, line: usize) -> &str {
-        self.paths
-            .iter()
-            .rev()
-            .find(|(l, _)| *l <= line)
-            .map_or("", |(_, p)| p.as_str())
+        path_at(&self.paths, line)
     }
+}
+
+fn path_at(paths: &[(usize, String)], line: usize) -> &str {
+    paths
+        .iter()
+        .rev()
+        .find(|(l, _)| *l <= line)
+        .map_or("", |(_, p)| p.as_str())
 }
 
 /// A block mapping or block sequence: its column, and what it holds so far.
@@ -348,26 +352,19 @@ impl Reader {
                 );
                 (problem, fix, d.indent - indent <= indent - s.indent)
             }
-            (Some(only), None) => (
-                format!(
+            (Some(_), None) | (None, Some(_)) => {
+                let (only, into_closed) = match (deeper, shallower) {
+                    (Some(d), _) => (&closed[d], true),
+                    (_, Some(s)) => (&self.stack[s], false),
+                    (None, None) => return,
+                };
+                let problem = format!(
                     "{subject} {is_indented} but {} {}",
                     only.described(),
                     has_indent(only.indent)
-                ),
-                format!("{} to {}", indent_to(only, &subject), line_up(only)),
-                true,
-            ),
-            (None, Some(s)) => {
-                let only = &self.stack[s];
-                (
-                    format!(
-                        "{subject} {is_indented} but {} {}",
-                        only.described(),
-                        has_indent(only.indent)
-                    ),
-                    format!("{} to {}", indent_to(only, &subject), line_up(only)),
-                    false,
-                )
+                );
+                let fix = format!("{} to {}", indent_to(only, &subject), line_up(only));
+                (problem, fix, into_closed)
             }
             (None, None) => {
                 self.shape(content, n, indent);
@@ -405,15 +402,8 @@ impl Reader {
 
     /// A quote or bracket still open at the end of the file.
     fn finish(&mut self, source: &Source<'_>) {
-        let path_at = |line: usize, paths: &[(usize, String)]| {
-            paths
-                .iter()
-                .rev()
-                .find(|(l, _)| *l <= line)
-                .map_or(String::new(), |(_, p)| p.clone())
-        };
         if let Some((quote, line, column)) = self.open.quote {
-            let path = path_at(line, &self.paths);
+            let path = path_at(&self.paths, line).to_string();
             self.findings.push(source.issue(
                 (line, column),
                 path,
@@ -422,7 +412,7 @@ impl Reader {
             ));
         } else if let Some(&(bracket, line, column)) = self.open.brackets.last() {
             let close = if bracket == '[' { ']' } else { '}' };
-            let path = path_at(line, &self.paths);
+            let path = path_at(&self.paths, line).to_string();
             self.findings.push(source.issue(
                 (line, column),
                 path,
