@@ -13,6 +13,8 @@ pub struct Issue {
     pub location: Option<(usize, usize)>,
     pub problem: String,
     pub fix: String,
+    /// The text of the line `location` is on, shown under the message with a caret.
+    pub source_line: Option<String>,
 }
 
 impl Issue {
@@ -26,7 +28,23 @@ impl Issue {
             location: None,
             problem: problem.into(),
             fix: fix.into(),
+            source_line: None,
         }
+    }
+
+    /// The source line and a caret under the column, the way compilers show them:
+    /// `  2 | server example.com` over `    |       ^`.
+    pub fn excerpt(&self) -> Option<String> {
+        let ((line, column), text) = (self.location?, self.source_line.as_deref()?);
+        let number = line.to_string();
+        // Tabs are kept so the caret lines up however wide the terminal draws them.
+        let pad: String = text
+            .chars()
+            .take(column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        let gutter = " ".repeat(number.len());
+        Some(format!("{number} | {text}\n{gutter} | {pad}^"))
     }
 }
 
@@ -46,10 +64,19 @@ fn list(file: &std::path::Path, issues: &[Issue]) -> String {
     let file = file.display();
     let lines: Vec<String> = issues
         .iter()
-        .map(|issue| match issue.location {
-            // file:line:column reads as a location in editors and terminals.
-            Some(_) => format!("  {file}:{issue}"),
-            None => format!("  {file}: {issue}"),
+        .map(|issue| {
+            let mut text = match issue.location {
+                // file:line:column reads as a location in editors and terminals.
+                Some(_) => format!("  {file}:{issue}"),
+                None => format!("  {file}: {issue}"),
+            };
+            if let Some(excerpt) = issue.excerpt() {
+                for line in excerpt.lines() {
+                    text.push_str("\n    ");
+                    text.push_str(line);
+                }
+            }
+            text
         })
         .collect();
     lines.join("\n")

@@ -45,7 +45,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ),
     (
         "name: a\nimage:\n  repository: x\n  builder: {}\n  build_config: {}\n",
-        "image",
+        "image.builder",
         "keep one of them",
     ),
     // Image.
@@ -72,7 +72,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "name: a\nimage:\n  repository: x\n  tag: [v1]\n",
         "image.tag",
-        "write a string here",
+        "tag takes text",
     ),
     (
         "name: a\nimage:\n  repository: x\n  source: cloud\n",
@@ -168,7 +168,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "name: a\nimage: {repository: x}\nreplicas: three\n",
         "replicas",
-        "write i64",
+        "replicas takes a whole number",
     ),
     (
         "name: a\nimage: {repository: x}\nport: 70000\n",
@@ -183,7 +183,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "name: a\nimage: {repository: x}\nport: [80]\n",
         "port",
-        "port number such as 8080",
+        "port takes a port number, e.g.",
     ),
     (
         "name: a\nimage: {repository: x}\nhealth_check_path: health\n",

@@ -1,6 +1,7 @@
 //! The configuration engine: find and parse the file, apply target inheritance,
 //! validate every rule and resolve value sources into a [`plan::Plan`].
 
+mod diagnose;
 pub mod load;
 pub mod merge;
 pub mod plan;

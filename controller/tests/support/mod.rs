@@ -105,3 +105,26 @@ impl Project {
         }
     }
 }
+
+/// Words that are Rust's or serde's, not the config's, found in `text`.
+pub fn internal_names(text: &str) -> Vec<&str> {
+    const INTERNAL: &[&str] = &[
+        "struct",
+        "enum",
+        "i64",
+        "u64",
+        "u32",
+        "i32",
+        "usize",
+        "sequence",
+        "map",
+        "serde",
+        "Option",
+        "RawConfig",
+        "RawImage",
+        "RawTarget",
+    ];
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| INTERNAL.contains(w) || w.ends_with("Def"))
+        .collect()
+}
