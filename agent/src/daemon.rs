@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::certs::acme::AcmeClient;
 use crate::certs::challenge::{ChallengeServer, Challenges};
@@ -178,7 +177,7 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     let served = crate::api::serve(
         engine,
         token,
-        TcpListenerStream::new(listener),
+        crate::net::incoming(listener, "the API port"),
         shutdown_signal(),
     )
     .await;
@@ -224,6 +223,7 @@ async fn serve_tls_api(
             let Some((tcp, _)) = crate::net::accepted(accepted, "the TLS API port").await else {
                 continue;
             };
+            crate::net::no_delay(&tcp);
             let (tls, tx) = (tls.clone(), tx.clone());
             tokio::spawn(async move {
                 match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {

@@ -9,7 +9,8 @@
 //! - a one-replica redeploy of an image already on the server, phase by phase (CLI
 //!   start, connect, accepted, image, container start, first healthy, switch,
 //!   retire), against `docker run` of the same image until its first 200 (goal:
-//!   haloyd adds at most 0.15 s above that floor);
+//!   haloyd adds at most 0.15 s above that floor), and what Docker alone takes to
+//!   stop and remove the old container, which a redeploy must also do;
 //! - haloyd's restart with 100 apps: until its API answers (routes are synced before
 //!   it serves) and until every app's recovery is done, against a restart with none;
 //!   and with HAProxy killed too, until all 100 apps answer again;
@@ -31,9 +32,10 @@ fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// `docker run` of `reference` until its first 200 on /health: the floor of any
-/// deploy of it.
-fn docker_run_floor(reference: &str) -> f64 {
+/// `docker run` of `reference` until its first 200 on /health (the floor of any
+/// deploy of it), and `docker stop` + `docker rm` of that container (what retiring
+/// an old replica costs Docker alone).
+fn docker_floors(reference: &str) -> (f64, f64) {
     let started = Instant::now();
     let out = run(Command::new("docker").args([
         "run",
@@ -61,8 +63,10 @@ fn docker_run_floor(reference: &str) -> f64 {
         std::thread::sleep(Duration::from_millis(2));
     }
     let secs = seconds(started.elapsed());
-    run(Command::new("docker").args(["rm", "-f", &id]));
-    secs
+    let stopping = Instant::now();
+    run(Command::new("docker").args(["stop", &id]));
+    run(Command::new("docker").args(["rm", &id]));
+    (secs, seconds(stopping.elapsed()))
 }
 
 /// Seconds from the start of the deploy to each phase the server reported.
@@ -167,14 +171,18 @@ async fn main() {
     timed_deploy(&server, &family.repository, "v1").await;
     let mut rounds = Vec::new();
     let mut floors = Vec::new();
+    let mut stops = Vec::new();
     let mut starts = Vec::new();
     for round in 0..ROUNDS {
-        floors.push(docker_run_floor(&image));
+        let (floor, stop) = docker_floors(&image);
+        floors.push(floor);
+        stops.push(stop);
         starts.push(cli_start(&server, &config));
         let tag = if round % 2 == 0 { "v2" } else { "v1" };
         rounds.push(timed_deploy(&server, &family.repository, tag).await);
     }
     let floor = median(floors);
+    let stop_floor = median(stops);
     let cli = median(starts);
     let pick = |f: fn(&Phases) -> f64| median(rounds.iter().map(f).collect());
     let phases = [
@@ -337,6 +345,7 @@ async fn main() {
         "redeploy_phases": phases.iter().map(|(n, s)| serde_json::json!({"phase": n, "seconds": s})).collect::<Vec<_>>(),
         "deploy_seconds": deploy,
         "docker_run_floor_seconds": floor,
+        "docker_stop_rm_seconds": stop_floor,
         "deploy_above_floor_seconds": deploy - floor,
         "restart": {"no_apps_seconds": none, "api_back_100_apps_seconds": api_back, "recovered_100_apps_seconds": recovered, "haproxy_too_all_serving_seconds": all_serving},
         "reboot": {"engine_seconds": engine_back, "containers_seconds": containers_back, "serving_seconds": serving},
