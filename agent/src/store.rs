@@ -289,40 +289,47 @@ impl Store {
     }
 }
 
+/// A record of app `app` at `phase` for tests: image `x:1`, one replica on 8080 with
+/// `/` checked, no domains, an env name whose value is not kept.
+#[cfg(test)]
+pub fn test_record(app: &str, id: &str, phase: JournalPhase) -> DeploymentRecord {
+    DeploymentRecord {
+        id: id.into(),
+        app: app.into(),
+        image: "x:1".into(),
+        phase,
+        reason: String::new(),
+        started_at_ms: 1,
+        finished_at_ms: None,
+        previous: None,
+        containers: vec![],
+        stopping: vec![],
+        image_origin: ImageOrigin::Pulled,
+        note: String::new(),
+        spec: StoredSpec {
+            repository: "x".into(),
+            tag: "1".into(),
+            replicas: 1,
+            port: 8080,
+            health_check_path: "/".into(),
+            domains: vec![],
+            network: "haloy-public".into(),
+            strategy: "rolling".into(),
+            history: "local".into(),
+            history_count: Some(3),
+            history_pattern: None,
+            env: vec![("SECRET".into(), None)],
+            volumes: vec![],
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn record(app: &str, id: &str, phase: JournalPhase) -> DeploymentRecord {
-        DeploymentRecord {
-            id: id.into(),
-            app: app.into(),
-            image: "x:1".into(),
-            phase,
-            reason: String::new(),
-            started_at_ms: 1,
-            finished_at_ms: None,
-            previous: None,
-            containers: vec![],
-            stopping: vec![],
-            image_origin: ImageOrigin::Pulled,
-            note: String::new(),
-            spec: StoredSpec {
-                repository: "x".into(),
-                tag: "1".into(),
-                replicas: 1,
-                port: 8080,
-                health_check_path: "/".into(),
-                domains: vec![],
-                network: "haloy-public".into(),
-                strategy: "rolling".into(),
-                history: "local".into(),
-                history_count: Some(3),
-                history_pattern: None,
-                env: vec![("SECRET".into(), None)],
-                volumes: vec![],
-            },
-        }
+        test_record(app, id, phase)
     }
 
     #[test]

@@ -3,41 +3,16 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::store::{ImageOrigin, StoredSpec};
+use crate::store::test_record;
 
 const OLD: &str = "20261101000000000-aaaa";
 const NEW: &str = "20261102000000000-aaaa";
 
 fn record(id: &str, phase: JournalPhase) -> DeploymentRecord {
-    DeploymentRecord {
-        id: id.into(),
-        app: "web".into(),
-        image: format!("web:{id}"),
-        phase,
-        reason: String::new(),
-        started_at_ms: 1,
-        finished_at_ms: None,
-        previous: None,
-        containers: vec![],
-        stopping: vec![],
-        image_origin: ImageOrigin::Pulled,
-        note: String::new(),
-        spec: StoredSpec {
-            repository: "web".into(),
-            tag: "v".into(),
-            replicas: 2,
-            port: 8080,
-            health_check_path: "/health".into(),
-            domains: vec![("web.test".into(), vec!["www.web.test".into()])],
-            network: "haloy-public".into(),
-            strategy: "rolling".into(),
-            history: "none".into(),
-            history_count: None,
-            history_pattern: None,
-            env: vec![],
-            volumes: vec![],
-        },
-    }
+    let mut record = test_record("web", id, phase);
+    record.spec.health_check_path = "/health".into();
+    record.spec.domains = vec![("web.test".into(), vec!["www.web.test".into()])];
+    record
 }
 
 fn container(id: &str, n: u32, running: bool, port: u16) -> ContainerInfo {

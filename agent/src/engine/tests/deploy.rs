@@ -167,18 +167,8 @@ async fn replace_stops_the_old_version_first_and_restores_it_on_failure() {
 async fn cancelling_before_the_switch_removes_the_new_containers() {
     let r = rig();
     r.deploy(&spec("v1"), ImageInput::Pull).await;
-    let (events, received) = mpsc::channel(256);
-    let (cancel_tx, cancel) = watch::channel(false);
-    r.engine
-        .deploy(DeployRequest {
-            spec: spec("v2-unhealthy"),
-            image: ImageRequest::Ready(ImageInput::Pull),
-            proposed_id: None,
-            events,
-            cancel,
-        })
-        .await
-        .unwrap();
+    let (request, received, cancel_tx) = request(&spec("v2-unhealthy"));
+    r.engine.deploy(request).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     cancel_tx.send(true).unwrap();
     let (outcome, _) = collect(received).await;
@@ -230,8 +220,7 @@ async fn images_come_from_uploads_or_must_exist() {
 #[tokio::test(start_paused = true)]
 async fn an_image_prepared_after_acceptance_is_on_record_first() {
     let r = rig();
-    let (events, received) = mpsc::channel(256);
-    let (_cancel_tx, cancel) = watch::channel(false);
+    let (mut request, received, _cancel) = request(&spec("v1"));
     let store = r.engine.store().clone();
     let prepare: PrepareImage = Box::new(move |events: Events| {
         Box::pin(async move {
@@ -248,16 +237,8 @@ async fn an_image_prepared_after_acceptance_is_on_record_first() {
             Err("the upload broke off".to_string())
         })
     });
-    r.engine
-        .deploy(DeployRequest {
-            spec: spec("v1"),
-            image: ImageRequest::Prepare(prepare),
-            proposed_id: None,
-            events,
-            cancel,
-        })
-        .await
-        .unwrap();
+    request.image = ImageRequest::Prepare(prepare);
+    r.engine.deploy(request).await.unwrap();
     let (outcome, events) = collect(received).await;
     assert_eq!(outcome.reason, "the upload broke off");
     assert!(matches!(events[0], Event::Accepted(_)));

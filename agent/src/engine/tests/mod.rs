@@ -64,6 +64,23 @@ pub(super) fn spec(tag: &str) -> AppSpec {
     }
 }
 
+/// A deploy of `spec` that pulls its image, the channel its events arrive on, and
+/// the sender that cancels it.
+pub(super) fn request(
+    spec: &AppSpec,
+) -> (DeployRequest, mpsc::Receiver<Event>, watch::Sender<bool>) {
+    let (events, received) = mpsc::channel(1024);
+    let (cancel_tx, cancel) = watch::channel(false);
+    let request = DeployRequest {
+        spec: spec.clone(),
+        image: ImageRequest::Ready(ImageInput::Pull),
+        proposed_id: None,
+        events,
+        cancel,
+    };
+    (request, received, cancel_tx)
+}
+
 /// A deploy's events, up to and including `Finished`.
 pub(super) async fn collect(mut events: mpsc::Receiver<Event>) -> (Outcome, Vec<Event>) {
     let mut seen = Vec::new();
@@ -81,33 +98,16 @@ pub(super) async fn collect(mut events: mpsc::Receiver<Event>) -> (Outcome, Vec<
 impl Rig {
     /// Deploys through the app's owner and waits for the outcome.
     pub async fn deploy(&self, spec: &AppSpec, image: ImageInput) -> (Outcome, Vec<Event>) {
-        let (events, received) = mpsc::channel(256);
-        let (_cancel_tx, cancel) = watch::channel(false);
-        self.engine
-            .deploy(DeployRequest {
-                spec: spec.clone(),
-                image: ImageRequest::Ready(image),
-                proposed_id: None,
-                events,
-                cancel,
-            })
-            .await
-            .unwrap();
+        let (mut request, received, _cancel) = request(spec);
+        request.image = ImageRequest::Ready(image);
+        self.engine.deploy(request).await.unwrap();
         collect(received).await
     }
 
     /// Starts a deploy and "kills haloyd" when the fakes hang (see
     /// [`fakes::CallLog::hang`]); returns the interrupted deployment's id.
     pub async fn crash_during(&self, spec: &AppSpec) -> String {
-        let (events, _received) = mpsc::channel(1024);
-        let (_cancel_tx, cancel) = watch::channel(false);
-        let request = DeployRequest {
-            spec: spec.clone(),
-            image: ImageRequest::Ready(ImageInput::Pull),
-            proposed_id: None,
-            events,
-            cancel,
-        };
+        let (request, _received, _cancel) = request(spec);
         let record = self.engine.accept(&request).unwrap();
         let id = record.id.clone();
         let DeployRequest {

@@ -9,20 +9,9 @@ use crate::ids;
 /// Starts a deploy of `spec` that hangs at its first `run` until the fakes let go.
 async fn hanging_deploy(r: &Rig, spec: &AppSpec) -> (String, mpsc::Receiver<Event>) {
     r.runtime.log.hang("run", 0);
-    let (events, received) = mpsc::channel(256);
-    let (_cancel_tx, cancel) = watch::channel(false);
+    let (request, received, _cancel) = request(spec);
     let hung = r.runtime.log.hung.notified();
-    let id = r
-        .engine
-        .deploy(DeployRequest {
-            spec: spec.clone(),
-            image: ImageRequest::Ready(ImageInput::Pull),
-            proposed_id: None,
-            events,
-            cancel,
-        })
-        .await
-        .unwrap();
+    let id = r.engine.deploy(request).await.unwrap();
     hung.await;
     (id, received)
 }
@@ -33,19 +22,8 @@ async fn a_second_change_is_refused_naming_what_runs_and_for_how_long() {
     let (running, _events) = hanging_deploy(&r, &spec("v1")).await;
     tokio::time::sleep(Duration::from_secs(12)).await;
 
-    let (events, _) = mpsc::channel(8);
-    let (_c, cancel) = watch::channel(false);
-    let refused = r
-        .engine
-        .deploy(DeployRequest {
-            spec: spec("v2"),
-            image: ImageRequest::Ready(ImageInput::Pull),
-            proposed_id: None,
-            events,
-            cancel,
-        })
-        .await
-        .unwrap_err();
+    let (second, _, _cancel) = request(&spec("v2"));
+    let refused = r.engine.deploy(second).await.unwrap_err();
     match &refused {
         EngineError::Busy {
             deployment,
@@ -108,17 +86,11 @@ async fn a_proposed_id_is_used_when_it_is_newer_than_the_apps_newest() {
     let r = rig();
     let proposed = ids::proposed_id(ids::now_ms() + 1000);
     let deploy = |proposed: &str| {
-        let (events, received) = mpsc::channel(256);
-        let (_c, cancel) = watch::channel(false);
-        let request = DeployRequest {
-            spec: spec("v1"),
-            image: ImageRequest::Ready(ImageInput::Pull),
-            proposed_id: Some(proposed.to_string()),
-            events,
-            cancel,
-        };
+        let (mut request, received, cancel) = request(&spec("v1"));
+        request.proposed_id = Some(proposed.to_string());
         let engine = r.engine.clone();
         async move {
+            let _cancel = cancel;
             let id = engine.deploy(request).await.unwrap();
             let (outcome, _) = collect(received).await;
             assert_eq!(outcome.deployment_id, id);
