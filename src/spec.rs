@@ -62,6 +62,25 @@ pub const DEFAULT_HEALTH_CHECK_PATH: &str = "/";
 pub const DEFAULT_HISTORY_COUNT: u32 = 5;
 
 impl AppSpec {
+    /// An app with the defaults a config without those keys gets: one replica on
+    /// port 8080, health checks on `/`, rolling deploys, no domains, env or volumes,
+    /// Haloy's own network.
+    pub fn new(name: impl Into<String>, image: ImageSpec) -> Self {
+        Self {
+            name: name.into(),
+            image,
+            deployment_strategy: DeploymentStrategy::default(),
+            domains: Vec::new(),
+            acme_email: None,
+            replicas: 1,
+            port: DEFAULT_PORT,
+            health_check_path: DEFAULT_HEALTH_CHECK_PATH.into(),
+            env: Vec::new(),
+            volumes: Vec::new(),
+            network: None,
+        }
+    }
+
     pub fn network_or_default(&self) -> &str {
         self.network.as_deref().unwrap_or(DEFAULT_NETWORK)
     }
@@ -95,6 +114,18 @@ pub struct ImageSpec {
 }
 
 impl ImageSpec {
+    /// `repository:tag` from a registry (or an upload), without credentials or
+    /// history.
+    pub fn registry(repository: impl Into<String>, tag: impl Into<String>) -> Self {
+        Self {
+            repository: repository.into(),
+            tag: tag.into(),
+            source: ImageSource::Registry,
+            registry: None,
+            history: History::None,
+        }
+    }
+
     /// `repository:tag`, the reference Docker understands.
     pub fn reference(&self) -> String {
         format!("{}:{}", self.repository, self.tag)

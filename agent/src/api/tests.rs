@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use haloy_api::spec::{AppSpec, DeploymentStrategy, History, ImageSource, ImageSpec, Secret};
+use haloy_api::spec::{AppSpec, ImageSpec, Secret};
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
 use hyper_util::rt::TokioIo;
 use tonic::Code;
@@ -91,25 +91,7 @@ impl Rig {
 }
 
 fn spec(tag: &str) -> AppSpec {
-    AppSpec {
-        name: "web".into(),
-        image: ImageSpec {
-            repository: "web".into(),
-            tag: tag.into(),
-            source: ImageSource::Registry,
-            registry: None,
-            history: History::None,
-        },
-        deployment_strategy: DeploymentStrategy::Rolling,
-        domains: vec![],
-        acme_email: None,
-        replicas: 1,
-        port: 8080,
-        health_check_path: "/".into(),
-        env: vec![],
-        volumes: vec![],
-        network: None,
-    }
+    AppSpec::new("web", ImageSpec::registry("web", tag))
 }
 
 fn start(spec: AppSpec, source: image_source::Source) -> v1::DeployRequest {

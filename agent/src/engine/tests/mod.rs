@@ -41,26 +41,12 @@ pub(super) fn rig() -> Rig {
 
 pub(super) fn spec(tag: &str) -> AppSpec {
     AppSpec {
-        name: "web".into(),
-        image: ImageSpec {
-            repository: "web".into(),
-            tag: tag.into(),
-            source: ImageSource::Registry,
-            registry: None,
-            history: History::None,
-        },
-        deployment_strategy: DeploymentStrategy::Rolling,
         domains: vec![DomainSpec {
             canonical: "web.test".into(),
             aliases: vec![],
         }],
-        acme_email: None,
         replicas: 2,
-        port: 8080,
-        health_check_path: "/".into(),
-        env: vec![],
-        volumes: vec![],
-        network: None,
+        ..AppSpec::new("web", ImageSpec::registry("web", tag))
     }
 }
 
