@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use haloy_api::spec::{RegistryAuth, Secret, VolumeMount, VolumeSource};
+use haloy_testkit::eventually_async;
 use haloyd::runtime::docker::Docker;
 use haloyd::runtime::{ArchiveStream, ContainerRuntime, ContainerState, RuntimeError, labels};
-use support::{HTTPD, Sandbox, docker, eventually, http_get};
+use support::{HTTPD, Sandbox, docker, http_get};
 
 const SOON: Duration = Duration::from_secs(20);
 
@@ -36,7 +37,7 @@ async fn run_publishes_the_app_on_loopback_and_round_trips_labels() {
     assert_eq!(info.image, image);
     assert_eq!(info.labels, spec.labels);
     let port = info.host_port.expect("the app port is published");
-    let page = eventually("the page", SOON, || http_get(port, "/")).await;
+    let page = eventually_async(SOON, "the page", || http_get(port, "/")).await;
     assert_eq!(page, sandbox.page());
 
     // Published on loopback only, with init and a restart policy.
@@ -121,7 +122,7 @@ async fn env_reaches_the_app_and_logs_tail_and_follow() {
     spec.env.push(("GREETING".into(), greeting.clone()));
     let info = runtime.run(&spec).await.unwrap();
 
-    let line = eventually("the greeting in the logs", SOON, || async {
+    let line = eventually_async(SOON, "the greeting in the logs", || async {
         let lines: Vec<_> = runtime
             .logs(&info.id, 10, false)
             .await
@@ -140,7 +141,7 @@ async fn env_reaches_the_app_and_logs_tail_and_follow() {
     assert_eq!(first.text, greeting);
     // busybox httpd -v reports each request on stderr.
     let port = info.host_port.unwrap();
-    eventually("the page", SOON, || http_get(port, "/")).await;
+    eventually_async(SOON, "the page", || http_get(port, "/")).await;
     let request = tokio::time::timeout(SOON, follow.next())
         .await
         .expect("a new line while following")
@@ -187,19 +188,19 @@ async fn named_volumes_and_read_only_binds() {
     let info = runtime.run(&spec).await.unwrap();
     let port = info.host_port.unwrap();
 
-    let message = eventually("the bound file", SOON, || {
+    let message = eventually_async(SOON, "the bound file", || {
         http_get(port, "/conf/message.txt")
     })
     .await;
     assert_eq!(message, "from the host\n");
-    let conf = eventually("the probe result", SOON, || {
+    let conf = eventually_async(SOON, "the probe result", || {
         http_get(port, "/data/conf.txt")
     })
     .await;
     assert_eq!(conf, "read-only\n");
     assert!(!host_dir.join("probe").exists());
     assert_eq!(
-        eventually("the note", SOON, || http_get(port, "/data/note.txt")).await,
+        eventually_async(SOON, "the note", || http_get(port, "/data/note.txt")).await,
         "kept\n"
     );
     // The note lives in the named volume, not in the container.
@@ -269,7 +270,7 @@ async fn a_crashing_app_restarts_and_shows_its_exit_code_once_stopped() {
         .unwrap();
 
     // unless-stopped: Docker keeps restarting it, with a growing back-off.
-    eventually("docker restarting the app", SOON, || async {
+    eventually_async(SOON, "docker restarting the app", || async {
         let state = runtime.inspect(&info.id).await.unwrap().state;
         (state == ContainerState::Restarting).then_some(())
     })

@@ -6,8 +6,9 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use haloy_testkit::eventually_async;
 use haloyd::proxy::Proxy;
-use support::{Harness, HttpBackend, acme_listener, eventually, route};
+use support::{Harness, HttpBackend, acme_listener, route};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -108,7 +109,7 @@ async fn runtime_servers_alternate_drain_and_go_without_a_reload() {
         })
         .collect();
     let proxy = h.proxy.clone();
-    eventually("both slow requests are in progress", LIMIT, || async {
+    eventually_async(LIMIT, "both slow requests are in progress", || async {
         let servers = proxy.servers("web").await.unwrap();
         servers.iter().all(|s| s.sessions == 1)
     })
@@ -131,7 +132,7 @@ async fn runtime_servers_alternate_drain_and_go_without_a_reload() {
             "sessions in progress finish"
         );
     }
-    eventually("the drained server has no session", LIMIT, || async {
+    eventually_async(LIMIT, "the drained server has no session", || async {
         let servers = proxy.servers("web").await.unwrap();
         servers.iter().any(|s| s.name == "v1-b" && s.sessions == 0)
     })
@@ -166,14 +167,14 @@ async fn a_new_app_reloads_while_the_first_keeps_answering() {
     let reloads = h.reloads().await;
 
     let hammer = support::Hammer::start(h.http_port, "example.com", "v1-a", 300);
-    eventually("the client is under way", LIMIT, || async {
+    eventually_async(LIMIT, "the client is under way", || async {
         hammer.done() >= 50
     })
     .await;
     let api = route("api", "api.example.com", &[], vec![b.backend()]);
     h.proxy.ensure_app(&api).await.unwrap();
     let at_reload = hammer.done();
-    eventually("the client runs on after the reload", LIMIT, || async {
+    eventually_async(LIMIT, "the client runs on after the reload", || async {
         hammer.done() >= at_reload + 50
     })
     .await;
@@ -226,7 +227,7 @@ async fn after_a_crash_ensure_running_restores_routes_and_servers() {
             .status();
         assert!(status.unwrap().success());
     }
-    eventually("HAProxy is gone", LIMIT, || async {
+    eventually_async(LIMIT, "HAProxy is gone", || async {
         pids.iter().all(|p| !support::alive(*p))
     })
     .await;
@@ -372,7 +373,7 @@ async fn servers_from_the_file_can_be_removed_after_a_reload() {
     let port = h.http_port;
     let slow = tokio::spawn(async move { support::get(port, "example.com", "/slow").await });
     let proxy = h.proxy.clone();
-    eventually("the slow request is in progress", LIMIT, || async {
+    eventually_async(LIMIT, "the slow request is in progress", || async {
         proxy
             .servers("web")
             .await

@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::{describe, eventually, require, run};
+use crate::{Wait, describe, eventually, require, run};
 
 /// Prefix of the namespaces and directories engines create; the pid that follows lets
 /// [`remove_debris`] find those of test processes that died.
@@ -101,12 +101,11 @@ impl Engine {
         let _ = Command::new("kill")
             .arg(self.dockerd.id().to_string())
             .status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.dockerd.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let dockerd = &mut self.dockerd;
+        let stopped = Wait::new(Duration::from_secs(20), "dockerd to stop")
+            .poll(|| matches!(dockerd.try_wait(), Ok(Some(_))));
+        if stopped.is_some() {
+            return;
         }
         let _ = self.dockerd.kill();
         let _ = self.dockerd.wait();

@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use integration_tests::{ImageFamily, Load, Registry, Server, describe, run};
 
@@ -143,7 +142,7 @@ fn local_history_keeps_count_versions_and_rolls_back_under_load() {
 
     let oldest = ids.last().expect("a target").clone();
     let load = Load::start(server.http_port, "hist.test", 12);
-    std::thread::sleep(Duration::from_secs(1));
+    server.await_traffic(100);
     let output = server.haloy(&["rollback", "-c", &path, &oldest]);
     assert!(
         output.status.success(),

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use integration_tests::{
-    Connections, Load, Pebble, Server, build_image, describe, haproxy_admin, https_get, https_port,
-    reconfigure, served_serial,
+    Connections, Load, Pebble, Server, Wait, build_image, describe, haproxy_admin, https_get,
+    https_port, reconfigure, served_serial,
 };
 
 fn app_config(server: &Server) -> String {
@@ -55,26 +55,25 @@ fn deploy_and_await_https(server: &Server, pebble: &Pebble) -> u16 {
     port
 }
 
+/// Waits for `check` with haloyd's and pebble's logs in the failure.
 fn until<T>(
     server: &Server,
     pebble: &Pebble,
     timeout: Duration,
     what: &str,
-    mut check: impl FnMut() -> Option<T>,
+    check: impl FnMut() -> Option<T>,
 ) -> T {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}\n--- haloyd.log\n{}\n--- pebble\n{}",
+    let logs = || {
+        format!(
+            "--- haloyd.log\n{}\n--- pebble\n{}",
             server.log(),
             pebble.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        )
+    };
+    Wait::new(timeout, what)
+        .every(Duration::from_millis(200))
+        .context(&logs)
+        .until(check)
 }
 
 /// HAProxy reloads haloyd has made, from its log.
@@ -145,10 +144,24 @@ fn an_app_gets_a_certificate_from_pebble_and_http_redirects_to_https() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     let serial = served_serial(port, "web.test").expect("a served certificate");
+    // haloyd logs each pass over its certificates; one after the restart that found
+    // web.test's certificate served has had its chance to ask for another.
+    let passes = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("certificates checked: 1 served"))
+            .count()
+    };
+    let before = passes(&server.log());
     let output = server.haloyadm(&["restart", "--local-install"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(https_get(port, "web.test", "/", root).0, 200);
-    std::thread::sleep(Duration::from_secs(3));
+    until(
+        &server,
+        &pebble,
+        Duration::from_secs(10),
+        "a certificate pass after the restart",
+        || (passes(&server.log()) > before).then_some(()),
+    );
     assert_eq!(
         served_serial(port, "web.test").as_deref(),
         Some(serial.as_str())

@@ -270,7 +270,6 @@ async fn an_upload_cut_off_midway_leaves_nothing_and_the_old_version_serving() {
             break;
         }
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     drop(events);
     drop(tx);
     let mut client = Client::connect(&server.api(), &Secret::new(server.token()))

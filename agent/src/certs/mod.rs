@@ -315,6 +315,7 @@ impl Certificates {
             })
             .collect();
         let mut obtained = Vec::new();
+        let attempts = work.len();
         for (wanted, need) in work {
             tracing::info!(domain = %wanted.domain, names = ?wanted.names, reason = need.as_str(), "requesting a certificate");
             match self.obtain(&wanted, now).await {
@@ -356,6 +357,12 @@ impl Certificates {
             }
         }
         self.remove_dropped().await;
+        let served = self
+            .entries()
+            .values()
+            .filter(|e| e.current.is_some())
+            .count();
+        tracing::info!("certificates checked: {served} served, {attempts} requested");
         obtained
     }
 

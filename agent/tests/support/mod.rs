@@ -3,7 +3,6 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +14,6 @@ use haloyd::proxy::haproxy::{Haproxy, HaproxySettings};
 use haloyd::proxy::{AppRoute, Backend, Proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
-use tokio::time::Instant;
 
 /// A free loopback port: bind port 0 and let it go.
 pub fn free_port() -> u16 {
@@ -139,11 +137,10 @@ impl Drop for Harness {
                 .status();
         };
         kill("TERM");
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while alive(pid) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if alive(pid) {
+        let stopped = haloy_testkit::Wait::new(Duration::from_secs(5), "HAProxy to stop")
+            .every(Duration::from_millis(20))
+            .poll(|| !alive(pid));
+        if stopped.is_none() {
             kill("KILL");
         }
     }
@@ -328,24 +325,5 @@ pub async fn get(port: u16, host: &str, path: &str) -> Response {
         status,
         headers,
         body: body.to_string(),
-    }
-}
-
-/// Polls `check` until it returns true, failing the test with `what` after `limit`.
-pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -9,7 +9,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use haloy_testkit::Wait;
 
 use bollard::Docker;
 use bollard::query_parameters::{ListImagesOptionsBuilder, RemoveImageOptionsBuilder};
@@ -227,24 +229,21 @@ impl Registry {
     }
 
     fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("docker-registry exited with {status}:\n{}", self.log());
-            }
-            // Without credentials the registry answers 401: it is up and enforcing auth.
-            if let Ok((status, _)) = self.get("/v2/", None) {
-                assert_eq!(status, 401, "registry must require auth:\n{}", self.log());
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not answer on {} within 20 s:\n{}",
-                self.server(),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let log_file = self.dir.path().join("registry.log");
+        let log = || {
+            let text = std::fs::read_to_string(&log_file).unwrap_or_default();
+            format!("--- registry.log\n{text}")
+        };
+        let answer = Wait::new(Duration::from_secs(20), "docker-registry to answer")
+            .context(&log)
+            .until(|| {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    panic!("docker-registry exited with {status}:\n{}", self.log());
+                }
+                self.get("/v2/", None)
+            });
+        // Without credentials the registry answers 401: it is up and enforcing auth.
+        assert_eq!(answer.0, 401, "registry must require auth:\n{}", self.log());
     }
 
     pub fn log(&self) -> String {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use haloy_api::v1::{self, deploy_event, deploy_request, image_source};
+use haloy_testkit::Wait;
 use sha2::{Digest, Sha256};
 use tonic::Code;
 
@@ -197,25 +198,24 @@ async fn an_upload_the_client_abandons_loads_nothing() {
     })))
     .await
     .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     // Gone mid-transfer: the call is cancelled, the request stream breaks.
     drop(events);
     drop(tx);
     // The attempt is on record as failed, with why.
-    let latest = loop {
-        let status = client.status(v1::StatusRequest { app: "web".into() }).await;
-        // The deploy is on record (in progress) while the upload still arrives.
-        if let Some(latest) = status.ok().and_then(|s| s.into_inner().latest)
-            && latest.status != v1::DeploymentStatus::InProgress as i32
-        {
-            break latest;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no finished record of the deploy"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let latest = Wait::new(Duration::from_secs(5), "a finished record of the deploy")
+        .every(Duration::from_millis(20))
+        .until_async(|| {
+            let mut client = client.clone();
+            async move {
+                let status = client.status(v1::StatusRequest { app: "web".into() }).await;
+                // The deploy is on record (in progress) while the upload still arrives.
+                status
+                    .ok()
+                    .and_then(|s| s.into_inner().latest)
+                    .filter(|latest| latest.status != v1::DeploymentStatus::InProgress as i32)
+            }
+        })
+        .await;
     assert_eq!(latest.status, v1::DeploymentStatus::Failed as i32);
     assert!(latest.reason.contains("upload"), "{}", latest.reason);
     assert!(loads(&rig).is_empty(), "nothing was loaded");

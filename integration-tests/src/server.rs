@@ -1,0 +1,505 @@
+//! A local-install haloyd and HAProxy per test, its settings and its HAProxy admin socket.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::MutexGuard;
+use std::time::Duration;
+
+use crate::cleanup::*;
+use crate::*;
+
+/// A one-replica app spec for calling haloyd through the client library: image
+/// `repository:tag` from the registry source (or an upload), `/health` checks,
+/// served at `<name>.test` on `network`.
+pub fn app_spec(
+    name: &str,
+    repository: &str,
+    tag: &str,
+    network: &str,
+) -> haloy_api::spec::AppSpec {
+    use haloy_api::spec::{AppSpec, DomainSpec, ImageSpec};
+    AppSpec {
+        domains: vec![DomainSpec {
+            canonical: format!("{name}.test"),
+            aliases: vec![],
+        }],
+        health_check_path: "/health".into(),
+        network: Some(network.to_string()),
+        ..AppSpec::new(name, ImageSpec::registry(repository, tag))
+    }
+}
+
+/// A local-install haloyd with HAProxy, owned by one test, removed on drop.
+pub struct Server {
+    pub home: tempfile::TempDir,
+    pub http_port: u16,
+    pub api_port: u16,
+    pub instance: String,
+    pub network: String,
+    /// Extra environment for `haloy` runs (value sources read it).
+    env: Vec<(String, String)>,
+    /// Forwarding the API and HTTP ports into the engine's namespace; dropped before it.
+    _relays: Vec<engine::Relay>,
+    /// The server's own Docker, when it is not this machine's (see [`Server::start_isolated`]).
+    engine: Option<Engine>,
+    /// Held by the first server of a test (see [`Server::start_many`]).
+    _serial: Option<MutexGuard<'static, ()>>,
+}
+
+impl Server {
+    /// Initializes and starts a server on free loopback ports.
+    pub fn start() -> Self {
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Self::start_with(Some(serial), None)
+    }
+
+    /// Several servers on this machine for one test (separate HOMEs and ports).
+    pub fn start_many(n: usize) -> Vec<Self> {
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut servers = vec![Self::start_with(Some(serial), None)];
+        for _ in 1..n {
+            servers.push(Self::start_with(None, None));
+        }
+        servers
+    }
+
+    /// Servers that are other machines to this one: each on a Docker Engine of its own
+    /// in a network namespace of its own, its API and HTTP ports forwarded to the same
+    /// ports on this machine's loopback. The workstation's images are not on them.
+    pub fn start_isolated(n: usize) -> Vec<Self> {
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        remove_debris();
+        let engines: Vec<Engine> = std::thread::scope(|scope| {
+            let started: Vec<_> = (0..n).map(|_| scope.spawn(Engine::start)).collect();
+            started
+                .into_iter()
+                .map(|s| s.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let mut serial = Some(serial);
+        engines
+            .into_iter()
+            .map(|engine| Self::start_with(serial.take(), Some(engine)))
+            .collect()
+    }
+
+    fn start_with(serial: Option<MutexGuard<'static, ()>>, engine: Option<Engine>) -> Self {
+        require("docker", &["info"], "Docker Engine");
+        require("haproxy", &["-v"], "HAProxy");
+        if serial.is_some() && engine.is_none() {
+            remove_debris();
+        }
+        let home = tempfile::tempdir().expect("home");
+        let (http_port, https_port, api_port) = (free_port(), free_port(), free_port());
+        let instance = format!("it-{}-{}", std::process::id(), api_port);
+        let relays = engine
+            .as_ref()
+            .map(|engine| vec![engine.relay(api_port), engine.relay(http_port)])
+            .unwrap_or_default();
+        let server = Self {
+            home,
+            http_port,
+            api_port,
+            network: format!("haloy-{instance}"),
+            instance,
+            env: Vec::new(),
+            _relays: relays,
+            engine,
+            _serial: serial,
+        };
+        let output = server.haloyadm(&[
+            "init",
+            "--local-install",
+            "--bind-address",
+            "127.0.0.1",
+            "--http-port",
+            &http_port.to_string(),
+            "--https-port",
+            &https_port.to_string(),
+            "--api-port",
+            &api_port.to_string(),
+        ]);
+        assert!(
+            output.status.success(),
+            "haloyadm init:\n{}",
+            describe(&output)
+        );
+        let settings = server.config_dir().join("haloyd.yaml");
+        let text = std::fs::read_to_string(&settings).expect("haloyd.yaml");
+        let text = text
+            .lines()
+            .map(|line| match line.split(':').next() {
+                Some("instance") => format!("instance: {}", server.instance),
+                Some("health_check_timeout_secs") => "health_check_timeout_secs: 15".into(),
+                Some("drain_timeout_secs") => "drain_timeout_secs: 3".into(),
+                Some("stop_grace_secs") => "stop_grace_secs: 3".into(),
+                _ => line.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&settings, text).expect("haloyd.yaml");
+        server.start_daemons();
+        let token = server.token();
+        let output = server.haloy(&["server", "add", &server.api(), &token]);
+        assert!(
+            output.status.success(),
+            "haloy server add:\n{}",
+            describe(&output)
+        );
+        server
+    }
+
+    pub fn start_daemons(&self) {
+        let output = self.haloyadm(&["start", "--local-install"]);
+        assert!(
+            output.status.success(),
+            "haloyadm start:\n{}\n{}",
+            describe(&output),
+            self.log()
+        );
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.home.path().join(".config/haloy")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.path().join(".local/share/haloy")
+    }
+
+    /// haloyd's log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("haloyd.log")).unwrap_or_default()
+    }
+
+    pub fn api(&self) -> String {
+        format!("127.0.0.1:{}", self.api_port)
+    }
+
+    pub fn token(&self) -> String {
+        let output = self.haloyadm(&["api", "token", "--local-install"]);
+        assert!(output.status.success(), "{}", describe(&output));
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
+    /// `haloy` runs on this machine (the workstation); `haloyadm`, and so haloyd and
+    /// HAProxy, on the server's machine.
+    fn command(&self, program: &str) -> Command {
+        let on_server = program == "haloyadm";
+        let mut command = match &self.engine {
+            Some(engine) if on_server => engine.inside(&bin(program)),
+            _ => Command::new(bin(program)),
+        };
+        command
+            .env_clear()
+            .env("HOME", self.home.path())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.home.path());
+        if let Some(engine) = self.engine.as_ref().filter(|_| on_server) {
+            command.env("DOCKER_HOST", engine.docker_host());
+        }
+        command
+    }
+
+    /// Reboots the server's own Docker Engine (see [`Engine::restart`]); panics for
+    /// a server on this machine's Docker.
+    pub fn restart_engine(&mut self) {
+        self.engine
+            .as_mut()
+            .expect("only a server with a Docker Engine of its own (start_isolated) can reboot it")
+            .restart();
+    }
+
+    /// The docker CLI talking to this server's Docker.
+    pub fn docker(&self) -> Command {
+        match &self.engine {
+            Some(engine) => engine.docker(),
+            None => Command::new("docker"),
+        }
+    }
+
+    pub fn haloyadm(&self, args: &[&str]) -> Output {
+        run(self.command("haloyadm").args(args))
+    }
+
+    pub fn haloy(&self, args: &[&str]) -> Output {
+        run(self.command("haloy").args(args))
+    }
+
+    /// `haloy` started in the background, its output piped; for many at once.
+    pub fn spawn_haloy(&self, args: &[&str]) -> Child {
+        self.command("haloy")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start haloy {args:?}: {e}"))
+    }
+
+    /// Writes an app config in the test's HOME and returns its path.
+    pub fn app_config(&self, name: &str, yaml: &str) -> PathBuf {
+        let path = self.home.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, yaml).expect("config");
+        path
+    }
+
+    /// Deploys and asserts success; returns stdout.
+    pub fn deploy(&self, config: &Path) -> String {
+        let output = self.haloy(&["deploy", "-c", &config.display().to_string()]);
+        assert!(
+            output.status.success(),
+            "deploy failed:\n{}\n--- haloyd.log\n{}",
+            describe(&output),
+            self.log()
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    }
+
+    /// Names of this server's containers (running or not) for `app`.
+    pub fn containers(&self, app: &str) -> Vec<String> {
+        let output = run(self.docker().args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=dev.haloy.instance={}", self.instance),
+            "--filter",
+            &format!("label=dev.haloy.app={app}"),
+            "--format",
+            "{{.Names}}",
+        ]));
+        let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn get(&self, host: &str, path: &str) -> (u16, String, String) {
+        http_get(self.http_port, host, path).unwrap_or((0, String::new(), String::new()))
+    }
+
+    /// The pid haloyd wrote for itself.
+    pub fn haloyd_pid(&self) -> u32 {
+        let text = std::fs::read_to_string(self.data_dir().join("haloyd.pid")).expect("pid file");
+        text.trim().parse().expect("pid")
+    }
+
+    /// `haloyadm start` with more environment for haloyd (e.g. `FAILPOINTS`).
+    pub fn start_daemons_with(&self, env: &[(&str, &str)]) {
+        let output = run(self
+            .command("haloyadm")
+            .args(["start", "--local-install"])
+            .envs(env.iter().copied()));
+        assert!(
+            output.status.success(),
+            "haloyadm start:\n{}\n{}",
+            describe(&output),
+            self.log()
+        );
+    }
+
+    /// SIGKILLs haloyd, as a crash would, and returns once it is gone; HAProxy
+    /// keeps serving.
+    pub fn kill_haloyd(&self) {
+        let pid = self.haloyd_pid();
+        signal(pid, "KILL");
+        eventually(Duration::from_secs(10), "haloyd to die", || {
+            (!process_alive(pid)).then_some(())
+        });
+    }
+
+    /// Sends `name` (e.g. "USR2") to haloyd.
+    pub fn signal_haloyd(&self, name: &str) {
+        signal(self.haloyd_pid(), name);
+    }
+
+    /// SIGKILLs HAProxy's master and workers.
+    pub fn kill_haproxy(&self) {
+        let pattern = format!(
+            "haproxy.*{}",
+            self.data_dir().join("haproxy-config").display()
+        );
+        let killed = Command::new("pkill")
+            .args(["-9", "-f", &pattern])
+            .status()
+            .expect("pkill");
+        assert!(killed.success(), "HAProxy was running");
+    }
+
+    /// The servers of `app`'s HAProxy backend with their status ("UP", "DRAIN",
+    /// "MAINT", ...), sorted by name.
+    pub fn haproxy_servers(&self, app: &str) -> Vec<(String, String)> {
+        let answer = haproxy_admin(self, &format!("show stat app_{app} 4 -1"));
+        let mut servers: Vec<(String, String)> = answer
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let fields: Vec<&str> = l.split(',').collect();
+                Some((fields.get(1)?.to_string(), fields.get(17)?.to_string()))
+            })
+            .filter(|(name, _)| name != "BACKEND" && name != "FRONTEND")
+            .collect();
+        servers.sort();
+        servers
+    }
+
+    /// HAProxy's running host map: host → backend.
+    pub fn routed_hosts(&self) -> std::collections::BTreeMap<String, String> {
+        let map = self.data_dir().join("haproxy-config/hosts.map");
+        haproxy_admin(self, &format!("show map {}", map.display()))
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                Some((fields.next()?.to_string(), fields.next()?.to_string()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.haloyadm(&["stop", "--local-install"]);
+        if self.engine.is_some() {
+            // Dropping the engine removes everything on it.
+            return;
+        }
+        remove_instance(&self.instance);
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.network])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        // Named volumes tests create are called after the network.
+        if let Ok(output) = Command::new("docker")
+            .args([
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("name={}", self.network),
+            ])
+            .output()
+        {
+            let names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            if !names.is_empty() {
+                let _ = Command::new("docker")
+                    .args(["volume", "rm", "-f"])
+                    .args(&names)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+/// HAProxy's HTTPS port of `server`, from its haloyd.yaml.
+pub fn https_port(server: &Server) -> u16 {
+    setting(server, "https_port")
+        .and_then(|v| v.parse().ok())
+        .expect("https_port in haloyd.yaml")
+}
+
+/// One top-level value of `server`'s haloyd.yaml.
+pub fn setting(server: &Server, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(server.config_dir().join("haloyd.yaml")).ok()?;
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        (k == key).then(|| v.trim().to_string())
+    })
+}
+
+/// Sets top-level values of `server`'s haloyd.yaml (replacing the keys given) and
+/// restarts haloyd and HAProxy so they take effect.
+pub fn reconfigure(server: &Server, values: &[(&str, String)]) {
+    let path = server.config_dir().join("haloyd.yaml");
+    let text = std::fs::read_to_string(&path).expect("haloyd.yaml");
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|line| {
+            let key = line.split(':').next().unwrap_or("");
+            !values.iter().any(|(k, _)| *k == key)
+        })
+        .map(str::to_string)
+        .collect();
+    lines.extend(values.iter().map(|(k, v)| format!("{k}: {v}")));
+    std::fs::write(&path, lines.join("\n") + "\n").expect("haloyd.yaml");
+    let output = server.haloyadm(&["restart", "--local-install"]);
+    assert!(
+        output.status.success(),
+        "haloyadm restart:\n{}\n{}",
+        describe(&output),
+        server.log()
+    );
+}
+
+/// One command on the admin socket of `server`'s HAProxy, and its answer.
+pub fn haproxy_admin(server: &Server, command: &str) -> String {
+    let socket = server.data_dir().join("haproxy-config/admin.sock");
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket)
+        .unwrap_or_else(|e| panic!("HAProxy's admin socket {}: {e}", socket.display()));
+    stream
+        .write_all(format!("{command}\n").as_bytes())
+        .expect("write to the admin socket");
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("read the admin socket");
+    answer
+}
+
+/// Requests HAProxy's `http` frontend has received since it started (`req_tot` of
+/// `show stat`).
+pub fn requests_received(server: &Server) -> u64 {
+    let stat = haproxy_admin(server, "show stat");
+    let mut lines = stat.lines();
+    let header = lines.next().unwrap_or_default();
+    let Some(column) = header
+        .trim_start_matches("# ")
+        .split(',')
+        .position(|name| name == "req_tot")
+    else {
+        panic!("no req_tot in HAProxy's stats:\n{stat}");
+    };
+    lines
+        .map(|line| line.split(',').collect::<Vec<_>>())
+        .filter(|fields| fields.first() == Some(&"http") && fields.get(1) == Some(&"FRONTEND"))
+        .filter_map(|fields| fields.get(column).and_then(|v| v.parse::<u64>().ok()))
+        .sum()
+}
+
+impl Server {
+    /// Returns once HAProxy has received `requests` more requests than when called:
+    /// a load started before is under way.
+    pub fn await_traffic(&self, requests: u64) {
+        let before = requests_received(self);
+        let log = || format!("--- haloyd.log\n{}", self.log());
+        Wait::new(Duration::from_secs(20), "the load to reach HAProxy")
+            .context(&log)
+            .until(|| {
+                let now = requests_received(self);
+                if now >= before + requests {
+                    Ok(())
+                } else {
+                    Err(format!("{} of {requests} requests so far", now - before))
+                }
+            });
+    }
+}
