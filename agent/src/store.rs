@@ -218,12 +218,34 @@ fn key(app: &str, id: &str) -> Vec<u8> {
     format!("{app}\0{id}").into_bytes()
 }
 
+/// How long start-up waits for the database's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Store {
+    /// Opens the database, waiting up to [`LOCK_WAIT`] for a haloyd that was just
+    /// killed to let go of it (its threads may still be exiting when a supervisor
+    /// starts the next one).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::open(dir).map_err(|e| StoreError::Open {
-            path: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::open(dir) {
+                Ok(db) => break db,
+                // sled reports a held lock as an io::Error of kind Other whose text
+                // carries the OS error; its wording is all there is to go by.
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => {
+                    return Err(StoreError::Open {
+                        path: dir.display().to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        };
         let tree = db
             .open_tree("deployments")
             .map_err(|e| StoreError::Io(e.to_string()))?;
@@ -330,6 +352,22 @@ mod tests {
 
     fn record(app: &str, id: &str, phase: JournalPhase) -> DeploymentRecord {
         test_record(app, id, phase)
+    }
+
+    #[test]
+    fn open_waits_for_a_dying_haloyd_to_let_go_of_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        first
+            .put(&record("a", "001", JournalPhase::Succeeded))
+            .unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        let second = Store::open(dir.path()).expect("opened once the first let go");
+        holder.join().unwrap();
+        assert_eq!(second.newest_id("a").unwrap().as_deref(), Some("001"));
     }
 
     #[test]

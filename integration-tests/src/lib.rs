@@ -112,12 +112,16 @@ pub fn signal(pid: u32, name: &str) {
         .status();
 }
 
-/// Whether `pid` runs and is not a zombie.
+/// Whether `pid` runs: not a zombie, or a zombie leader whose other threads are
+/// still exiting (they may hold its files and locks a little longer).
 pub fn process_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'))
-    })
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let zombie = stat
+        .rsplit(')')
+        .next()
+        .is_some_and(|r| r.trim_start().starts_with('Z'));
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+    !zombie || threads > 1
 }
