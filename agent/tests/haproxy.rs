@@ -264,6 +264,58 @@ async fn after_a_crash_ensure_running_restores_routes_and_servers() {
     );
 }
 
+/// Invariant: what changes while HAProxy is down is what the restarted HAProxy
+/// serves; a server removed then does not come back from the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_while_haproxy_is_down_reach_the_restarted_haproxy() {
+    let h = Harness::new();
+    let (a, b) = (
+        HttpBackend::start("v1-a").await,
+        HttpBackend::start("v1-b").await,
+    );
+    h.proxy
+        .sync(&[route(
+            "web",
+            "example.com",
+            &[],
+            vec![a.backend(), b.backend()],
+        )])
+        .await
+        .unwrap();
+    let processes = h.proxy.processes().await.unwrap();
+    let pids: Vec<_> = std::iter::once(processes.master)
+        .chain(processes.workers)
+        .collect();
+    for pid in &pids {
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+        assert!(status.unwrap().success());
+    }
+    eventually_async(LIMIT, "HAProxy is gone", || async {
+        pids.iter().all(|p| !support::alive(*p))
+    })
+    .await;
+
+    h.proxy
+        .remove_server("web", "v1-a")
+        .await
+        .expect("a removal while HAProxy is down reaches its files");
+    assert!(h.proxy.ensure_running().await.unwrap(), "it was started");
+    let names: Vec<_> = h
+        .proxy
+        .servers("web")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["v1-b"]);
+    for _ in 0..4 {
+        assert_eq!(h.get("example.com", "/").await.body, "v1-b");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_reloads_only_when_backends_change() {
     let h = Harness::new();

@@ -24,15 +24,22 @@ impl Engine {
         if old.is_empty() {
             return;
         }
-        let routed: Vec<String> = match self.proxy.servers(app).await {
-            Ok(servers) => servers
-                .into_iter()
-                .filter(|s| old.iter().any(|c| c.name == s.name))
-                .map(|s| s.name)
-                .collect(),
+        // HAProxy's own list says which old servers take traffic and need a drain.
+        // Without it (HAProxy is down and about to be started again) nothing can be
+        // drained, but every old server still leaves the routing, or the restarted
+        // HAProxy would list replicas that are gone.
+        let (routed, unlisted): (Vec<String>, Vec<String>) = match self.proxy.servers(app).await {
+            Ok(servers) => (
+                servers
+                    .into_iter()
+                    .filter(|s| old.iter().any(|c| c.name == s.name))
+                    .map(|s| s.name)
+                    .collect(),
+                Vec::new(),
+            ),
             Err(e) => {
                 log(events, &format!("cannot read HAProxy's servers: {e}")).await;
-                Vec::new()
+                (Vec::new(), old.iter().map(|c| c.name.clone()).collect())
             }
         };
         if !routed.is_empty() {
@@ -53,7 +60,7 @@ impl Engine {
             &format!("stopping {} old container(s)", old.len()),
         )
         .await;
-        for name in &routed {
+        for name in routed.iter().chain(&unlisted) {
             if let Err(e) = self.proxy.remove_server(app, name).await {
                 log(events, &format!("cannot remove {name} from HAProxy: {e}")).await;
             }

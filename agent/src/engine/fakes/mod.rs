@@ -65,6 +65,11 @@ impl CallLog {
         }
     }
 
+    /// The error `method` was told to fail with, for reads that are not recorded.
+    pub(super) fn failure(&self, method: &str) -> Option<String> {
+        self.failures.lock().unwrap().get(method).cloned()
+    }
+
     /// Makes the call of `method` after the next `after` ones hang.
     pub fn hang(&self, method: &'static str, after: usize) {
         self.hangs.lock().unwrap().insert(method, after);

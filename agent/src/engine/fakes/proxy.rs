@@ -159,6 +159,9 @@ impl Proxy for FakeProxy {
         Ok(())
     }
     async fn servers(&self, app: &str) -> Result<Vec<ServerStatus>, ProxyError> {
+        if let Some(message) = self.log.failure("servers") {
+            return Err(ProxyError::Other(message));
+        }
         Ok(self
             .apps
             .lock()

@@ -301,6 +301,25 @@ async fn a_proxy_failure_at_the_switch_keeps_the_old_version() {
     assert_eq!(r.runtime.names(), r.names(&v1.deployment_id, 2));
 }
 
+/// Invariant: replicas that are gone leave the routing, even when HAProxy cannot
+/// say which of them it routes (it is down and about to start from its files).
+#[tokio::test(start_paused = true)]
+async fn retiring_while_haproxy_cannot_list_its_servers_still_removes_them() {
+    use crate::runtime::ContainerRuntime;
+    let r = rig();
+    let (v1, _) = r.deploy(&spec("v1"), ImageInput::Pull).await;
+    assert_eq!(r.proxy.server_names("web").len(), 2);
+    let old = r.runtime.list(&[("dev.haloy.app", "web")]).await.unwrap();
+    assert_eq!(old.len(), 2);
+    r.proxy
+        .log
+        .fail("servers", "HAProxy's master socket does not answer");
+    let (events, _received) = tokio::sync::mpsc::channel(64);
+    r.engine.retire("web", old, &events, None).await;
+    assert!(r.proxy.server_names("web").is_empty(), "{v1:?}");
+    assert!(r.runtime.names().is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn status_and_stop() {
     let r = rig();

@@ -160,6 +160,12 @@ impl Haproxy {
         self.cli.processes().await.is_ok()
     }
 
+    /// Whether HAProxy's master process is gone (killed, crashed, never started);
+    /// a master that lives but does not answer yet is not gone.
+    fn master_is_gone(&self) -> bool {
+        !process::read_pid(&self.paths.pid_file).is_some_and(process::is_alive)
+    }
+
     /// The master, its workers and its reload count.
     pub async fn processes(&self) -> Result<Processes, ProxyError> {
         self.cli.processes().await
@@ -185,7 +191,11 @@ impl Haproxy {
         }
         let current = self.render(&state.routing);
         let wanted = self.render(&next);
-        if skeleton(&current.config) != skeleton(&wanted.config) {
+        if self.master_is_gone() {
+            // Nothing to tell a HAProxy that is down; the supervisor starts it from
+            // the files, so they say what must run.
+            files::write_files(&self.paths, &wanted).await?;
+        } else if skeleton(&current.config) != skeleton(&wanted.config) {
             self.reload_with(&wanted, Some(&current)).await?;
             self.drain_again(&next).await?;
         } else {
