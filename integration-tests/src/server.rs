@@ -332,11 +332,19 @@ impl Server {
             "haproxy.*{}",
             self.data_dir().join("haproxy-config").display()
         );
-        let killed = Command::new("pkill")
-            .args(["-9", "-f", &pattern])
-            .status()
-            .expect("pkill");
-        assert!(killed.success(), "HAProxy was running");
+        let found = run(Command::new("pgrep").args(["-f", &pattern]));
+        let pids: Vec<u32> = String::from_utf8_lossy(&found.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        assert!(!pids.is_empty(), "HAProxy was running");
+        for pid in &pids {
+            signal(*pid, "KILL");
+        }
+        // Until its last process is gone, a killed worker may still answer.
+        eventually(Duration::from_secs(10), "HAProxy's processes to die", || {
+            pids.iter().all(|p| !process_alive(*p)).then_some(())
+        });
     }
 
     /// The servers of `app`'s HAProxy backend with their status ("UP", "DRAIN",
