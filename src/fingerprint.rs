@@ -5,10 +5,7 @@ use sha2::{Digest, Sha256};
 
 /// The SHA-256 of a certificate's DER as 64 upper-case hex digits.
 pub fn sha256_hex(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect()
+    hex::encode_upper(Sha256::digest(der))
 }
 
 /// `AABB…` → `AA:BB:…`, the form `openssl x509 -fingerprint -sha256` prints.

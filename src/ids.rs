@@ -1,4 +1,4 @@
-//! Deployment ids and timestamps without a date library.
+//! Deployment ids and timestamps, in UTC.
 //!
 //! A deployment id is the UTC time it was created, `YYYYMMDDhhmmssSSS`, then `-` and
 //! four hex digits derived from the haloyd instance: ids sort by time as plain strings,
@@ -6,6 +6,11 @@
 //! Docker never give containers the same name.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
+
+/// The last millisecond an id's four year digits can name (9999-12-31T23:59:59.999Z).
+const LAST_MS: u64 = 253_402_300_799_999;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -29,7 +34,8 @@ pub fn deployment_id(ms: u64, previous: Option<&str>, instance: &str) -> String 
         .map_or(ms, |prev_ms| ms.max(prev_ms));
     let mut ms = ms;
     let mut candidate = format!("{}-{suffix}", format_compact(ms));
-    while previous.is_some_and(|prev| candidate.as_str() <= prev) {
+    // Past the last nameable millisecond there is no later id: give up rather than spin.
+    while previous.is_some_and(|prev| candidate.as_str() <= prev) && ms < LAST_MS {
         ms += 1;
         candidate = format!("{}-{suffix}", format_compact(ms));
     }
@@ -42,31 +48,29 @@ pub fn created_ms(id: &str) -> Option<u64> {
 }
 
 /// The inverse of [`format_compact`].
-fn parse_compact(time: &str) -> Option<u64> {
-    if time.len() != 17 || !time.bytes().all(|b| b.is_ascii_digit()) {
+fn parse_compact(compact: &str) -> Option<u64> {
+    if compact.len() != 17 || !compact.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let field = |range: std::ops::Range<usize>| time[range].parse::<u64>().ok();
-    let (y, mo, d) = (field(0..4)?, field(4..6)?, field(6..8)?);
-    let (h, mi, s, ms) = (
-        field(8..10)?,
-        field(10..12)?,
-        field(12..14)?,
+    let field = |range: std::ops::Range<usize>| compact[range].parse::<u16>().ok();
+    let date = Date::from_calendar_date(
+        i32::from(field(0..4)?),
+        Month::try_from(u8::try_from(field(4..6)?).ok()?).ok()?,
+        u8::try_from(field(6..8)?).ok()?,
+    )
+    .ok()?;
+    let clock = Time::from_hms_milli(
+        u8::try_from(field(8..10)?).ok()?,
+        u8::try_from(field(10..12)?).ok()?,
+        u8::try_from(field(12..14)?).ok()?,
         field(14..17)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || y < 1970 || h > 23 || mi > 59 || s > 59
-    {
-        return None;
-    }
-    // Days from civil, the inverse of `civil` below.
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = if mo > 2 { mo - 3 } else { mo + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + s) * 1000) + ms)
+    )
+    .ok()?;
+    let nanos = PrimitiveDateTime::new(date, clock)
+        .assume_utc()
+        .unix_timestamp_nanos();
+    // Before 1970 is not a time haloyd ever issued an id at.
+    u64::try_from(nanos / 1_000_000).ok()
 }
 
 /// The four hex digits ids issued by `instance` end with.
@@ -109,37 +113,44 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// `YYYYMMDDhhmmssSSS` in UTC.
 pub fn format_compact(ms: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil(ms / 1000);
-    format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}{:03}", ms % 1000)
+    let t = utc(ms);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}{:03}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 /// The UTC date, `YYYY-MM-DD`.
 pub fn format_date(ms: u64) -> String {
-    let (y, mo, d, ..) = civil(ms / 1000);
-    format!("{y:04}-{mo:02}-{d:02}")
+    let t = utc(ms);
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
 }
 
 /// RFC 3339 in UTC, second precision, e.g. `2026-11-25T10:46:31Z`.
 pub fn format_rfc3339(ms: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil(ms / 1000);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    let t = utc(ms);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        format_date(ms),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
-/// Seconds since the epoch to (year, month, day, hour, minute, second), using the
-/// days-to-civil algorithm for the proleptic Gregorian calendar.
-fn civil(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
+/// The UTC instant `ms` after the epoch; times past what four year digits hold read
+/// as the last millisecond they do.
+fn utc(ms: u64) -> OffsetDateTime {
+    let ms = ms.min(LAST_MS);
+    // In range by the clamp above, so the fallback is never taken.
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(PrimitiveDateTime::MAX.assume_utc())
 }
 
 #[cfg(test)]
@@ -187,6 +198,14 @@ mod tests {
     }
 
     #[test]
+    fn the_end_of_four_year_digits_neither_hangs_nor_overflows() {
+        let last = "99991231235959999-abcd";
+        assert_eq!(created_ms(last), Some(LAST_MS));
+        assert_eq!(format_compact(u64::MAX), "99991231235959999");
+        assert!(deployment_id(1_000, Some(last), "x").starts_with("99991231235959999-"));
+    }
+
+    #[test]
     fn ids_are_recognized() {
         assert!(is_deployment_id(&deployment_id(1_000, None, "x")));
         assert!(is_deployment_id(&proposed_id(1_795_603_591_250)));
@@ -197,6 +216,9 @@ mod tests {
             "2026112510463125-ab12",
             "20261125104631250-ab1",
             "20261325104631250-ab12",
+            // November has 30 days.
+            "20261131104631250-ab12",
+            "19691231235959999-ab12",
             "20261125994631250-ab12",
             "../../etc-ab12",
         ] {

@@ -4,36 +4,41 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
 use haloyd::config::HaloydConfig;
 
-const USAGE: &str = "usage: haloyd --config <haloyd.yaml> [--debug]";
+/// What `--version` prints after the name; tests look for the crash-point note.
+const VERSION: &str = if haloyd::engine::failpoint::ENABLED {
+    concat!(env!("CARGO_PKG_VERSION"), " (with crash points for tests)")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
+/// haloyd, the Haloy agent on each server
+#[derive(Debug, Parser)]
+#[command(name = "haloyd", version = VERSION)]
+struct Args {
+    /// The agent's settings (haloyd.yaml); files it names are relative to its directory
+    #[arg(long = "config", value_name = "haloyd.yaml")]
+    config_path: PathBuf,
+    /// Log at debug level (RUST_LOG, when set, wins)
+    #[arg(long)]
+    debug: bool,
+}
 
 fn main() -> ExitCode {
-    let mut config_path: Option<PathBuf> = None;
-    let mut debug = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => config_path = args.next().map(PathBuf::from),
-            "--debug" => debug = true,
-            "--version" => {
-                let failpoints = if haloyd::engine::failpoint::ENABLED {
-                    " (with crash points for tests)"
-                } else {
-                    ""
-                };
-                println!("haloyd {}{failpoints}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
-            _ => {
-                eprintln!("error: unknown argument {arg:?}\n{USAGE}");
-                return ExitCode::from(64);
-            }
+    let Args { config_path, debug } = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // Help and version go to stdout and succeed; usage errors exit 64 (EX_USAGE),
+            // like a bad config file.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(64)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
-    }
-    let Some(config_path) = config_path else {
-        eprintln!("error: --config is required\n{USAGE}");
-        return ExitCode::from(64);
     };
     let config = match HaloydConfig::load(&config_path) {
         Ok(config) => config,
@@ -66,5 +71,35 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_flags_parse() {
+        Args::command().debug_assert();
+        let args =
+            Args::try_parse_from(["haloyd", "--config", "/etc/haloy/haloyd.yaml", "--debug"])
+                .unwrap();
+        assert_eq!(args.config_path, PathBuf::from("/etc/haloy/haloyd.yaml"));
+        assert!(args.debug);
+        let missing = Args::try_parse_from(["haloyd"]).unwrap_err();
+        assert!(missing.to_string().contains("--config"), "{missing}");
+        assert!(Args::try_parse_from(["haloyd", "--config", "x", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn the_version_names_the_crash_points_when_built_with_them() {
+        let version = Args::command().render_version();
+        assert!(version.starts_with(concat!("haloyd ", env!("CARGO_PKG_VERSION"))));
+        assert_eq!(
+            version.contains("(with crash points for tests)"),
+            haloyd::engine::failpoint::ENABLED
+        );
     }
 }

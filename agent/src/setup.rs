@@ -199,9 +199,7 @@ pub fn find_layout(local_flag: bool, home: Option<&Path>) -> Result<Layout, Setu
 fn new_token() -> std::io::Result<Secret> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(Secret::new(
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-    ))
+    Ok(Secret::new(hex::encode(bytes)))
 }
 
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {

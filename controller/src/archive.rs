@@ -122,7 +122,7 @@ impl ImageArchive {
         let config = read_file(path, &config_path)
             .map_err(read)?
             .ok_or_else(|| format(format!("its config {} is missing", image.config)))?;
-        let image_id = format!("sha256:{}", hex(&Sha256::digest(&config)));
+        let image_id = format!("sha256:{}", hex::encode(Sha256::digest(&config)));
         let config: Config = serde_json::from_slice(&config)
             .map_err(|e| format(format!("config {}: {e}", image.config)))?;
         if config.rootfs.diff_ids.len() != image.layers.len() {
@@ -321,10 +321,6 @@ fn normalize(path: &str) -> String {
         }
     }
     parts.join("/")
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -106,6 +106,10 @@ pub fn read_dotenv(path: &Path) -> Result<Option<HashMap<String, String>>, Doten
 
 /// Parses `KEY=value` lines: `export ` prefixes, `#` comments, single quotes (literal)
 /// and double quotes (with `\n`, `\"` and `\\` escapes). Errors carry the 1-based line.
+///
+/// Not `dotenvy` (0.15): it expands `$VAR` from this process's environment (a `$` in a
+/// password would silently change it), rejects unquoted values with spaces and `\t`
+/// escapes, and reports character offsets instead of lines.
 pub fn parse_dotenv(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
     let mut vars = HashMap::new();
     for (index, raw) in text.lines().enumerate() {
@@ -181,6 +185,16 @@ mod tests {
         assert_eq!(vars["D"], "line\nnext \"q\"");
         assert_eq!(vars["E"], "val");
         assert_eq!(vars["F"], "");
+    }
+
+    #[test]
+    fn values_are_taken_as_written() {
+        // No `$VAR` expansion: a password with a `$` stays what the file says, and a
+        // value never depends on this process's environment. Tabs escape in quotes.
+        let vars = parse_dotenv("P=abc$HOME\nQ=\"x${HOME}\"\nT=\"a\\tb\"\n").unwrap();
+        assert_eq!(vars["P"], "abc$HOME");
+        assert_eq!(vars["Q"], "x${HOME}");
+        assert_eq!(vars["T"], "a\tb");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::archive::{ArchiveError, ImageArchive, hex};
+use crate::archive::{ArchiveError, ImageArchive};
 use crate::client::{ClientError, ImageChoice, Progress};
 
 /// Size of each upload chunk; the server accepts messages up to 4 MiB.
@@ -268,7 +268,7 @@ async fn send_export(
             break;
         }
     }
-    let digest = format!("sha256:{}", hex(&hasher.finalize()));
+    let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
     send_end(tx, sent, &digest).await;
     Ok(sent)
 }
@@ -304,7 +304,7 @@ async fn send_file(
         sent += n as u64;
         progress(Progress::Uploading { sent, total });
     }
-    let digest = format!("sha256:{}", hex(&hasher.finalize()));
+    let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
     send_end(tx, sent, &digest).await;
     Ok(sent)
 }

@@ -117,10 +117,11 @@ async fn registry_targets(
     pattern: &str,
     auth: Option<&RegistryAuth>,
 ) -> Result<Vec<v1::RollbackTarget>, AgentError> {
+    let pattern = tag_pattern(pattern)?;
     let mut tags: Vec<String> = registry::tags(repository, auth)
         .await?
         .into_iter()
-        .filter(|t| registry::matches(pattern, t))
+        .filter(|t| pattern.matches(t))
         .collect();
     registry::newest_first(&mut tags);
     tags.truncate(count.max(1));
@@ -169,7 +170,7 @@ pub fn aim(engine: &Engine, spec: &mut AppSpec, target: &str) -> Result<bool, Ag
                 None if ids::is_deployment_id(target) => return Err(no_such()),
                 None => target.to_string(),
             };
-            if !registry::matches(&pattern, &tag) {
+            if !tag_pattern(&pattern)?.matches(&tag) {
                 return Err(AgentError::RollbackUnavailable(format!(
                     "tag {tag:?} does not match image.history.pattern {pattern:?}; pick one from `haloy rollback-targets`"
                 )));
@@ -190,4 +191,12 @@ pub fn aim(engine: &Engine, spec: &mut AppSpec, target: &str) -> Result<bool, Ag
             Ok(false)
         }
     }
+}
+
+fn tag_pattern(pattern: &str) -> Result<registry::TagPattern, AgentError> {
+    registry::TagPattern::new(pattern).map_err(|e| {
+        AgentError::RollbackUnavailable(format!(
+            "image.history.pattern {pattern:?} is not a tag pattern ({e}); use * and ? as wildcards"
+        ))
+    })
 }

@@ -165,7 +165,7 @@ pub async fn receive(
                 }
             }
             Some(deploy_request::Message::End(end)) => {
-                let digest = format!("sha256:{}", hex(&hasher.finalize()));
+                let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
                 if size > 0 && end.sha256 != digest {
                     return Err(Some(format!(
                         "the upload is corrupt: its digest is {digest}, the client announced {}; deploy again",
@@ -194,10 +194,6 @@ pub async fn receive(
             }
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

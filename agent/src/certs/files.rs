@@ -80,8 +80,8 @@ impl CertDir {
     /// any address makes a safe file name.
     pub fn account_path(&self, email: &str) -> PathBuf {
         let digest = Sha256::digest(email.as_bytes());
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-        self.dir.join(format!("acme-account-{hex}.json"))
+        let name = hex::encode(&digest[..12]);
+        self.dir.join(format!("acme-account-{name}.json"))
     }
 
     /// The single account file of releases that kept one account.

@@ -53,11 +53,7 @@ pub fn leaf_info(chain_pem: &str) -> Result<CertInfo, String> {
         names,
         not_before: time(validity.not_before.timestamp()),
         not_after: time(validity.not_after.timestamp()),
-        serial: cert
-            .raw_serial()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<String>()
+        serial: hex::encode_upper(cert.raw_serial())
             .trim_start_matches("00")
             .to_string(),
     })

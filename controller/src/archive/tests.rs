@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use super::*;
 
 fn digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(data)))
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
 /// What goes into a test archive, laid out like Docker 20.10's `docker save`.

@@ -6,6 +6,8 @@
 //! run of characters, `?` one character, `[a-z]`/`[^a-z]` a class and `\` escapes;
 //! `**` matches any number of segments.
 
+use globset::{Candidate, GlobBuilder, GlobMatcher};
+
 /// The parsed patterns of one `.dockerignore`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct IgnoreRules {
@@ -14,7 +16,9 @@ pub(crate) struct IgnoreRules {
 
 #[derive(Debug, Clone)]
 struct Rule {
-    segments: Vec<String>,
+    /// `None` for a pattern that is not a valid glob (an unclosed `[`): it matches
+    /// nothing.
+    matcher: Option<GlobMatcher>,
     /// `false` for `!` exceptions, which bring a path back.
     exclude: bool,
 }
@@ -30,8 +34,11 @@ impl IgnoreRules {
                     Some(rest) => (false, rest.trim()),
                     None => (true, line),
                 };
-                let segments = clean(pattern);
-                (!segments.is_empty()).then_some(Rule { segments, exclude })
+                let pattern = clean(pattern);
+                (!pattern.is_empty()).then(|| Rule {
+                    matcher: compile(&pattern),
+                    exclude,
+                })
             })
             .collect();
         Self { rules }
@@ -39,12 +46,24 @@ impl IgnoreRules {
 
     /// Whether `path` (relative to the context, `/`-separated) stays out of the context.
     pub(crate) fn is_ignored(&self, path: &str) -> bool {
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        // A rule on a directory covers everything below it, so every leading part of
+        // the path is a candidate: `a`, `a/b`, `a/b/c`.
+        let mut prefix = String::with_capacity(path.len());
+        let mut candidates = Vec::new();
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(segment);
+            candidates.push(prefix.clone());
+        }
+        let candidates: Vec<Candidate<'_>> = candidates.iter().map(Candidate::new).collect();
         let mut ignored = false;
         for rule in &self.rules {
-            // A rule on a directory covers everything below it, so try every prefix.
-            let hit = (1..=segments.len()).any(|n| matches(&rule.segments, &segments[..n]));
-            if hit {
+            let Some(matcher) = &rule.matcher else {
+                continue;
+            };
+            if candidates.iter().any(|c| matcher.is_match_candidate(c)) {
                 ignored = rule.exclude;
             }
         }
@@ -59,78 +78,70 @@ impl IgnoreRules {
 }
 
 /// Like Go's `filepath.Clean` on a pattern, relative to the context root.
-fn clean(pattern: &str) -> Vec<String> {
-    let mut segments: Vec<String> = Vec::new();
+fn clean(pattern: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
     for segment in pattern.split('/') {
         match segment {
             "" | "." => {}
             ".." => {
                 segments.pop();
             }
-            other => segments.push(other.to_string()),
+            other => segments.push(other),
         }
     }
-    segments
+    segments.join("/")
 }
 
-fn matches(pattern: &[String], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((first, rest)) if first == "**" => {
-            (0..=path.len()).any(|skip| matches(rest, &path[skip..]))
-        }
-        Some((first, rest)) => match path.split_first() {
-            Some((name, tail)) => glob(first.as_bytes(), name.as_bytes()) && matches(rest, tail),
-            None => false,
-        },
-    }
+/// The matcher for one cleaned pattern. globset compiles to a finite automaton, so
+/// matching takes time linear in the path however many `*` the pattern has.
+fn compile(pattern: &str) -> Option<GlobMatcher> {
+    GlobBuilder::new(&literal_braces(pattern))
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .ok()
+        .map(|glob| glob.compile_matcher())
 }
 
-/// One path segment against one pattern segment.
-fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|skip| glob(rest, &name[skip..])),
-        Some((b'?', rest)) => !name.is_empty() && glob(rest, &name[1..]),
-        Some((b'[', rest)) => match (class(rest, name.first().copied()), name.split_first()) {
-            (Some((true, after)), Some((_, tail))) => glob(after, tail),
-            _ => false,
-        },
-        Some((b'\\', rest)) if !rest.is_empty() => {
-            name.first() == Some(&rest[0]) && glob(&rest[1..], &name[1..])
-        }
-        Some((c, rest)) => name.first() == Some(c) && glob(rest, &name[1..]),
-    }
-}
-
-/// A `[...]` class (the opening bracket already consumed) against one byte: whether
-/// it matched, and the pattern after the closing bracket. `None` when the class is
-/// unterminated or there is no byte to match.
-fn class(pattern: &[u8], byte: Option<u8>) -> Option<(bool, &[u8])> {
-    let byte = byte?;
-    let (negated, mut rest) = match pattern.first() {
-        Some(b'^' | b'!') => (true, &pattern[1..]),
-        _ => (false, pattern),
-    };
-    let mut hit = false;
-    let mut first = true;
-    loop {
-        let (&c, after) = rest.split_first()?;
-        if c == b']' && !first {
-            return Some((hit != negated, after));
-        }
-        first = false;
-        match after {
-            [b'-', end, tail @ ..] if *end != b']' => {
-                hit |= (c..=*end).contains(&byte);
-                rest = tail;
+/// Docker has no `{a,b}` alternatives: outside a class, braces are plain characters.
+fn literal_braces(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some(next) = chars.next() {
+                    out.push(next);
+                }
             }
-            _ => {
-                hit |= c == byte;
-                rest = after;
+            '{' | '}' if !in_class => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
             }
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // A `]` first in the class (after any negation) is a member, not its end.
+                if let Some(&negation @ ('!' | '^')) = chars.peek() {
+                    out.push(negation);
+                    chars.next();
+                }
+                if let Some(&']') = chars.peek() {
+                    out.push(']');
+                    chars.next();
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            other => out.push(other),
         }
     }
+    out
 }
 
 #[cfg(test)]
@@ -166,6 +177,8 @@ mod tests {
         assert!(ignored("**/*.log", "a/b/c/debug.log"));
         assert!(ignored("**/*.log", "debug.log"));
         assert!(ignored("docs/**", "docs/a/b"));
+        // Like Docker's `docs/` prefix: what is inside, not the directory itself.
+        assert!(!ignored("docs/**", "docs"));
         assert!(ignored("file?.txt", "file1.txt"));
         assert!(!ignored("file?.txt", "file10.txt"));
     }
@@ -179,6 +192,24 @@ mod tests {
         assert!(ignored(r"star\*", "star*"));
         assert!(!ignored(r"star\*", "stars"));
         assert!(!ignored("broken[", "broken["));
+    }
+
+    #[test]
+    fn many_stars_against_a_long_path_are_answered() {
+        // A backtracking matcher takes time exponential in the number of stars here.
+        let stars = format!("{}b", "*a".repeat(30));
+        let long = "a".repeat(4000);
+        assert!(!ignored(&stars, &long));
+        assert!(ignored(&stars, &format!("{long}b")));
+        let deep = vec!["a"; 300].join("/");
+        assert!(!ignored(&format!("**/{stars}"), &deep));
+    }
+
+    #[test]
+    fn braces_are_plain_characters() {
+        assert!(ignored("{a,b}.txt", "{a,b}.txt"));
+        assert!(!ignored("{a,b}.txt", "a.txt"));
+        assert!(ignored("v[{]x", "v{x"));
     }
 
     #[test]
