@@ -1,5 +1,7 @@
 //! Server set-up behind `haloyadm init` and `haloyadm api token`: directories, the
-//! settings file and the API token.
+//! settings file and the API token; `ready` waits for a started haloyd to serve.
+
+pub mod ready;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

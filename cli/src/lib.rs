@@ -1,7 +1,7 @@
-//! The `haloy` and `haloyadm` command lines: argument parsing and presentation only.
-//! Everything they do is in `haloy-controller` (and, on the server, `haloyd`).
+//! The `haloy` command line: argument parsing and presentation only. Everything it
+//! does is in `haloy-controller`. `haloyadm` (crate `haloy-admin`) shares `Env`,
+//! `block_on`, `exit_code` and `pem` with it.
 
-pub mod admin;
 pub mod commands;
 pub mod context;
 pub mod pem;
@@ -73,10 +73,5 @@ mod tests {
     #[test]
     fn haloy_cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn haloyadm_cli_definition_is_consistent() {
-        super::admin::AdminCli::command().debug_assert();
     }
 }

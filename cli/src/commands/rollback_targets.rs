@@ -21,7 +21,7 @@ fn when(target: &RollbackTarget) -> String {
     target
         .deployed_at
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| haloyd::ids::format_rfc3339(d.as_millis() as u64))
+        .map(|d| haloy_api::ids::format_rfc3339(d.as_millis() as u64))
         .unwrap_or_else(|| "-".into())
 }
 

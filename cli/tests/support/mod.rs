@@ -1,5 +1,6 @@
 //! Running `haloy` and `haloyadm` as processes in a temporary sandbox with a
-//! scrubbed environment and its own HOME, shared by the CLI test files.
+//! scrubbed environment and its own HOME, shared by the CLI test files of `cli/` and
+//! `admin/` (each package builds its own binary).
 
 #![allow(dead_code)]
 
@@ -41,9 +42,11 @@ impl Sandbox {
 
     pub fn run(&self, program: &str, args: &[&str]) -> Output {
         let binary = match program {
-            "haloy" => env!("CARGO_BIN_EXE_haloy"),
-            _ => env!("CARGO_BIN_EXE_haloyadm"),
-        };
+            "haloy" => option_env!("CARGO_BIN_EXE_haloy"),
+            "haloyadm" => option_env!("CARGO_BIN_EXE_haloyadm"),
+            _ => None,
+        }
+        .unwrap_or_else(|| panic!("{program} is not a binary of the package under test"));
         Command::new(binary)
             .args(args)
             .env_clear()

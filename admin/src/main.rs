@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use haloy_cli::admin::{AdminCli, AdminCommand, api, init, service};
+use haloy_admin::{AdminCli, AdminCommand, api, init, service};
 use haloy_cli::context::Env;
 
 fn main() -> ExitCode {

@@ -37,3 +37,13 @@ pub struct InstallFlags {
     #[arg(long)]
     pub local_install: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn haloyadm_cli_definition_is_consistent() {
+        super::AdminCli::command().debug_assert();
+    }
+}

@@ -7,7 +7,7 @@ use haloyd::config::Layout;
 use haloyd::setup::{self, InitOptions};
 
 use super::InstallFlags;
-use crate::context::Env;
+use haloy_cli::context::Env;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -61,7 +61,7 @@ pub fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
         Layout::system()
     };
     let acme_ca_cert = match &args.acme_ca_cert {
-        Some(path) => Some(crate::pem::checked_pem(
+        Some(path) => Some(haloy_cli::pem::checked_pem(
             "--acme-ca-cert",
             path,
             "the ACME server's CA certificate (PEM)",

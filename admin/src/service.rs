@@ -1,17 +1,16 @@
 //! `haloyadm start|stop|restart`: run haloyd and HAProxy as host processes.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use haloy_controller::client::Client;
 use haloyd::config::{HaloydConfig, Layout};
 use haloyd::process;
 use haloyd::proxy::haproxy::Haproxy;
-use haloyd::setup;
+use haloyd::setup::{self, ready};
 
 use super::InstallFlags;
-use crate::context::Env;
+use haloy_cli::context::Env;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StartArgs {
@@ -52,44 +51,20 @@ pub async fn start(args: &StartArgs, env: &Env, out: &mut dyn Write) -> anyhow::
         }
         None => process::spawn_haloyd(&layout, args.debug)?,
     };
-    let server = format!("127.0.0.1:{}", config.api_port);
-    let deadline = Instant::now() + START_TIMEOUT;
-    let mut last_error: String;
-    loop {
-        if !process::exists(pid) {
-            anyhow::bail!(
-                "haloyd exited during start-up; the end of {}:\n{}",
-                layout.haloyd_log().display(),
-                process::log_tail(&layout.haloyd_log(), 20)
-            );
-        }
-        match Client::connect(&server, &token).await {
-            Ok(mut client) => match client.version().await {
-                Ok((_, haproxy, docker)) if !haproxy.is_empty() => {
-                    writeln!(out, "haloyd is running (pid {pid}), API on {server}")?;
-                    writeln!(
-                        out,
-                        "HAProxy {haproxy} serves http://{}:{}",
-                        config.bind_address, config.http_port
-                    )?;
-                    writeln!(out, "Docker {docker}")?;
-                    writeln!(out, "logs: {}", layout.haloyd_log().display())?;
-                    return Ok(());
-                }
-                Ok(_) => last_error = "HAProxy does not answer yet".into(),
-                Err(e) => last_error = e.to_string(),
-            },
-            Err(e) => last_error = e.to_string(),
-        }
-        if Instant::now() >= deadline {
-            anyhow::bail!(
-                "haloyd did not answer within {} s ({last_error}); see {}",
-                START_TIMEOUT.as_secs(),
-                layout.haloyd_log().display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let serving = ready::wait_until_serving(&layout, &config, &token, pid, START_TIMEOUT).await?;
+    writeln!(
+        out,
+        "haloyd is running (pid {pid}), API on 127.0.0.1:{}",
+        config.api_port
+    )?;
+    writeln!(
+        out,
+        "HAProxy {} serves http://{}:{}",
+        serving.haproxy, config.bind_address, config.http_port
+    )?;
+    writeln!(out, "Docker {}", serving.docker)?;
+    writeln!(out, "logs: {}", layout.haloyd_log().display())?;
+    Ok(())
 }
 
 pub async fn stop(args: &StopArgs, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use std::io::Write;
 use haloyd::setup;
 
 use super::InstallFlags;
-use crate::context::Env;
+use haloy_cli::context::Env;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ApiCommand {
