@@ -5,6 +5,8 @@
 pub mod commands;
 pub mod context;
 pub mod pem;
+pub mod report;
+pub mod targets;
 
 use std::process::ExitCode;
 

@@ -1,326 +1,192 @@
-//! Deploying to many targets at once: global hooks around a bounded concurrent run of
-//! per-target jobs (pre_deploy, deploy, post_deploy). One failing target does not stop
-//! the others; every output line is tagged with its target.
+//! The runner behind every command that acts on several targets: one job per target,
+//! at most `concurrency` at a time, each saying its lines tagged with its target. One
+//! failing target does not stop the others; results come back in target order.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use haloy_api::spec::Secret;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::client::{Client, ImageChoice, Progress};
 use crate::config::plan::TargetPlan;
-use crate::hooks::{HookError, HookKind, run_hooks};
 
-/// One target ready to deploy.
-#[derive(Clone)]
-pub struct Job {
+/// Targets worked on at the same time unless a command says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// One target, ready to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
     pub plan: TargetPlan,
     pub server: String,
     pub token: Secret,
-    /// Where the server gets the image.
-    pub image: ImageChoice,
 }
 
-/// A line of output from one target (or `global` for global hooks).
+impl Target {
+    /// The target's name, or the app's without targets.
+    pub fn label(&self) -> &str {
+        self.plan.label()
+    }
+}
+
+/// What the runner needs of a job's input: the target it is for.
+pub trait Labelled {
+    fn label(&self) -> &str;
+}
+
+impl Labelled for Target {
+    fn label(&self) -> &str {
+        self.plan.label()
+    }
+}
+
+/// A line of output from one target (or `global` for a deploy's global hooks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     pub target: String,
     pub text: String,
-    /// With `Options::upload_bars`: upload progress (bytes sent, total) instead of text.
+    /// Upload progress (bytes sent, total) instead of text, for progress bars.
     pub upload: Option<(u64, u64)>,
 }
 
-/// How one target's deploy ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub target: String,
-    pub server: String,
-    pub deployment_id: Option<String>,
-    pub succeeded: bool,
-    /// "deployed", or what failed.
-    pub message: String,
-    pub duration: Duration,
-    pub uploaded_bytes: u64,
-}
-
+/// Where one target's job says things.
 #[derive(Debug, Clone)]
-pub struct Options {
-    /// Targets deployed at the same time.
-    pub concurrency: usize,
-    /// Stream the app's log lines during the deploy.
-    pub show_logs: bool,
-    /// Hooks run here (the config file's directory).
-    pub config_dir: PathBuf,
-    /// The environment hooks run with.
-    pub env: HashMap<String, String>,
-    /// Report upload progress as `Line::upload` updates (for progress bars) rather
-    /// than a text line at each quarter.
-    pub upload_bars: bool,
-    /// The workstation's Docker Engine ID: a server sharing it already has images
-    /// built here, so they are not uploaded.
-    pub local_docker_id: Option<String>,
+pub struct Lines {
+    target: String,
+    tx: mpsc::UnboundedSender<Line>,
 }
 
-/// The result of a whole run.
-#[derive(Debug)]
-pub struct Run {
-    pub outcomes: Vec<Outcome>,
-    /// A failing `global_post_deploy`, reported after every target finished.
-    pub global_post_error: Option<HookError>,
-}
-
-pub const GLOBAL: &str = "global";
-
-/// Runs the global pre hooks, every job (at most `concurrency` at a time), then the
-/// global post hooks. A failing global pre hook stops everything before any target.
-pub async fn deploy_all(
-    global_pre: &[String],
-    global_post: &[String],
-    jobs: Vec<Job>,
-    options: &Options,
-    lines: mpsc::UnboundedSender<Line>,
-) -> Result<Run, HookError> {
-    let global_lines = tagged(GLOBAL, &lines);
-    run_hooks(
-        HookKind::GlobalPreDeploy,
-        global_pre,
-        &options.config_dir,
-        &options.env,
-        &global_lines,
-    )
-    .await?;
-
-    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    // One id for the whole run: every server records it, and one id rolls them back.
-    let deployment_id = haloy_api::ids::proposed_id(haloy_api::ids::now_ms());
-    let mut tasks = Vec::new();
-    for job in jobs {
-        let permits = permits.clone();
-        let options = options.clone();
-        let lines = lines.clone();
-        let id = deployment_id.clone();
-        tasks.push(tokio::spawn(async move {
-            // The semaphore is never closed, so acquiring cannot fail.
-            let _permit = permits.acquire_owned().await;
-            deploy_one(job, &options, &id, lines).await
-        }));
-    }
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        match task.await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(e) => outcomes.push(Outcome {
-                target: "?".into(),
-                server: String::new(),
-                deployment_id: None,
-                succeeded: false,
-                message: format!("internal error: {e}"),
-                duration: Duration::ZERO,
-                uploaded_bytes: 0,
-            }),
+impl Lines {
+    pub fn new(target: &str, tx: mpsc::UnboundedSender<Line>) -> Self {
+        Self {
+            target: target.to_string(),
+            tx,
         }
     }
-    let global_post_error = run_hooks(
-        HookKind::GlobalPostDeploy,
-        global_post,
-        &options.config_dir,
-        &options.env,
-        &global_lines,
-    )
-    .await
-    .err();
-    Ok(Run {
-        outcomes,
-        global_post_error,
-    })
-}
 
-/// Forwards plain lines to `lines` tagged with `target`.
-fn tagged(target: &str, lines: &mpsc::UnboundedSender<Line>) -> mpsc::UnboundedSender<String> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let lines = lines.clone();
-    let target = target.to_string();
-    tokio::spawn(async move {
-        while let Some(text) = rx.recv().await {
-            let _ = lines.send(Line {
-                target: target.clone(),
-                text,
-                upload: None,
-            });
-        }
-    });
-    tx
-}
-
-async fn deploy_one(
-    job: Job,
-    options: &Options,
-    deployment_id: &str,
-    lines: mpsc::UnboundedSender<Line>,
-) -> Outcome {
-    let started = Instant::now();
-    let label = job.plan.label().to_string();
-    let out = tagged(&label, &lines);
-    let mut outcome = Outcome {
-        target: label.clone(),
-        server: job.server.clone(),
-        deployment_id: None,
-        succeeded: false,
-        message: String::new(),
-        duration: Duration::ZERO,
-        uploaded_bytes: 0,
-    };
-    let result = async {
-        run_hooks(
-            HookKind::PreDeploy,
-            &job.plan.pre_deploy,
-            &options.config_dir,
-            &options.env,
-            &out,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let mut client = Client::connect(&job.server, &job.token)
-            .await
-            .map_err(|e| e.to_string())?;
-        client.propose_deployment_id(Some(deployment_id.to_string()));
-        let proposed = deployment_id;
-        let spec = &job.plan.spec;
-        let _ = out.send(format!(
-            "deploying {} ({}) to {}",
-            spec.name,
-            spec.image.reference(),
-            client.server()
-        ));
-        let mut image = job.image.clone();
-        if let (ImageChoice::UploadFromDocker(_), Some(local)) = (&image, &options.local_docker_id)
-            && client
-                .docker_id()
-                .await
-                .is_ok_and(|id| !id.is_empty() && &id == local)
-        {
-            let _ =
-                out.send("the server shares this machine's Docker: nothing to upload".to_string());
-            image = ImageChoice::Existing;
-        }
-        let show_logs = options.show_logs;
-        let upload_started = Instant::now();
-        let mut reported_quarter = 0u64;
-        let upload_bars = options.upload_bars;
-        let bar_lines = lines.clone();
-        let report = client
-            .deploy(spec, image, |p| {
-                let text = match p {
-                    Progress::Accepted { deployment_id } if deployment_id != proposed => {
-                        Some(format!(
-                            "deployment {deployment_id} (not {proposed}: the server has a newer deployment of the app or its clock is over an hour off, so roll it back by this id)"
-                        ))
-                    }
-                    Progress::Accepted { deployment_id } => {
-                        Some(format!("deployment {deployment_id}"))
-                    }
-                    Progress::Phase { name, message } => Some(format!("==> {name}: {message}")),
-                    Progress::Log { replica, text } if show_logs => {
-                        Some(format!("    {replica} | {text}"))
-                    }
-                    Progress::Log { .. } => None,
-                    Progress::UploadPlanned { layers: 0, of, .. } => {
-                        Some(format!("the server has all {of} layers of the image"))
-                    }
-                    Progress::UploadPlanned { layers, of, bytes } => Some(format!(
-                        "uploading {layers} of {of} layers ({bytes} bytes); the server has the rest"
-                    )),
-                    Progress::Uploading { sent, total } if upload_bars => {
-                        let _ = bar_lines.send(Line {
-                            target: label.clone(),
-                            text: String::new(),
-                            upload: Some((sent, total)),
-                        });
-                        None
-                    }
-                    Progress::Uploading { sent, total } if total > 0 => {
-                        // A line at each quarter: bytes, rate and time left.
-                        let quarter = sent * 4 / total;
-                        (quarter > reported_quarter).then(|| {
-                            reported_quarter = quarter;
-                            upload_line(sent, total, upload_started.elapsed())
-                        })
-                    }
-                    Progress::Uploading { .. } => None,
-                    Progress::Uploaded { bytes } => Some(format!("uploaded {bytes} bytes")),
-                };
-                if let Some(text) = text {
-                    let _ = out.send(text);
-                }
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(report)
+    pub fn target(&self) -> &str {
+        &self.target
     }
-    .await;
-    match result {
-        Ok(report) => {
-            outcome.deployment_id = Some(report.deployment_id.clone());
-            outcome.uploaded_bytes = report.uploaded_bytes;
-            if report.succeeded {
-                match run_hooks(
-                    HookKind::PostDeploy,
-                    &job.plan.post_deploy,
-                    &options.config_dir,
-                    &options.env,
-                    &out,
-                )
-                .await
-                {
-                    Ok(()) => {
-                        outcome.succeeded = true;
-                        outcome.message = "deployed".into();
-                    }
-                    Err(e) => outcome.message = format!("deployed, but {e}"),
-                }
-            } else {
-                outcome.message = format!(
-                    "deployment {} {}: {}; the previous version keeps serving",
-                    report.deployment_id, report.status, report.reason
-                );
+
+    pub fn say(&self, text: impl std::fmt::Display) {
+        let _ = self.tx.send(Line {
+            target: self.target.clone(),
+            text: text.to_string(),
+            upload: None,
+        });
+    }
+
+    /// A channel for code that says plain lines (hooks); they arrive tagged.
+    pub fn forwarder(&self) -> mpsc::UnboundedSender<String> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let lines = self.clone();
+        tokio::spawn(async move {
+            while let Some(text) = rx.recv().await {
+                lines.say(text);
             }
-        }
-        Err(message) => outcome.message = message,
+        });
+        tx
     }
-    outcome.duration = started.elapsed();
-    outcome
+
+    pub fn upload(&self, sent: u64, total: u64) {
+        let _ = self.tx.send(Line {
+            target: self.target.clone(),
+            text: String::new(),
+            upload: Some((sent, total)),
+        });
+    }
 }
 
-/// "uploaded 12.0 of 48.0 MiB (25%), 10.2 MiB/s, about 4 s left".
-fn upload_line(sent: u64, total: u64, elapsed: Duration) -> String {
-    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
-    let rate = mib(sent) / elapsed.as_secs_f64().max(0.001);
-    let left = if rate > 0.0 {
-        mib(total.saturating_sub(sent)) / rate
-    } else {
-        0.0
-    };
-    format!(
-        "uploaded {:.1} of {:.1} MiB ({}%), {rate:.1} MiB/s, about {left:.0} s left",
-        mib(sent),
-        mib(total),
-        sent * 100 / total.max(1)
-    )
+/// How one target's job ended.
+#[derive(Debug)]
+pub struct Finished<R> {
+    pub target: String,
+    /// The job's result; `Err` if the job panicked.
+    pub result: Result<R, tokio::task::JoinError>,
+}
+
+/// Runs `job` for every target, at most `concurrency` at once, with its lines going
+/// to `lines`. Returns every job's result, in target order, once all have ended.
+pub async fn run<T, R, F, Fut>(
+    targets: &[T],
+    concurrency: usize,
+    lines: mpsc::UnboundedSender<Line>,
+    job: F,
+) -> Vec<Finished<R>>
+where
+    T: Labelled,
+    R: Send + 'static,
+    F: Fn(&T, Lines) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let tasks: Vec<_> = targets
+        .iter()
+        .map(|target| {
+            let work = job(target, Lines::new(target.label(), lines.clone()));
+            let permits = permits.clone();
+            let task = tokio::spawn(async move {
+                // The semaphore is never closed, so acquiring cannot fail.
+                let _permit = permits.acquire_owned().await;
+                work.await
+            });
+            (target.label().to_string(), task)
+        })
+        .collect();
+    drop(lines);
+    let mut finished = Vec::new();
+    for (target, task) in tasks {
+        let result = task.await;
+        finished.push(Finished { target, result });
+    }
+    finished
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
     use super::*;
 
-    #[test]
-    fn upload_lines_show_bytes_rate_and_time_left() {
-        let line = upload_line(12 << 20, 48 << 20, Duration::from_secs(2));
-        assert_eq!(
-            line,
-            "uploaded 12.0 of 48.0 MiB (25%), 6.0 MiB/s, about 6 s left"
-        );
+    struct Named(String);
+
+    impl Labelled for Named {
+        fn label(&self) -> &str {
+            &self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_at_most_the_limit_at_once_and_keeps_target_order() {
+        let targets: Vec<Named> = (0..5).map(|i| Named(format!("t{i}"))).collect();
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let finished = run(&targets, 2, tx, |t, lines| {
+            let (running, peak) = (running.clone(), peak.clone());
+            let fail = t.label() == "t3";
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                lines.say("done");
+                running.fetch_sub(1, Ordering::SeqCst);
+                if fail { Err("broken") } else { Ok(()) }
+            }
+        })
+        .await;
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        let order: Vec<&str> = finished.iter().map(|f| f.target.as_str()).collect();
+        assert_eq!(order, ["t0", "t1", "t2", "t3", "t4"]);
+        let failed: Vec<&str> = finished
+            .iter()
+            .filter(|f| !matches!(f.result, Ok(Ok(()))))
+            .map(|f| f.target.as_str())
+            .collect();
+        assert_eq!(failed, ["t3"]);
+        let mut said = Vec::new();
+        while let Some(line) = rx.recv().await {
+            said.push(line.target);
+        }
+        said.sort();
+        assert_eq!(said, ["t0", "t1", "t2", "t3", "t4"]);
     }
 }

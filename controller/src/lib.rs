@@ -5,6 +5,7 @@ pub mod archive;
 pub mod build;
 pub mod client;
 pub mod config;
+pub mod deploy;
 pub mod env;
 pub mod error;
 pub mod fanout;

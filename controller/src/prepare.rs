@@ -1,12 +1,12 @@
 //! Before any target deploys: build each distinct image once on the workstation and
 //! push it once per registry, then say for every target where its server gets the
-//! image.
+//! image; an upload is skipped for a server on this machine's own Docker engine.
 
 use haloy_api::spec::ImageSource;
 use tokio::sync::mpsc;
 
 use crate::build::{self, BuildError, BuildOutput};
-use crate::client::ImageChoice;
+use crate::client::{Client, ImageChoice};
 use crate::config::plan::{BuildPlan, PushTo, TargetPlan};
 use crate::registry::{self, RegistryError};
 
@@ -103,4 +103,44 @@ pub async fn prepare(
         }
     }
     Ok(plans)
+}
+
+/// This machine's Docker engine as haloyd names one (`<engine id>@<data root>`), when
+/// some image would be uploaded from it and Docker answers.
+pub async fn local_engine<'a>(images: impl IntoIterator<Item = &'a ImageChoice>) -> Option<String> {
+    let uploads = images
+        .into_iter()
+        .any(|image| matches!(image, ImageChoice::UploadFromDocker(_)));
+    if !uploads {
+        return None;
+    }
+    let docker = build::connect_local().await.ok()?;
+    let info = docker.info().await.ok()?;
+    let id = info.id.filter(|id| !id.is_empty())?;
+    Some(engine_identity(
+        &id,
+        &info.docker_root_dir.unwrap_or_default(),
+    ))
+}
+
+/// The name of one Docker engine: daemons on one host can share an ID (it comes from
+/// /etc/docker/key.json), the data root tells them apart. haloyd reports the same form.
+pub fn engine_identity(id: &str, data_root: &str) -> String {
+    format!("{id}@{data_root}")
+}
+
+/// Whether `image`'s upload can be skipped because the server behind `client` runs on
+/// `local_engine`, which already has every image built here.
+pub async fn shares_engine(
+    image: &ImageChoice,
+    local_engine: Option<&str>,
+    client: &mut Client,
+) -> bool {
+    let (ImageChoice::UploadFromDocker(_), Some(local)) = (image, local_engine) else {
+        return false;
+    };
+    client
+        .docker_id()
+        .await
+        .is_ok_and(|id| !id.is_empty() && id == local)
 }

@@ -6,16 +6,12 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use haloy_controller::client::ImageChoice;
-use haloy_controller::fanout::{self, Job, Options, Outcome};
-use haloy_controller::prepare;
+use haloy_controller::deploy::{self, Job, Options, Outcome};
+use haloy_controller::{fanout, prepare};
 use tokio::sync::mpsc;
 
-use super::target;
 use crate::context::{Env, TargetFlags};
-
-/// Targets deployed at the same time.
-const CONCURRENCY: usize = 8;
+use crate::targets;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,7 +26,7 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (plan, targets) = target::resolve(&args.flags, env)?;
+    let (plan, targets) = targets::resolve(&args.flags, env)?;
     let mut err = std::io::stderr();
 
     // Build each distinct image once and push it once per registry, before any
@@ -43,17 +39,6 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
         writeln!(sink, "[{stage}] {text}")?;
     }
     let images = preparing.await??;
-    let uploads = images
-        .iter()
-        .any(|i| matches!(i, ImageChoice::UploadFromDocker(_)));
-    // A server on this machine's Docker already has what was built here.
-    // HALOY_FORCE_UPLOAD=1 uploads anyway (tests and benchmarks use it).
-    let force_upload = env.vars.get("HALOY_FORCE_UPLOAD").is_some_and(|v| v == "1");
-    let local_docker_id = if uploads && !force_upload {
-        local_docker_id().await
-    } else {
-        None
-    };
     let mut jobs = Vec::new();
     for (target, image) in targets.into_iter().zip(images) {
         jobs.push(Job {
@@ -67,7 +52,7 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
     // Progress bars on a terminal; plain lines (a line per quarter) otherwise.
     let bars = !args.json && std::io::stdout().is_terminal();
     let options = Options {
-        concurrency: CONCURRENCY,
+        concurrency: fanout::DEFAULT_CONCURRENCY,
         show_logs: !args.no_logs,
         config_dir: plan
             .config_file
@@ -75,7 +60,9 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
             .map(|p| p.to_path_buf())
             .unwrap_or_else(|| env.cwd.clone()),
         env: env.vars.clone(),
-        local_docker_id,
+        // A server on this machine's Docker already has what was built here;
+        // HALOY_FORCE_UPLOAD=1 uploads anyway (tests and benchmarks use it).
+        force_upload: env.vars.get("HALOY_FORCE_UPLOAD").is_some_and(|v| v == "1"),
         upload_bars: bars,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -84,10 +71,10 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
         plan.global_post_deploy.clone(),
     );
     let runner =
-        tokio::spawn(async move { fanout::deploy_all(&pre, &post, jobs, &options, tx).await });
+        tokio::spawn(async move { deploy::deploy_all(&pre, &post, jobs, &options, tx).await });
     let mut uploads = Uploads::default();
     while let Some(line) = rx.recv().await {
-        let prefix = if many || line.target == fanout::GLOBAL {
+        let prefix = if many || line.target == deploy::GLOBAL {
             format!("[{}] ", line.target)
         } else {
             String::new()
@@ -189,15 +176,6 @@ fn summary(outcomes: &[Outcome], out: &mut dyn Write) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// This machine's Docker Engine ID, if Docker answers.
-async fn local_docker_id() -> Option<String> {
-    let docker = haloy_controller::build::connect_local().await.ok()?;
-    // The same form haloyd reports: engine ID and data root.
-    let info = docker.info().await.ok()?;
-    let id = info.id.filter(|id| !id.is_empty())?;
-    Some(format!("{id}@{}", info.docker_root_dir.unwrap_or_default()))
 }
 
 /// One progress bar per target uploading an image: bytes, rate and ETA.

@@ -5,8 +5,8 @@ use std::io::Write;
 
 use haloy_controller::client::Client;
 
-use super::target;
 use crate::context::{Env, TargetFlags};
+use crate::{report, targets};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,10 +21,11 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = target::resolve(&args.flags, env)?;
-    // Every target streams at once; lines interleave as they arrive.
+    let (_, targets) = targets::resolve(&args.flags, env)?;
+    // Every target streams at once, however many (a follow never ends, so a limit
+    // would starve the rest); lines interleave as they arrive.
     let (tail, follow) = (args.tail, !args.no_follow);
-    target::run_each(&targets, out, |target, lines| {
+    let results = report::each_target(&targets, targets.len(), out, |target, lines| {
         let (server, token, app) = (
             target.server.clone(),
             target.token.clone(),
@@ -41,5 +42,6 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
         }
     })
     .await?;
+    report::all_succeeded(results)?;
     Ok(())
 }

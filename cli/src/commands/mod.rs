@@ -9,5 +9,4 @@ pub mod rollback_targets;
 pub mod server;
 pub mod status;
 pub mod stop;
-pub mod target;
 pub mod validate_config;

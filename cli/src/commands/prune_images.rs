@@ -4,9 +4,10 @@
 use std::io::Write;
 
 use haloy_controller::client::Client;
+use haloy_controller::fanout;
 
-use super::target;
 use crate::context::{Env, TargetFlags};
+use crate::{report, targets};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,13 +22,25 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = target::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env)?;
     let many = targets.len() > 1;
-    for target in &targets {
-        let prefix = target::prefix(target, many);
+    let dry_run = !args.yes;
+    let results = report::each_target(&targets, fanout::DEFAULT_CONCURRENCY, out, |target, _| {
+        let (server, token) = (target.server.clone(), target.token.clone());
+        let app = target.plan.spec.name.clone();
+        async move {
+            let mut client = Client::connect(&server, &token).await?;
+            Ok(client.prune_images(&app, dry_run).await?)
+        }
+    })
+    .await?;
+    // Printed in target order once all are done, so JSON lines stay whole.
+    for (target, (_, result)) in targets.iter().zip(&results) {
+        let Ok((removed, kept)) = result else {
+            continue;
+        };
+        let prefix = report::prefix(target.label(), many);
         let app = &target.plan.spec.name;
-        let mut client = Client::connect(&target.server, &target.token).await?;
-        let (removed, kept) = client.prune_images(app, !args.yes).await?;
         if args.json {
             let value = serde_json::json!({"target": target.plan.label(), "server": target.server, "dry_run": !args.yes, "removed": removed, "kept": kept});
             writeln!(out, "{}", serde_json::to_string(&value)?)?;
@@ -40,7 +53,7 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
                 "{prefix}nothing to prune for {app}: every image belongs to a kept deployment"
             )?;
         }
-        for name in &removed {
+        for name in removed {
             writeln!(out, "{prefix}{verb} {name}")?;
         }
         writeln!(
@@ -56,5 +69,6 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
             writeln!(out, "{prefix}this was a dry run; add --yes to remove them")?;
         }
     }
+    report::all_succeeded(results)?;
     Ok(())
 }

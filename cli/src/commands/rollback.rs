@@ -6,9 +6,10 @@ use std::io::Write;
 
 use haloy_api::ids;
 use haloy_controller::client::{Client, Progress};
+use haloy_controller::fanout;
 
-use super::target;
 use crate::context::{Env, TargetFlags};
+use crate::{report, targets};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,50 +23,56 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = target::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env)?;
     // The rollbacks are deployments too: one id for all of them.
     let new_id = ids::proposed_id(ids::now_ms());
     let no_logs = args.no_logs;
-    target::run_each(&targets, out, |target, lines| {
-        let (server, token) = (target.server.clone(), target.token.clone());
-        let spec = target.plan.spec.clone();
-        let (id, new_id) = (args.deployment_id.clone(), new_id.clone());
-        async move {
-            let mut client = Client::connect(&server, &token).await?;
-            client.propose_deployment_id(Some(new_id));
-            lines.say(format_args!(
-                "rolling {} back to deployment {id} on {}",
-                spec.name,
-                client.server()
-            ));
-            let report = client
-                .rollback(&spec, &id, |p| match p {
-                    Progress::Accepted { deployment_id } => {
-                        lines.say(format_args!("deployment {deployment_id}"));
-                    }
-                    Progress::Phase { name, message } => {
-                        lines.say(format_args!("==> {name}: {message}"));
-                    }
-                    Progress::Log { replica, text } if !no_logs => {
-                        lines.say(format_args!("    {replica} | {text}"));
-                    }
-                    _ => {}
-                })
-                .await?;
-            anyhow::ensure!(
-                report.succeeded,
-                "rollback {} {}: {}; the current version keeps serving",
-                report.deployment_id,
-                report.status,
-                report.reason
-            );
-            lines.say(format_args!(
-                "rolled back: deployment {} now serves the image of {id}",
-                report.deployment_id
-            ));
-            Ok(())
-        }
-    })
+    let results = report::each_target(
+        &targets,
+        fanout::DEFAULT_CONCURRENCY,
+        out,
+        |target, lines| {
+            let (server, token) = (target.server.clone(), target.token.clone());
+            let spec = target.plan.spec.clone();
+            let (id, new_id) = (args.deployment_id.clone(), new_id.clone());
+            async move {
+                let mut client = Client::connect(&server, &token).await?;
+                client.propose_deployment_id(Some(new_id));
+                lines.say(format_args!(
+                    "rolling {} back to deployment {id} on {}",
+                    spec.name,
+                    client.server()
+                ));
+                let report = client
+                    .rollback(&spec, &id, |p| match p {
+                        Progress::Accepted { deployment_id } => {
+                            lines.say(format_args!("deployment {deployment_id}"));
+                        }
+                        Progress::Phase { name, message } => {
+                            lines.say(format_args!("==> {name}: {message}"));
+                        }
+                        Progress::Log { replica, text } if !no_logs => {
+                            lines.say(format_args!("    {replica} | {text}"));
+                        }
+                        _ => {}
+                    })
+                    .await?;
+                anyhow::ensure!(
+                    report.succeeded,
+                    "rollback {} {}: {}; the current version keeps serving",
+                    report.deployment_id,
+                    report.status,
+                    report.reason
+                );
+                lines.say(format_args!(
+                    "rolled back: deployment {} now serves the image of {id}",
+                    report.deployment_id
+                ));
+                Ok(())
+            }
+        },
+    )
     .await?;
+    report::all_succeeded(results)?;
     Ok(())
 }

@@ -4,9 +4,10 @@ use std::io::Write;
 use std::time::UNIX_EPOCH;
 
 use haloy_controller::client::{Client, RollbackTarget};
+use haloy_controller::fanout;
 
-use super::target;
 use crate::context::{Env, TargetFlags};
+use crate::{report, targets};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,10 +27,21 @@ fn when(target: &RollbackTarget) -> String {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = target::resolve(&args.flags, env)?;
-    for target in &targets {
-        let mut client = Client::connect(&target.server, &target.token).await?;
-        let (strategy, versions) = client.rollback_targets(&target.plan.spec).await?;
+    let (_, targets) = targets::resolve(&args.flags, env)?;
+    let results = report::each_target(&targets, fanout::DEFAULT_CONCURRENCY, out, |target, _| {
+        let (server, token) = (target.server.clone(), target.token.clone());
+        let spec = target.plan.spec.clone();
+        async move {
+            let mut client = Client::connect(&server, &token).await?;
+            Ok(client.rollback_targets(&spec).await?)
+        }
+    })
+    .await?;
+    // Printed in target order once all are done, so tables and JSON lines stay whole.
+    for (target, (_, result)) in targets.iter().zip(&results) {
+        let Ok((strategy, versions)) = result else {
+            continue;
+        };
         if args.json {
             let rows: Vec<serde_json::Value> = versions
                 .iter()
@@ -60,7 +72,7 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
             "{:<24}  {:<20}  {:<4}  IMAGE",
             "DEPLOYMENT", "DEPLOYED AT", "LIVE"
         )?;
-        for v in &versions {
+        for v in versions {
             writeln!(
                 out,
                 "{:<24}  {:<20}  {:<4}  {}",
@@ -71,5 +83,6 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
             )?;
         }
     }
+    report::all_succeeded(results)?;
     Ok(())
 }

@@ -3,9 +3,10 @@
 use std::io::Write;
 
 use haloy_controller::client::{CertificateInfo, Client, DeploymentInfo, StatusReport};
+use haloy_controller::fanout;
 
-use super::target;
 use crate::context::{Env, TargetFlags};
+use crate::{report, targets};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,13 +18,22 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = target::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env)?;
+    // A target that cannot answer is a line of the listing, not a failed job.
+    let results = report::each_target(&targets, fanout::DEFAULT_CONCURRENCY, out, |target, _| {
+        let (server, token) = (target.server.clone(), target.token.clone());
+        let app = target.plan.spec.name.clone();
+        async move {
+            Ok(match Client::connect(&server, &token).await {
+                Ok(mut client) => client.status(&app).await,
+                Err(e) => Err(e),
+            })
+        }
+    })
+    .await?;
+    let reports = report::all_succeeded(results)?;
     let mut failed = 0;
-    for (i, target) in targets.iter().enumerate() {
-        let report = match Client::connect(&target.server, &target.token).await {
-            Ok(mut client) => client.status(&target.plan.spec.name).await,
-            Err(e) => Err(e),
-        };
+    for (i, (target, report)) in targets.iter().zip(reports).enumerate() {
         if args.json {
             let value = match &report {
                 Ok(report) => json(target.plan.label(), &target.server, report),

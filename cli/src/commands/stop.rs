@@ -3,9 +3,10 @@
 use std::io::Write;
 
 use haloy_controller::client::Client;
+use haloy_controller::fanout;
 
-use super::target;
 use crate::context::{Env, TargetFlags};
+use crate::{report, targets};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,23 +18,30 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = target::resolve(&args.flags, env)?;
-    let many = targets.len() > 1;
-    for target in &targets {
-        let prefix = target::prefix(target, many);
-        let mut client = Client::connect(&target.server, &target.token).await?;
-        let (stopped, removed) = client
-            .stop(&target.plan.spec.name, args.remove_containers)
-            .await?;
-        writeln!(
-            out,
-            "{prefix}stopped {} container(s) of {}",
-            stopped.len(),
-            target.plan.spec.name
-        )?;
-        if args.remove_containers {
-            writeln!(out, "{prefix}removed {} container(s)", removed.len())?;
-        }
-    }
+    let (_, targets) = targets::resolve(&args.flags, env)?;
+    let remove = args.remove_containers;
+    let results = report::each_target(
+        &targets,
+        fanout::DEFAULT_CONCURRENCY,
+        out,
+        |target, lines| {
+            let (server, token) = (target.server.clone(), target.token.clone());
+            let app = target.plan.spec.name.clone();
+            async move {
+                let mut client = Client::connect(&server, &token).await?;
+                let (stopped, removed) = client.stop(&app, remove).await?;
+                lines.say(format_args!(
+                    "stopped {} container(s) of {app}",
+                    stopped.len()
+                ));
+                if remove {
+                    lines.say(format_args!("removed {} container(s)", removed.len()));
+                }
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    report::all_succeeded(results)?;
     Ok(())
 }
