@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use haloy_api::spec::Secret;
 use tokio::sync::mpsc;
 
-use crate::client::{Client, ImageChoice, Progress};
+use crate::client::Client;
 use crate::config::plan::TargetPlan;
+use crate::deployment::{ImageChoice, Progress};
 use crate::fanout::{self, Labelled, Line, Lines};
 use crate::hooks::{HookError, HookKind, run_hooks};
 use crate::prepare;

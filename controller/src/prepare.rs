@@ -6,8 +6,9 @@ use haloy_api::spec::ImageSource;
 use tokio::sync::mpsc;
 
 use crate::build::{self, BuildError, BuildOutput};
-use crate::client::{Client, ImageChoice};
+use crate::client::Client;
 use crate::config::plan::{BuildPlan, PushTo, TargetPlan};
+use crate::deployment::ImageChoice;
 use crate::registry::{self, RegistryError};
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,6 @@ use haloy_api::spec::Secret;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use crate::config::raw::OnePasswordSourceDef;
 use crate::error::SecretError;
 
 /// A parsed `from.secret` reference.
@@ -47,6 +46,16 @@ impl SecretRef {
             )),
         }
     }
+}
+
+/// `secret_providers.onepassword.<source>` as written in the config file; the item
+/// defaults to the source's name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnePasswordSourceDef {
+    pub account: Option<String>,
+    pub vault: Option<String>,
+    pub item: Option<String>,
 }
 
 /// Where one 1Password source lives.

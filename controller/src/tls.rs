@@ -16,7 +16,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::servers::ServerAddress;
+use crate::address::ServerAddress;
 
 /// haloyd's plaintext port when a loopback server is given without one.
 pub const DEFAULT_API_PORT: u16 = 9999;

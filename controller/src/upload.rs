@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::archive::{ArchiveError, ImageArchive};
-use crate::client::{ClientError, ImageChoice, Progress};
+use crate::deployment::{ImageChoice, Progress};
 
 /// Size of each upload chunk; the server accepts messages up to 4 MiB.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -155,7 +155,7 @@ pub(crate) async fn send(
     staged: &Staged,
     wanted: &v1::UploadWanted,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<u64, ClientError> {
+) -> Result<u64, UploadError> {
     let of = announce(staged).layers.len();
     if wanted.have_image {
         progress(Progress::UploadPlanned {
@@ -221,7 +221,7 @@ async fn send_export(
     reference: &str,
     estimate: u64,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<u64, ClientError> {
+) -> Result<u64, UploadError> {
     let docker = local_docker(reference).await?;
     let mut stream = docker.export_image(reference);
     let mut hasher = Sha256::new();
@@ -279,7 +279,7 @@ async fn send_file(
     path: &Path,
     total: u64,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<u64, ClientError> {
+) -> Result<u64, UploadError> {
     let mut file = tokio::fs::File::open(path)
         .await
         .map_err(|e| read_error(path, e))?;
@@ -320,10 +320,23 @@ async fn send_end(tx: &mpsc::Sender<v1::DeployRequest>, size: u64, sha256: &str)
     let _ = tx.send(end).await;
 }
 
-fn read_error(path: &Path, e: std::io::Error) -> ClientError {
-    ClientError::Read {
-        path: path.display().to_string(),
-        reason: e.to_string(),
+/// Why an image could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
+fn read_error(path: &Path, source: std::io::Error) -> UploadError {
+    UploadError::Read {
+        path: path.to_path_buf(),
+        source,
     }
 }
 

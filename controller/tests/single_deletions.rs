@@ -7,7 +7,8 @@ mod support;
 use std::path::Path;
 use std::sync::LazyLock;
 
-use haloy_controller::config::load::{Format, parse_config};
+use haloy_controller::config::format::Format;
+use haloy_controller::config::load::parse_config;
 use proptest::prelude::*;
 use proptest::sample::Index;
 

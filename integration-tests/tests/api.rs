@@ -4,7 +4,8 @@
 use std::process::Command;
 
 use haloy_api::spec::Secret;
-use haloy_controller::client::{Client, ImageChoice};
+use haloy_controller::client::Client;
+use haloy_controller::deployment::ImageChoice;
 use integration_tests::{Server, build_image, describe, require, run};
 
 fn grpcurl(token: Option<&str>, args: &[&str]) -> std::process::Output {

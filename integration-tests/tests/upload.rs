@@ -9,7 +9,8 @@ use haloy_api::spec::AppSpec;
 use haloy_api::spec::Secret;
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
 use haloy_controller::archive::ImageArchive;
-use haloy_controller::client::{Client, DeployReport, ImageChoice, Progress};
+use haloy_controller::client::Client;
+use haloy_controller::deployment::{DeployReport, ImageChoice, Progress};
 use integration_tests::{ImageFamily, Server, eventually};
 
 /// The busybox layer is about 2 MB; a layer holding a small page is a few KB.

@@ -39,9 +39,9 @@ pub use container::ROUTE_LABEL;
 pub use events::{Cancel, EngineError, Event, Events, Outcome, Phase};
 pub use health::{HealthProbe, is_healthy};
 pub use image::{ImageInput, ImageRequest, PrepareImage, Upload};
-pub use owner::{DeployRequest, Snapshot};
+pub use owner::{DeployRequest, Snapshot, Stopped};
 pub use reconcile::Recovery;
-pub use status::{AppStatus, ReplicaStatus, Stopped};
+pub use status::{AppStatus, ReplicaStatus};
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {

@@ -21,9 +21,15 @@ use super::events::{Cancel, EngineError, Events};
 use super::image::ImageRequest;
 use super::prune::Pruned;
 use super::recovery::AppPlan;
-use super::status::Stopped;
 use crate::ids;
 use crate::store::{DeploymentRecord, ImageOrigin, JournalPhase, StoredSpec};
+
+/// What a stop did: container names stopped and removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stopped {
+    pub stopped: Vec<String>,
+    pub removed: Vec<String>,
+}
 
 /// How far a client's proposed deployment id may be from this server's clock.
 const PROPOSED_ID_SKEW_MS: u64 = 60 * 60 * 1000;

@@ -4,7 +4,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 
 use super::Engine;
 use super::events::EngineError;
-use super::owner::Snapshot;
+use super::owner::{Snapshot, Stopped};
 use crate::certs::CertificateStatus;
 use crate::runtime::{ContainerState, LogLine, RuntimeError, labels};
 use crate::store::{DeploymentRecord, Status};
@@ -32,13 +32,6 @@ pub struct AppStatus {
     pub certificates: Vec<CertificateStatus>,
     /// What runs for the app now, and a problem haloyd could not resolve.
     pub snapshot: Snapshot,
-}
-
-/// What a stop did: container names stopped and removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stopped {
-    pub stopped: Vec<String>,
-    pub removed: Vec<String>,
 }
 
 impl Engine {

@@ -5,7 +5,8 @@
 use std::io::Write;
 
 use haloy_api::ids;
-use haloy_controller::client::{Client, Progress};
+use haloy_controller::client::Client;
+use haloy_controller::deployment::Progress;
 use haloy_controller::fanout;
 
 use crate::context::{Env, TargetFlags};

@@ -2,8 +2,9 @@
 
 use std::io::Write;
 
-use haloy_controller::client::{CertificateInfo, Client, DeploymentInfo, StatusReport};
+use haloy_controller::client::Client;
 use haloy_controller::fanout;
+use haloy_controller::status::{CertificateInfo, DeploymentInfo, StatusReport};
 
 use crate::context::{Env, TargetFlags};
 use crate::{report, targets};

@@ -4,7 +4,8 @@ use std::io::Write;
 
 use anyhow::Context as _;
 use haloy_controller::ConfigFile;
-use haloy_controller::servers::{ServerAddress, ServerStore};
+use haloy_controller::address::ServerAddress;
+use haloy_controller::servers::ServerStore;
 
 use crate::context::{Env, TargetFlags};
 

@@ -4,29 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use super::diagnose;
+use super::format::Format;
 use super::raw::RawConfig;
 use crate::error::{ConfigError, Issue};
 
 /// File names tried, in order, when `--config` names a directory.
 pub const CONFIG_FILE_NAMES: &[&str] = &["haloy.yaml", "haloy.yml", "haloy.json", "haloy.toml"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Yaml,
-    Json,
-    Toml,
-}
-
-impl Format {
-    fn of(path: &Path) -> Option<Self> {
-        match path.extension()?.to_str()? {
-            "yaml" | "yml" => Some(Self::Yaml),
-            "json" => Some(Self::Json),
-            "toml" => Some(Self::Toml),
-            _ => None,
-        }
-    }
-}
 
 /// Turns `--config` (a file, a directory, or nothing for the current directory) into
 /// the config file's path.

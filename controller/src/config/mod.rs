@@ -2,6 +2,7 @@
 //! validate every rule and resolve value sources into a [`plan::Plan`].
 
 mod diagnose;
+pub mod format;
 pub mod load;
 pub mod merge;
 pub mod plan;

@@ -173,15 +173,7 @@ impl EnvVarDef {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretProvidersDef {
-    pub onepassword: Option<IndexMap<String, OnePasswordSourceDef>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OnePasswordSourceDef {
-    pub account: Option<String>,
-    pub vault: Option<String>,
-    pub item: Option<String>,
+    pub onepassword: Option<IndexMap<String, crate::secrets::OnePasswordSourceDef>>,
 }
 
 /// A scalar written as a string, number or boolean, kept as the text it stands for.

@@ -22,7 +22,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use haloy_api::spec::Secret;
-use haloy_controller::client::{Client, ImageChoice, Progress};
+use haloy_controller::client::Client;
+use haloy_controller::deployment::{ImageChoice, Progress};
 use integration_tests::{Server, build_image, describe, run};
 
 const ROUNDS: usize = 3;

@@ -23,7 +23,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use haloy_api::spec::Secret;
-use haloy_controller::client::{Client, ImageChoice, Progress};
+use haloy_controller::client::Client;
+use haloy_controller::deployment::{ImageChoice, Progress};
 use integration_tests::{ImageFamily, Server, bin, describe, http_get, run};
 
 const ROUNDS: usize = 5;

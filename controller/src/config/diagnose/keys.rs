@@ -2,7 +2,7 @@
 //! reads "replicas takes a whole number, e.g. `replicas: 3`" instead of naming the
 //! Rust type behind it.
 
-use crate::config::load::Format;
+use crate::config::format::Format;
 
 /// The kind of value a key takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

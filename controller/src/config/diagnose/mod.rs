@@ -14,7 +14,7 @@ use serde_message::Found;
 use source::Source;
 use yaml_lines::Outline;
 
-use super::load::Format;
+use super::format::Format;
 use crate::error::Issue;
 
 /// The issues behind a serde_yaml error: every line the outline finds wrong, and the

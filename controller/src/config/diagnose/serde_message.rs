@@ -2,7 +2,7 @@
 //! and a fix in the config's words: no Rust type names, no `?` in key paths.
 
 use super::keys::{self, Takes};
-use crate::config::load::Format;
+use crate::config::format::Format;
 
 const SERDE_PHRASES: &[&str] = &[
     "unknown field ",

@@ -1,49 +1,29 @@
 //! Talking to haloyd: one authenticated gRPC connection per server, and the calls the
 //! CLI makes, returning plain domain values instead of prost messages.
 
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use haloy_api::spec::{AppSpec, DomainSpec, Secret};
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 
-use crate::archive::ArchiveError;
-use crate::servers::ServerAddress;
+use crate::address::ServerAddress;
 use crate::tls::{self, Security, TlsOptions};
 use crate::upload;
 
-pub use crate::tls::DEFAULT_API_PORT;
+mod error;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("{0}")]
-    Address(String),
-    #[error("{0}")]
-    Plaintext(String),
-    #[error(
-        "cannot reach haloyd at {server} over TLS: {reason}; if haloyd serves its own self-signed certificate, pin it with `haloy server add {server} <token> --force --fingerprint <sha256 from haloyadm api token>`, or trust its CA with --ca-cert <pem>"
-    )]
-    Untrusted { server: String, reason: String },
-    #[error(
-        "cannot reach haloyd at {server}: {reason}; is it running? (`haloyadm start` on the server)"
-    )]
-    Unreachable { server: String, reason: String },
-    #[error(
-        "{server} refused the API token; print the right one with `haloyadm api token` on the server and run `haloy server add {server} <token> --force`"
-    )]
-    Unauthenticated { server: String },
-    #[error("{server}: {message}")]
-    Call { server: String, message: String },
-    #[error("cannot read {path}: {reason}")]
-    Read { path: String, reason: String },
-    #[error(transparent)]
-    Archive(#[from] ArchiveError),
-}
+pub use error::ClientError;
+use error::{classify, is_untrusted};
+
+use crate::deployment::{DeployReport, ImageChoice, Progress};
+use crate::status::{
+    CertificateInfo, DeploymentInfo, LogEntry, ReplicaInfo, RollbackTarget, StatusReport,
+};
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
@@ -56,128 +36,6 @@ impl tonic::service::Interceptor for Bearer {
             .insert("authorization", self.0.clone());
         Ok(request)
     }
-}
-
-/// Where the image of a deploy comes from.
-#[derive(Debug, Clone)]
-pub enum ImageChoice {
-    /// The server pulls `spec.image` from its registry.
-    Pull,
-    /// The image is already on the server.
-    Existing,
-    /// Upload this `docker save` archive of one image; only the layers the server
-    /// lacks travel.
-    Upload(PathBuf),
-    /// Export this image (reference or id) from the workstation's Docker and upload
-    /// the layers the server lacks.
-    UploadFromDocker(String),
-}
-
-/// Progress of a deploy, as the CLI shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Progress {
-    Accepted {
-        deployment_id: String,
-    },
-    Phase {
-        name: String,
-        message: String,
-    },
-    Log {
-        replica: String,
-        text: String,
-    },
-    /// The server's answer to an upload: it lacks `layers` of the image's `of`
-    /// layers, and `bytes` will travel (0 when it has the image).
-    UploadPlanned {
-        layers: usize,
-        of: usize,
-        bytes: u64,
-    },
-    /// After each chunk of an upload.
-    Uploading {
-        sent: u64,
-        total: u64,
-    },
-    /// The upload is complete.
-    Uploaded {
-        bytes: u64,
-    },
-}
-
-/// How a deploy ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeployReport {
-    pub deployment_id: String,
-    pub succeeded: bool,
-    /// "succeeded", "failed" or "cancelled".
-    pub status: String,
-    pub reason: String,
-    /// Bytes of image uploaded.
-    pub uploaded_bytes: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeploymentInfo {
-    pub id: String,
-    pub image: String,
-    pub status: String,
-    pub reason: String,
-    pub started_at: Option<SystemTime>,
-    /// Where the deploy is in haloyd's journal, e.g. "healthy" or "succeeded".
-    pub phase: String,
-    /// What haloyd did with the deployment after a restart interrupted it.
-    pub note: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplicaInfo {
-    pub name: String,
-    pub deployment_id: String,
-    pub state: String,
-    pub health: String,
-}
-
-/// One version an app can roll back to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RollbackTarget {
-    pub deployment_id: String,
-    pub image: String,
-    pub deployed_at: Option<SystemTime>,
-    /// The version serving now.
-    pub live: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusReport {
-    pub app: String,
-    pub current: Option<DeploymentInfo>,
-    pub latest: Option<DeploymentInfo>,
-    pub replicas: Vec<ReplicaInfo>,
-    pub domains: Vec<DomainSpec>,
-    pub certificates: Vec<CertificateInfo>,
-    /// What haloyd is doing with the app now, and for how long.
-    pub activity: Option<(String, std::time::Duration)>,
-    /// Why haloyd left the app as it was after a restart; empty when nothing.
-    pub problem: String,
-}
-
-/// A TLS certificate haloyd manages for the app.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateInfo {
-    pub domain: String,
-    pub names: Vec<String>,
-    /// None until one is issued.
-    pub not_after: Option<SystemTime>,
-    /// The last issuance or renewal error; empty when the last attempt succeeded.
-    pub last_error: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEntry {
-    pub replica: String,
-    pub stderr: bool,
-    pub text: String,
 }
 
 pub struct Client {
@@ -573,80 +431,4 @@ fn phase_name(phase: i32) -> String {
     name.trim_start_matches("PHASE_")
         .to_lowercase()
         .replace('_', " ")
-}
-
-/// What a failed call means to the user. A TLS handshake can fail at the first call
-/// (the channel connects lazily after a failed attempt); its reason is then in the
-/// status's source. Only that transport error is checked for an untrusted
-/// certificate: a message from haloyd (say, a registry pull that failed on x509) is
-/// the server's answer, not a problem with this connection.
-fn classify(server: &str, status: Status) -> ClientError {
-    let transport = std::error::Error::source(&status).map(tls::source_chain);
-    if let Some(reason) = transport.filter(|r| is_untrusted(r)) {
-        return ClientError::Untrusted {
-            server: server.to_string(),
-            reason,
-        };
-    }
-    match status.code() {
-        Code::Unauthenticated => ClientError::Unauthenticated {
-            server: server.to_string(),
-        },
-        Code::Unavailable
-            if status.message().contains("transport") || status.message().contains("connect") =>
-        {
-            ClientError::Unreachable {
-                server: server.to_string(),
-                reason: status.message().to_string(),
-            }
-        }
-        _ => ClientError::Call {
-            server: server.to_string(),
-            message: status.message().to_string(),
-        },
-    }
-}
-
-/// Whether a connection error is the server's certificate not being trusted.
-fn is_untrusted(reason: &str) -> bool {
-    [
-        "certificate",
-        "fingerprint",
-        "UnknownIssuer",
-        "not the pinned",
-    ]
-    .iter()
-    .any(|word| reason.contains(word))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-
-    #[test]
-    fn a_server_message_about_certificates_is_not_a_tls_failure_of_this_connection() {
-        let status = Status::internal(
-            "cannot pull registry.test/web:v1: x509: certificate signed by unknown authority",
-        );
-        match classify("haloy.test", status) {
-            ClientError::Call { message, .. } => assert!(message.contains("x509"), "{message}"),
-            other => panic!("misreported as {other:?}"),
-        }
-    }
-
-    #[test]
-    fn an_untrusted_certificate_in_the_transport_is_reported_as_such() {
-        let mut status = Status::unavailable("transport error");
-        status.set_source(Arc::new(std::io::Error::other(
-            "invalid peer certificate: UnknownIssuer",
-        )));
-        match classify("haloy.test", status) {
-            ClientError::Untrusted { reason, .. } => {
-                assert!(reason.contains("UnknownIssuer"), "{reason}")
-            }
-            other => panic!("reported as {other:?}"),
-        }
-    }
 }
