@@ -8,6 +8,7 @@ use crate::spec::{
     AppSpec, DeploymentStrategy, DomainSpec, EnvVar, History, ImageSource, ImageSpec, RegistryAuth,
     Secret, VolumeMount, VolumeSource,
 };
+use crate::status::DeploymentStatus;
 use crate::v1;
 
 /// A request field that breaks a rule.
@@ -311,3 +312,23 @@ impl From<VolumeMount> for v1::Volume {
 
 #[cfg(test)]
 mod tests;
+
+impl From<v1::DeploymentStatus> for DeploymentStatus {
+    fn from(pb: v1::DeploymentStatus) -> Self {
+        match pb {
+            v1::DeploymentStatus::InProgress => Self::InProgress,
+            v1::DeploymentStatus::Succeeded => Self::Succeeded,
+            v1::DeploymentStatus::Failed => Self::Failed,
+            v1::DeploymentStatus::Cancelled => Self::Cancelled,
+            v1::DeploymentStatus::Unspecified => Self::Unknown,
+        }
+    }
+}
+
+impl DeploymentStatus {
+    /// A status field as sent (an `i32` on the wire); values this side does not know
+    /// are `Unknown`.
+    pub fn from_wire(value: i32) -> Self {
+        v1::DeploymentStatus::try_from(value).map_or(Self::Unknown, Self::from)
+    }
+}

@@ -6,6 +6,7 @@ pub mod fingerprint;
 pub mod ids;
 pub mod rules;
 pub mod spec;
+pub mod status;
 
 /// Generated code for the `haloy.v1` protobuf package.
 #[allow(clippy::all, missing_docs)]

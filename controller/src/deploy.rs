@@ -201,7 +201,8 @@ async fn deploy_one(
                     Progress::Log { replica, text } if show_logs => {
                         Some(format!("    {replica} | {text}"))
                     }
-                    Progress::Log { .. } => None,
+                    Progress::Agent { text } if show_logs => Some(format!("    haloyd | {text}")),
+                    Progress::Log { .. } | Progress::Agent { .. } => None,
                     Progress::UploadPlanned { layers: 0, of, .. } => {
                         Some(format!("the server has all {of} layers of the image"))
                     }

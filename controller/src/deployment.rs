@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use haloy_api::status::DeploymentStatus;
+
 /// Where the image of a deploy comes from.
 #[derive(Debug, Clone)]
 pub enum ImageChoice {
@@ -33,6 +35,10 @@ pub enum Progress {
         replica: String,
         text: String,
     },
+    /// haloyd's own word about the deploy.
+    Agent {
+        text: String,
+    },
     /// The server's answer to an upload: it lacks `layers` of the image's `of`
     /// layers, and `bytes` will travel (0 when it has the image).
     UploadPlanned {
@@ -56,8 +62,7 @@ pub enum Progress {
 pub struct DeployReport {
     pub deployment_id: String,
     pub succeeded: bool,
-    /// "succeeded", "failed" or "cancelled".
-    pub status: String,
+    pub status: DeploymentStatus,
     pub reason: String,
     /// Bytes of image uploaded.
     pub uploaded_bytes: u64,

@@ -4,12 +4,13 @@
 use std::time::SystemTime;
 
 use haloy_api::spec::DomainSpec;
+use haloy_api::status::{DeploymentStatus, Health};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentInfo {
     pub id: String,
     pub image: String,
-    pub status: String,
+    pub status: DeploymentStatus,
     pub reason: String,
     pub started_at: Option<SystemTime>,
     /// Where the deploy is in haloyd's journal, e.g. "healthy" or "succeeded".
@@ -23,7 +24,7 @@ pub struct ReplicaInfo {
     pub name: String,
     pub deployment_id: String,
     pub state: String,
-    pub health: String,
+    pub health: Health,
 }
 
 /// One version an app can roll back to.

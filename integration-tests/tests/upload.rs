@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use haloy_api::spec::AppSpec;
 use haloy_api::spec::Secret;
+use haloy_api::status::DeploymentStatus;
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
 use haloy_controller::archive::ImageArchive;
 use haloy_controller::client::Client;
@@ -281,7 +282,7 @@ async fn an_upload_cut_off_midway_leaves_nothing_and_the_old_version_serving() {
             tokio::runtime::Handle::current().block_on(client.status(app))
         })
         .ok()?;
-        (status.latest.as_ref()?.status == "failed").then_some(status)
+        (status.latest.as_ref()?.status == DeploymentStatus::Failed).then_some(status)
     });
     assert!(
         status.latest.as_ref().unwrap().reason.contains("upload"),

@@ -242,9 +242,7 @@ fn to_pb(event: Event) -> deploy_event::Event {
             text,
             time: Some(std::time::SystemTime::now().into()),
         }),
-        Event::Agent(text) => deploy_event::Event::Log(v1::LogLine {
-            replica: "haloyd".into(),
-            stream: v1::LogStream::Agent.into(),
+        Event::Agent(text) => deploy_event::Event::Agent(v1::AgentMessage {
             text,
             time: Some(std::time::SystemTime::now().into()),
         }),

@@ -52,6 +52,9 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
                         Progress::Phase { name, message } => {
                             lines.say(format_args!("==> {name}: {message}"));
                         }
+                        Progress::Agent { text } if !no_logs => {
+                            lines.say(format_args!("    haloyd | {text}"));
+                        }
                         Progress::Log { replica, text } if !no_logs => {
                             lines.say(format_args!("    {replica} | {text}"));
                         }

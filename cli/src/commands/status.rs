@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use haloy_api::status::{DeploymentStatus, Health};
 use haloy_controller::client::Client;
 use haloy_controller::fanout;
 use haloy_controller::status::{CertificateInfo, DeploymentInfo, StatusReport};
@@ -70,7 +71,7 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
 }
 
 fn json(target: &str, server: &str, report: &StatusReport) -> serde_json::Value {
-    let deployment = |d: &DeploymentInfo| serde_json::json!({"id": d.id, "image": d.image, "status": d.status, "phase": d.phase, "reason": d.reason, "note": d.note});
+    let deployment = |d: &DeploymentInfo| serde_json::json!({"id": d.id, "image": d.image, "status": d.status.to_string(), "phase": d.phase, "reason": d.reason, "note": d.note});
     serde_json::json!({
         "target": target,
         "server": server,
@@ -80,7 +81,7 @@ fn json(target: &str, server: &str, report: &StatusReport) -> serde_json::Value 
         "current": report.current.as_ref().map(deployment),
         "latest": report.latest.as_ref().map(deployment),
         "domains": report.domains.iter().map(|d| serde_json::json!({"domain": d.canonical, "aliases": d.aliases})).collect::<Vec<_>>(),
-        "replicas": report.replicas.iter().map(|r| serde_json::json!({"name": r.name, "deployment_id": r.deployment_id, "state": r.state, "health": r.health})).collect::<Vec<_>>(),
+        "replicas": report.replicas.iter().map(|r| serde_json::json!({"name": r.name, "deployment_id": r.deployment_id, "state": r.state, "health": r.health.to_string()})).collect::<Vec<_>>(),
         "certificates": report.certificates.iter().map(|c| serde_json::json!({
             "domain": c.domain,
             "names": c.names,
@@ -121,7 +122,7 @@ fn certificate_line(c: &CertificateInfo) -> String {
 
 fn deployment_line(d: &DeploymentInfo) -> String {
     let mut line = format!("{} {} ({})", d.id, d.status, d.image);
-    if d.status == "in progress" && !d.phase.is_empty() {
+    if d.status == DeploymentStatus::InProgress && !d.phase.is_empty() {
         line.push_str(&format!(", at {}", d.phase));
     }
     if !d.reason.is_empty() {
@@ -174,7 +175,11 @@ fn print_report(report: &StatusReport, out: &mut dyn Write) -> anyhow::Result<()
     for c in &report.certificates {
         writeln!(out, "tls:        {}", certificate_line(c))?;
     }
-    let healthy = report.replicas.iter().filter(|r| r.health == "up").count();
+    let healthy = report
+        .replicas
+        .iter()
+        .filter(|r| r.health == Health::Up)
+        .count();
     writeln!(
         out,
         "replicas:   {healthy}/{} healthy",

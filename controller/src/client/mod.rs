@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use haloy_api::spec::{AppSpec, DomainSpec, Secret};
+use haloy_api::status::{DeploymentStatus, Health};
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -276,7 +277,7 @@ impl Client {
                     name: r.name,
                     deployment_id: r.deployment_id,
                     state: r.state,
-                    health: r.health,
+                    health: Health::parse(&r.health),
                 })
                 .collect(),
             domains: response
@@ -381,6 +382,7 @@ fn into_progress(event: deploy_event::Event) -> Result<Progress, deploy_event::E
             name: phase_name(p.phase),
             message: p.message,
         }),
+        deploy_event::Event::Agent(message) => Ok(Progress::Agent { text: message.text }),
         deploy_event::Event::Log(line) => Ok(Progress::Log {
             replica: line.replica,
             text: line.text,
@@ -391,11 +393,11 @@ fn into_progress(event: deploy_event::Event) -> Result<Progress, deploy_event::E
 
 /// The final event of a deploy or rollback stream as a report.
 fn report(result: v1::DeployResult, uploaded_bytes: u64) -> DeployReport {
-    let status = v1::DeploymentStatus::try_from(result.status).unwrap_or_default();
+    let status = DeploymentStatus::from_wire(result.status);
     DeployReport {
         deployment_id: result.deployment_id,
-        succeeded: status == v1::DeploymentStatus::Succeeded,
-        status: status_name(status),
+        succeeded: status == DeploymentStatus::Succeeded,
+        status,
         reason: result.reason,
         uploaded_bytes,
     }
@@ -405,23 +407,12 @@ fn deployment_info(d: v1::Deployment) -> DeploymentInfo {
     DeploymentInfo {
         id: d.id,
         image: d.image,
-        status: status_name(v1::DeploymentStatus::try_from(d.status).unwrap_or_default()),
+        status: DeploymentStatus::from_wire(d.status),
         reason: d.reason,
         started_at: d.started_at.and_then(|t| SystemTime::try_from(t).ok()),
         phase: d.phase,
         note: d.note,
     }
-}
-
-fn status_name(status: v1::DeploymentStatus) -> String {
-    match status {
-        v1::DeploymentStatus::InProgress => "in progress",
-        v1::DeploymentStatus::Succeeded => "succeeded",
-        v1::DeploymentStatus::Failed => "failed",
-        v1::DeploymentStatus::Cancelled => "cancelled",
-        v1::DeploymentStatus::Unspecified => "unknown",
-    }
-    .to_string()
 }
 
 fn phase_name(phase: i32) -> String {
