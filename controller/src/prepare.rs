@@ -9,14 +9,14 @@ use crate::build::{self, BuildError, BuildOutput};
 use crate::client::Client;
 use crate::config::plan::{BuildPlan, PushTo, TargetPlan};
 use crate::deployment::ImageChoice;
-use crate::registry::{self, RegistryError};
+use crate::registry::{self, PushError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error(transparent)]
     Build(#[from] BuildError),
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Push(#[from] PushError),
 }
 
 /// Builds and pushes what the targets need; lines of build and push output go to
@@ -118,16 +118,10 @@ pub async fn local_engine<'a>(images: impl IntoIterator<Item = &'a ImageChoice>)
     let docker = build::connect_local().await.ok()?;
     let info = docker.info().await.ok()?;
     let id = info.id.filter(|id| !id.is_empty())?;
-    Some(engine_identity(
+    Some(haloy_docker::engine_identity(
         &id,
         &info.docker_root_dir.unwrap_or_default(),
     ))
-}
-
-/// The name of one Docker engine: daemons on one host can share an ID (it comes from
-/// /etc/docker/key.json), the data root tells them apart. haloyd reports the same form.
-pub fn engine_identity(id: &str, data_root: &str) -> String {
-    format!("{id}@{data_root}")
 }
 
 /// Whether `image`'s upload can be skipped because the server behind `client` runs on

@@ -31,7 +31,7 @@ pub struct PushedImage {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
+pub enum PushError {
     #[error(
         "registry {server} refused the credentials; check image.registry.username and image.registry.password"
     )]
@@ -65,11 +65,7 @@ pub enum RegistryError {
 }
 
 /// Gives the local image `source` (an id or reference) the name `reference`.
-pub async fn tag_image(
-    docker: &Docker,
-    source: &str,
-    reference: &str,
-) -> Result<(), RegistryError> {
+pub async fn tag_image(docker: &Docker, source: &str, reference: &str) -> Result<(), PushError> {
     let (repository, tag) = split(reference);
     let options = TagImageOptionsBuilder::new()
         .repo(repository)
@@ -78,8 +74,8 @@ pub async fn tag_image(
     docker
         .tag_image(source, Some(options))
         .await
-        .map_err(|err| match status(&err) {
-            Some(404) => RegistryError::ImageMissing {
+        .map_err(|err| match haloy_docker::status(&err) {
+            Some(404) => PushError::ImageMissing {
                 reference: source.to_string(),
             },
             _ => daemon(err),
@@ -96,12 +92,12 @@ pub async fn push_image(
     reference: &str,
     auth: &RegistryAuth,
     mut progress: impl FnMut(PushProgress),
-) -> Result<PushedImage, RegistryError> {
+) -> Result<PushedImage, PushError> {
     let (repository, tag) = split(reference);
     let reference = format!("{repository}:{tag}");
     let target = registry_server_of(repository);
     if !same_registry(&target, &auth.server) {
-        return Err(RegistryError::WrongRegistry {
+        return Err(PushError::WrongRegistry {
             reference,
             target,
             server: auth.server.clone(),
@@ -110,8 +106,8 @@ pub async fn push_image(
     // Docker's own answer for a missing image ("An image does not exist locally with
     // the tag") arrives mid-stream; checking first gives the clearer error.
     if let Err(err) = docker.inspect_image(&reference).await {
-        return Err(match status(&err) {
-            Some(404) => RegistryError::ImageMissing { reference },
+        return Err(match haloy_docker::status(&err) {
+            Some(404) => PushError::ImageMissing { reference },
             _ => daemon(err),
         });
     }
@@ -186,44 +182,19 @@ fn digest_of(status: &str) -> Option<String> {
     digest.starts_with("sha256:").then(|| digest.to_string())
 }
 
-fn status(err: &Error) -> Option<u16> {
-    match err {
-        Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
+fn daemon(err: Error) -> PushError {
+    if haloy_docker::is_unreachable(&err) {
+        return PushError::DockerUnavailable(err.to_string());
     }
+    PushError::Docker(haloy_docker::message(&err))
 }
 
-fn unreachable_daemon(err: &Error) -> bool {
-    matches!(
-        err,
-        Error::SocketNotFoundError(_)
-            | Error::HyperLegacyError { .. }
-            | Error::HyperResponseError { .. }
-            | Error::IOError { .. }
-            | Error::RequestTimeoutError
-    )
-}
-
-fn daemon(err: Error) -> RegistryError {
-    if unreachable_daemon(&err) {
-        return RegistryError::DockerUnavailable(err.to_string());
-    }
-    RegistryError::Docker(match err {
-        Error::DockerResponseServerError { message, .. } => message,
-        other => other.to_string(),
-    })
-}
-
-fn push_error(reference: &str, server: &str, err: Error, redactor: &Redactor) -> RegistryError {
-    if unreachable_daemon(&err) {
+fn push_error(reference: &str, server: &str, err: Error, redactor: &Redactor) -> PushError {
+    if haloy_docker::is_unreachable(&err) {
         return daemon(err);
     }
-    let code = status(&err);
-    let message = match err {
-        Error::DockerStreamError { error } => error,
-        Error::DockerResponseServerError { message, .. } => message,
-        other => other.to_string(),
-    };
+    let code = haloy_docker::status(&err);
+    let message = haloy_docker::message(&err);
     let message = redactor.redact(message.trim());
     let lower = message.to_lowercase();
     if matches!(code, Some(401 | 403))
@@ -236,7 +207,7 @@ fn push_error(reference: &str, server: &str, err: Error, redactor: &Redactor) ->
         .iter()
         .any(|m| lower.contains(m))
     {
-        return RegistryError::Unauthorized {
+        return PushError::Unauthorized {
             server: server.to_string(),
         };
     }
@@ -253,12 +224,12 @@ fn push_error(reference: &str, server: &str, err: Error, redactor: &Redactor) ->
     .iter()
     .any(|m| lower.contains(m))
     {
-        return RegistryError::Unreachable {
+        return PushError::Unreachable {
             server: server.to_string(),
             message,
         };
     }
-    RegistryError::Push {
+    PushError::Push {
         reference: reference.to_string(),
         server: server.to_string(),
         message,
@@ -312,7 +283,7 @@ mod tests {
         };
         let err = push_error("127.0.0.1:5000/app:1", "127.0.0.1:5000", refused, &redactor);
         assert!(
-            matches!(err, RegistryError::Unauthorized { ref server } if server == "127.0.0.1:5000")
+            matches!(err, PushError::Unauthorized { ref server } if server == "127.0.0.1:5000")
         );
         let text = err.to_string();
         assert!(text.contains("image.registry.username"), "{text}");
@@ -321,7 +292,7 @@ mod tests {
             error: "blob upload invalid: hunter2-very-secret".into(),
         };
         let err = push_error("127.0.0.1:5000/app:1", "127.0.0.1:5000", other, &redactor);
-        assert!(matches!(err, RegistryError::Push { .. }));
+        assert!(matches!(err, PushError::Push { .. }));
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
     }

@@ -34,7 +34,7 @@ pub fn token_env_name(server: &ServerAddress) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("{0}")]
+    #[error(transparent)]
     Address(AddressError),
     #[error("{0}")]
     Plaintext(String),

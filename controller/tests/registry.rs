@@ -6,7 +6,7 @@ mod images;
 
 use haloy_api::spec::{RegistryAuth, Secret};
 use haloy_controller::build::build_image;
-use haloy_controller::registry::{PushProgress, RegistryError, push_image, tag_image};
+use haloy_controller::registry::{PushError, PushProgress, push_image, tag_image};
 use images::{Registry, Workshop, free_port};
 
 fn auth(server: &str, username: &str, password: &str) -> RegistryAuth {
@@ -75,7 +75,7 @@ async fn a_wrong_password_is_unauthorized_and_names_the_registry() {
         .expect_err("a wrong password must be refused");
 
     assert!(
-        matches!(&err, RegistryError::Unauthorized { server } if *server == registry.server()),
+        matches!(&err, PushError::Unauthorized { server } if *server == registry.server()),
         "{err:?}"
     );
     let message = err.to_string();
@@ -102,7 +102,7 @@ async fn a_registry_that_is_down_is_named_in_the_error() {
         .expect_err("nothing listens there");
 
     assert!(
-        matches!(&err, RegistryError::Unreachable { server: s, .. } if *s == server),
+        matches!(&err, PushError::Unreachable { server: s, .. } if *s == server),
         "{err:?}"
     );
     let message = err.to_string();
@@ -121,7 +121,7 @@ async fn images_that_are_not_here_or_credentials_for_another_registry_are_refuse
     let err = push_image(&shop.docker, &absent, &auth(&server, "u", "p"), |_| {})
         .await
         .expect_err("no such image");
-    assert!(matches!(err, RegistryError::ImageMissing { .. }), "{err:?}");
+    assert!(matches!(err, PushError::ImageMissing { .. }), "{err:?}");
     assert!(err.to_string().contains(&absent), "{err}");
 
     let err = push_image(
@@ -133,7 +133,7 @@ async fn images_that_are_not_here_or_credentials_for_another_registry_are_refuse
     .await
     .expect_err("credentials for another registry");
     assert!(
-        matches!(&err, RegistryError::WrongRegistry { target, .. } if target == "index.docker.io"),
+        matches!(&err, PushError::WrongRegistry { target, .. } if target == "index.docker.io"),
         "{err:?}"
     );
     assert!(err.to_string().contains(&server), "{err}");

@@ -57,13 +57,11 @@ impl AcmeClient {
 
     fn builder(&self) -> Result<instant_acme::AccountBuilder, AcmeError> {
         let built = match &self.ca_cert {
-            Some(path) => Account::builder_with_root(path).map_err(|e| {
-                AcmeError::Setup(format!(
-                    "cannot use {} as the ACME directory's CA (acme_ca_cert in haloyd.yaml): {e}",
-                    path.display()
-                ))
+            Some(path) => Account::builder_with_root(path).map_err(|source| AcmeError::CaCert {
+                path: path.to_path_buf(),
+                source,
             })?,
-            None => Account::builder().map_err(|e| AcmeError::Setup(e.to_string()))?,
+            None => Account::builder().map_err(AcmeError::Client)?,
         };
         Ok(built)
     }
@@ -118,11 +116,11 @@ impl AcmeClient {
         Ok(account)
     }
 
-    fn unreachable(&self, e: instant_acme::Error) -> AcmeError {
-        AcmeError::Directory(format!(
-            "the ACME directory {} failed: {e}",
-            self.directory_url
-        ))
+    fn unreachable(&self, source: instant_acme::Error) -> AcmeError {
+        AcmeError::Directory {
+            url: self.directory_url.clone(),
+            source,
+        }
     }
 
     /// A problem document while validating is the challenge failing; anything else
@@ -183,13 +181,13 @@ impl AcmeClient {
         if status != OrderStatus::Ready {
             return Err(AcmeError::Refused(challenge_problem(&mut order).await));
         }
-        let key = rcgen::KeyPair::generate()
-            .map_err(|e| AcmeError::Setup(format!("cannot make a key: {e}")))?;
+        let key_error = |what: String| move |source| AcmeError::Key { what, source };
+        let key = rcgen::KeyPair::generate().map_err(key_error("a key".into()))?;
         let params = rcgen::CertificateParams::new(names.to_vec())
-            .map_err(|e| AcmeError::Setup(format!("cannot make a CSR for {names:?}: {e}")))?;
+            .map_err(key_error(format!("a CSR for {names:?}")))?;
         let csr = params
             .serialize_request(&key)
-            .map_err(|e| AcmeError::Setup(format!("cannot sign the CSR: {e}")))?;
+            .map_err(key_error("the CSR's signature".into()))?;
         order
             .finalize_csr(csr.der())
             .await
@@ -214,9 +212,11 @@ fn read_account(path: &Path, directory_url: &str, email: &str) -> Option<StoredA
 }
 
 fn store_account(path: &Path, stored: &StoredAccount) -> Result<(), AcmeError> {
-    let text = serde_json::to_string(stored).map_err(|e| AcmeError::Setup(e.to_string()))?;
-    write_private(path, text.as_bytes())
-        .map_err(|e| AcmeError::Setup(format!("cannot write {}: {e}", path.display())))
+    let text = serde_json::to_string(stored).map_err(AcmeError::Encode)?;
+    write_private(path, text.as_bytes()).map_err(|source| AcmeError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Names under the top-level domains RFC 2606 and 6761 reserve, which no public CA
@@ -274,11 +274,10 @@ impl AcmeDirectory for AcmeClient {
         )
         .await
         .unwrap_or_else(|_| {
-            Err(AcmeError::Directory(format!(
-                "the order at {} did not finish within {} s",
-                self.directory_url,
-                ORDER_TIMEOUT.as_secs() + 30
-            )))
+            Err(AcmeError::Timeout {
+                url: self.directory_url.clone(),
+                waited: ORDER_TIMEOUT + Duration::from_secs(30),
+            })
         });
         for token in tokens {
             self.challenges.remove(&token);

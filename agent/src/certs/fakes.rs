@@ -42,7 +42,7 @@ impl AcmeDirectory for FakeDirectory {
         let delay = *self.delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         if let Some(reason) = self.fail.lock().unwrap().clone() {
-            return Err(AcmeError::Directory(reason));
+            return Err(AcmeError::Refused(reason));
         }
         self.issued.lock().unwrap().push(names.to_vec());
         let key = rcgen::KeyPair::generate().unwrap();

@@ -32,14 +32,38 @@ pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// Let's Encrypt's staging directory (`acme_staging: true`).
 pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AcmeError {
-    #[error("{0}")]
-    Directory(String),
+    #[error("the ACME directory {url} failed: {source}")]
+    Directory {
+        url: String,
+        source: instant_acme::Error,
+    },
+    #[error("the order at {url} did not finish within {} s", waited.as_secs())]
+    Timeout {
+        url: String,
+        waited: std::time::Duration,
+    },
+    /// The directory said no (a failed challenge, an invalid authorization, a name
+    /// it never issues for); the text is its reason and the fix.
     #[error("{0}")]
     Refused(String),
-    #[error("{0}")]
-    Setup(String),
+    #[error("cannot use {} as the ACME directory's CA (acme_ca_cert in haloyd.yaml): {source}", path.display())]
+    CaCert {
+        path: std::path::PathBuf,
+        source: instant_acme::Error,
+    },
+    #[error("cannot set up the ACME client: {0}")]
+    Client(#[source] instant_acme::Error),
+    #[error("cannot make {what}: {source}")]
+    Key { what: String, source: rcgen::Error },
+    #[error("cannot encode the ACME account: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A certificate chain (leaf first) and its private key, both PEM.

@@ -51,8 +51,11 @@ pub enum ProxyError {
     Refused { command: String, answer: String },
     #[error("HAProxy reload failed: {0}; the previous configuration keeps serving")]
     ReloadFailed(String),
-    #[error("cannot write the HAProxy configuration {path}: {reason}")]
-    Write { path: String, reason: String },
+    #[error("cannot write the HAProxy configuration {}: {source}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("HAProxy: {0}")]
     Other(String),
 }

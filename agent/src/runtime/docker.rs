@@ -81,10 +81,9 @@ impl ContainerRuntime for Docker {
         let info = self.client.info().await.map_err(error::daemon)?;
         // Daemons on one host can share an ID (it comes from /etc/docker/key.json);
         // with the data root the pair names one engine.
-        Ok(format!(
-            "{}@{}",
-            info.id.unwrap_or_default(),
-            info.docker_root_dir.unwrap_or_default()
+        Ok(haloy_docker::engine_identity(
+            &info.id.unwrap_or_default(),
+            &info.docker_root_dir.unwrap_or_default(),
         ))
     }
 

@@ -4,14 +4,23 @@
 
 use tonic::{Code, Status};
 
+use crate::address::AddressError;
 use crate::archive::ArchiveError;
 use crate::tls;
 use crate::upload;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{0}")]
-    Address(String),
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    #[error(
+        "the API token has characters that cannot go in a header; print it again with `haloyadm api token` on the server and run `haloy server add <server> <token> --force`"
+    )]
+    TokenHeader(#[source] tonic::metadata::errors::InvalidMetadataValue),
+    /// `client.yaml` could not be read, so the server's pinned certificate or CA is
+    /// unknown: connecting without them would silently trust something else.
+    #[error(transparent)]
+    Servers(#[from] crate::servers::ServerError),
     #[error("{0}")]
     Plaintext(String),
     #[error(

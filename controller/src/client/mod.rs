@@ -51,10 +51,8 @@ impl Client {
     /// `haloy server add` recorded for it in this user's Haloy directory.
     pub async fn connect(server: &str, token: &Secret) -> Result<Self, ClientError> {
         let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
-        let options = crate::env::haloy_config_dir(&vars)
-            .and_then(|dir| crate::servers::ServerStore::open(Some(&dir)).ok())
-            .map(|store| store.tls_options(server))
-            .unwrap_or_default();
+        let haloy_dir = crate::env::haloy_config_dir(&vars);
+        let options = recorded_tls(haloy_dir.as_deref(), server)?;
         Self::connect_with(server, token, &options).await
     }
 
@@ -64,8 +62,7 @@ impl Client {
         token: &Secret,
         options: &TlsOptions,
     ) -> Result<Self, ClientError> {
-        let address =
-            ServerAddress::parse(server).map_err(|e| ClientError::Address(e.to_string()))?;
+        let address = ServerAddress::parse(server)?;
         let security = tls::security(server, &address, options).map_err(ClientError::Plaintext)?;
         let channel =
             tls::channel(&address, &security)
@@ -80,9 +77,9 @@ impl Client {
                         reason,
                     },
                 })?;
-        let header = format!("Bearer {}", token.expose()).parse().map_err(|_| {
-            ClientError::Address("the API token has characters that cannot go in a header".into())
-        })?;
+        let header = format!("Bearer {}", token.expose())
+            .parse()
+            .map_err(ClientError::TokenHeader)?;
         Ok(Self {
             server: address.to_string(),
             inner: HaloyClient::with_interceptor(channel, Bearer(header)),
@@ -371,6 +368,19 @@ impl Client {
     }
 }
 
+/// The TLS settings `haloy server add` recorded for `server` in `haloy_dir`; none
+/// without a directory or an entry. A `client.yaml` that cannot be read is an error
+/// naming it, never "no settings": that would drop a pinned fingerprint.
+fn recorded_tls(
+    haloy_dir: Option<&std::path::Path>,
+    server: &str,
+) -> Result<TlsOptions, crate::servers::ServerError> {
+    match haloy_dir {
+        Some(dir) => Ok(crate::servers::ServerStore::open(Some(dir))?.tls_options(server)),
+        None => Ok(TlsOptions::default()),
+    }
+}
+
 /// The events of the Deploy and Rollback streams that are plain progress; the others
 /// (upload requests, the result) come back for the caller to handle.
 fn into_progress(event: deploy_event::Event) -> Result<Progress, deploy_event::Event> {
@@ -422,4 +432,29 @@ fn phase_name(phase: i32) -> String {
     name.trim_start_matches("PHASE_")
         .to_lowercase()
         .replace('_', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_client_yaml_is_an_error_naming_it_not_a_dropped_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("client.yaml"),
+            "servers:\n  haloy.test:\n    token_env: [unclosed\n",
+        )
+        .unwrap();
+        let err = recorded_tls(Some(dir.path()), "haloy.test").unwrap_err();
+        let message = ClientError::from(err).to_string();
+        assert!(
+            message.contains(&dir.path().join("client.yaml").display().to_string()),
+            "{message}"
+        );
+        assert_eq!(
+            recorded_tls(None, "haloy.test").unwrap(),
+            TlsOptions::default()
+        );
+    }
 }

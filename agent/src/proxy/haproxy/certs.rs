@@ -207,9 +207,9 @@ impl Haproxy {
         if path.is_file() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.settings.cert_dir).map_err(|e| ProxyError::Write {
-            path: self.settings.cert_dir.display().to_string(),
-            reason: e.to_string(),
+        std::fs::create_dir_all(&self.settings.cert_dir).map_err(|source| ProxyError::Write {
+            path: self.settings.cert_dir.clone(),
+            source,
         })?;
         selfsigned::load_or_create(&path, &["haloy-default.invalid".to_string()])
             .map(|_| ())

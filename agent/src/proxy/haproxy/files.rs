@@ -8,10 +8,10 @@ use tokio::io::AsyncWriteExt;
 use super::config::{Files, Paths};
 use crate::proxy::ProxyError;
 
-fn write_error(path: &Path, e: std::io::Error) -> ProxyError {
+fn write_error(path: &Path, source: std::io::Error) -> ProxyError {
     ProxyError::Write {
-        path: path.display().to_string(),
-        reason: e.to_string(),
+        path: path.to_path_buf(),
+        source,
     }
 }
 

@@ -1,38 +1,14 @@
 //! bollard's errors turned into [`RuntimeError`]s that say what went wrong in
-//! Haloy's words. Docker's own message is kept: it names the missing thing.
+//! Haloy's words. Docker's own message is kept: it names the missing thing. How an
+//! error is read (status, message, unreachable) is `haloy-docker`'s, shared with the
+//! workstation.
 
 use bollard::errors::Error;
 
 use crate::runtime::RuntimeError;
 
-/// The HTTP status Docker answered with, if it answered at all.
-pub(super) fn status(err: &Error) -> Option<u16> {
-    match err {
-        Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
-/// Docker's message, without bollard's "Docker responded with status code" wrapper.
-pub(super) fn message(err: &Error) -> String {
-    match err {
-        Error::DockerResponseServerError { message, .. } => message.clone(),
-        Error::DockerStreamError { error } => error.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// True when the daemon could not be reached or did not answer in time.
-fn unreachable(err: &Error) -> bool {
-    matches!(
-        err,
-        Error::SocketNotFoundError(_)
-            | Error::HyperLegacyError { .. }
-            | Error::HyperResponseError { .. }
-            | Error::IOError { .. }
-            | Error::RequestTimeoutError
-    )
-}
+use haloy_docker::is_unreachable as unreachable;
+pub(super) use haloy_docker::{message, status};
 
 /// Errors from connecting and negotiating the API version.
 pub(super) fn connect(err: Error) -> RuntimeError {
