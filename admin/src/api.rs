@@ -42,9 +42,7 @@ pub fn run(command: &ApiCommand, env: &Env, out: &mut dyn Write) -> anyhow::Resu
             writeln!(out, "{}", token.expose())?;
             let config = haloyd::config::HaloydConfig::load(&layout.config_file())?;
             if config.api_tls_port.is_some() {
-                let fingerprint = setup::api_identity(&layout)?
-                    .fingerprint()
-                    .map_err(anyhow::Error::msg)?;
+                let fingerprint = setup::api_identity(&layout)?.fingerprint()?;
                 // On stderr, so `$(haloyadm api token)` stays the token alone.
                 eprintln!(
                     "api certificate sha256 fingerprint: {fingerprint}\npin it with: haloy server add <server>:{} <token> --fingerprint {fingerprint}",

@@ -87,9 +87,7 @@ pub fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "  data:      {}", layout.data_dir.display())?;
     writeln!(out, "  api token: {}", token.expose())?;
     if config.api_tls_port.is_some() {
-        let fingerprint = setup::api_identity(&layout)?
-            .fingerprint()
-            .map_err(anyhow::Error::msg)?;
+        let fingerprint = setup::api_identity(&layout)?.fingerprint()?;
         writeln!(out, "  api certificate sha256 fingerprint: {fingerprint}")?;
     }
     match (&config.api_domain, config.api_tls_port) {

@@ -31,6 +31,8 @@ pub enum SetupError {
     },
     #[error("{} has no {TOKEN_VAR}; run `haloyadm init --force` to create a token", path.display())]
     NoToken { path: PathBuf },
+    #[error("haloyd's API certificate: {0}")]
+    ApiCertificate(#[from] crate::certs::selfsigned::SelfSignedError),
 }
 
 /// What `init` creates.
@@ -150,8 +152,10 @@ pub fn api_identity(layout: &Layout) -> Result<crate::certs::selfsigned::Identit
         path: layout.cert_dir(),
         source,
     })?;
-    crate::certs::selfsigned::load_or_create(&path, &["haloyd".to_string()])
-        .map_err(SetupError::Invalid)
+    Ok(crate::certs::selfsigned::load_or_create(
+        &path,
+        &["haloyd".to_string()],
+    )?)
 }
 
 /// The API token from the layout's `.env`.

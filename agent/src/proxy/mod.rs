@@ -58,6 +58,8 @@ pub enum ProxyError {
     },
     #[error("HAProxy: {0}")]
     Other(String),
+    #[error("HAProxy's default certificate: {0}")]
+    DefaultCertificate(#[from] crate::certs::selfsigned::SelfSignedError),
 }
 
 #[async_trait]

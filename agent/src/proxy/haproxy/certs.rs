@@ -213,7 +213,7 @@ impl Haproxy {
         })?;
         selfsigned::load_or_create(&path, &["haloy-default.invalid".to_string()])
             .map(|_| ())
-            .map_err(ProxyError::Other)
+            .map_err(ProxyError::from)
     }
 
     /// Certificates found on disk at start: the first files written name them, with
