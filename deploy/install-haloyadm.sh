@@ -11,7 +11,7 @@ if ! command -v haproxy >/dev/null; then
   # haloyd runs its own HAProxy; the distribution's service would take ports 80/443.
   $sudo systemctl disable --now haproxy 2>/dev/null || true
 fi
-cargo build --release --locked --bin haloyadm --bin haloyd
+cargo build --release --locked -p haloy-admin -p haloyd --bin haloyadm --bin haloyd
 install -D -m 0755 target/release/haloyadm "$prefix/bin/haloyadm"
 install -D -m 0755 target/release/haloyd "$prefix/bin/haloyd"
 echo "installed $prefix/bin/haloyadm and $prefix/bin/haloyd"
