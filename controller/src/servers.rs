@@ -36,8 +36,8 @@ pub fn token_env_name(server: &ServerAddress) -> String {
 pub enum ServerError {
     #[error(transparent)]
     Address(AddressError),
-    #[error("{0}")]
-    Plaintext(String),
+    #[error(transparent)]
+    Plaintext(#[from] crate::tls::PlaintextRefused),
     #[error("server {server} is already configured; pass --force to replace its token")]
     Exists { server: String },
     #[error(

@@ -56,7 +56,7 @@ pub fn security(
     written: &str,
     address: &ServerAddress,
     options: &TlsOptions,
-) -> Result<Security, String> {
+) -> Result<Security, PlaintextRefused> {
     let written = written.trim();
     if let Some(fingerprint) = &options.fingerprint {
         return Ok(Security::Tls(Trust::Fingerprint(fingerprint.clone())));
@@ -73,18 +73,37 @@ pub fn security(
 
 /// An explicit `http://` is only allowed for loopback servers: the API token would
 /// cross the network in the clear.
-pub fn refuse_plaintext(written: &str, address: &ServerAddress) -> Result<(), String> {
+pub fn refuse_plaintext(written: &str, address: &ServerAddress) -> Result<(), PlaintextRefused> {
     if written.trim().starts_with("http://") && !address.is_loopback() {
-        return Err(format!(
-            "haloy does not send the API token over plaintext to {address}, which is not a loopback address; serve the API over TLS: `haloyadm api domain <domain> <email>` on the server, then `haloy server add <domain> <token>`; or `haloyadm init --api-tls-port <port>` and `haloy server add {}:<port> <token> --fingerprint <sha256 from haloyadm api token>`",
-            address.host
-        ));
+        return Err(PlaintextRefused {
+            address: address.to_string(),
+            host: address.host.clone(),
+        });
     }
     Ok(())
 }
 
+/// `http://` to a server that is not a loopback address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "haloy does not send the API token over plaintext to {address}, which is not a loopback address; serve the API over TLS: `haloyadm api domain <domain> <email>` on the server, then `haloy server add <domain> <token>`; or `haloyadm init --api-tls-port <port>` and `haloy server add {host}:<port> <token> --fingerprint <sha256 from haloyadm api token>`"
+)]
+pub struct PlaintextRefused {
+    pub address: String,
+    pub host: String,
+}
+
+/// A `--fingerprint` that is not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--fingerprint {given:?} is not a SHA-256 fingerprint; pass the 64 hex digits (colons allowed) that `haloyadm api token` prints on the server"
+)]
+pub struct FingerprintError {
+    pub given: String,
+}
+
 /// `AA:BB:…`, `aabb…` or `sha256:…` → 64 upper-case hex digits.
-pub fn normalize_fingerprint(text: &str) -> Result<String, String> {
+pub fn normalize_fingerprint(text: &str) -> Result<String, FingerprintError> {
     let bare = text.trim();
     let bare = bare
         .strip_prefix("sha256:")
@@ -93,9 +112,9 @@ pub fn normalize_fingerprint(text: &str) -> Result<String, String> {
         .unwrap_or(bare);
     let hex: String = bare.chars().filter(|c| *c != ':').collect();
     if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!(
-            "--fingerprint {text:?} is not a SHA-256 fingerprint; pass the 64 hex digits (colons allowed) that `haloyadm api token` prints on the server"
-        ));
+        return Err(FingerprintError {
+            given: text.to_string(),
+        });
     }
     Ok(hex.to_ascii_uppercase())
 }
@@ -312,7 +331,8 @@ mod tests {
             &address("http://haloy.example.com"),
             &none,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(refused.contains("not a loopback address"), "{refused}");
         assert!(refused.contains("haloyadm api domain"), "{refused}");
         let pinned = TlsOptions {
@@ -341,7 +361,7 @@ mod tests {
             normalize_fingerprint(&format!("sha256:{}", "0f".repeat(32))),
             Ok("0F".repeat(32))
         );
-        let err = normalize_fingerprint("abc").unwrap_err();
+        let err = normalize_fingerprint("abc").unwrap_err().to_string();
         assert!(err.contains("--fingerprint"), "{err}");
     }
 }

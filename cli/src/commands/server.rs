@@ -56,10 +56,7 @@ pub fn run(command: &ServerCommand, env: &Env, out: &mut dyn Write) -> anyhow::R
     match command {
         ServerCommand::Add(args) => {
             let fingerprint = match &args.fingerprint {
-                Some(text) => Some(
-                    haloy_controller::tls::normalize_fingerprint(text)
-                        .map_err(anyhow::Error::msg)?,
-                ),
+                Some(text) => Some(haloy_controller::tls::normalize_fingerprint(text)?),
                 None => None,
             };
             let ca_cert = match &args.ca_cert {

@@ -21,8 +21,8 @@ pub enum ClientError {
     /// unknown: connecting without them would silently trust something else.
     #[error(transparent)]
     Servers(#[from] crate::servers::ServerError),
-    #[error("{0}")]
-    Plaintext(String),
+    #[error(transparent)]
+    Plaintext(#[from] tls::PlaintextRefused),
     #[error(
         "cannot reach haloyd at {server} over TLS: {reason}; if haloyd serves its own self-signed certificate, pin it with `haloy server add {server} <token> --force --fingerprint <sha256 from haloyadm api token>`, or trust its CA with --ca-cert <pem>"
     )]

@@ -63,7 +63,7 @@ impl Client {
         options: &TlsOptions,
     ) -> Result<Self, ClientError> {
         let address = ServerAddress::parse(server)?;
-        let security = tls::security(server, &address, options).map_err(ClientError::Plaintext)?;
+        let security = tls::security(server, &address, options)?;
         let channel =
             tls::channel(&address, &security)
                 .await
