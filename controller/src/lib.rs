@@ -16,7 +16,6 @@ pub mod prepare;
 pub mod registry;
 pub mod secrets;
 pub mod servers;
-pub mod status;
 pub mod suggest;
 pub mod tls;
 pub mod upload;

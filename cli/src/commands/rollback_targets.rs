@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::time::UNIX_EPOCH;
 
+use haloy_api::status::RollbackTarget;
 use haloy_controller::client::Client;
 use haloy_controller::fanout;
-use haloy_controller::status::RollbackTarget;
 
 use crate::context::{Env, TargetFlags};
 use crate::{report, targets};

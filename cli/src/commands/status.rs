@@ -2,10 +2,10 @@
 
 use std::io::Write;
 
+use haloy_api::status::{CertificateInfo, DeploymentInfo, StatusReport};
 use haloy_api::status::{DeploymentStatus, Health};
 use haloy_controller::client::Client;
 use haloy_controller::fanout;
-use haloy_controller::status::{CertificateInfo, DeploymentInfo, StatusReport};
 
 use crate::context::{Env, TargetFlags};
 use crate::{report, targets};

@@ -1,10 +1,8 @@
 //! Talking to haloyd: one authenticated gRPC connection per server, and the calls the
 //! CLI makes, returning plain domain values instead of prost messages.
 
-use std::time::SystemTime;
-
-use haloy_api::spec::{AppSpec, DomainSpec, Secret};
-use haloy_api::status::{DeploymentStatus, Health};
+use haloy_api::spec::{AppSpec, Secret};
+use haloy_api::status::DeploymentStatus;
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,9 +20,7 @@ pub use error::ClientError;
 use error::{classify, is_untrusted};
 
 use crate::deployment::{DeployReport, ImageChoice, Progress};
-use crate::status::{
-    CertificateInfo, DeploymentInfo, LogEntry, ReplicaInfo, RollbackTarget, StatusReport,
-};
+use haloy_api::status::{LogEntry, RollbackTarget, StatusReport};
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
@@ -192,12 +188,7 @@ impl Client {
         let targets = response
             .targets
             .into_iter()
-            .map(|t| RollbackTarget {
-                deployment_id: t.deployment_id,
-                image: t.image,
-                deployed_at: t.deployed_at.and_then(|ts| SystemTime::try_from(ts).ok()),
-                live: t.live,
-            })
+            .map(RollbackTarget::from)
             .collect();
         Ok((strategy.to_string(), targets))
     }
@@ -259,43 +250,7 @@ impl Client {
             .await
             .map_err(|s| self.error(s))?
             .into_inner();
-        Ok(StatusReport {
-            activity: response
-                .activity
-                .map(|a| (a.what, std::time::Duration::from_millis(a.running_for_ms))),
-            problem: response.problem,
-            app: response.app,
-            current: response.current.map(deployment_info),
-            latest: response.latest.map(deployment_info),
-            replicas: response
-                .replicas
-                .into_iter()
-                .map(|r| ReplicaInfo {
-                    name: r.name,
-                    deployment_id: r.deployment_id,
-                    state: r.state,
-                    health: Health::parse(&r.health),
-                })
-                .collect(),
-            domains: response
-                .domains
-                .into_iter()
-                .map(|d| DomainSpec {
-                    canonical: d.domain,
-                    aliases: d.aliases,
-                })
-                .collect(),
-            certificates: response
-                .certificates
-                .into_iter()
-                .map(|c| CertificateInfo {
-                    domain: c.domain,
-                    names: c.names,
-                    not_after: c.not_after.and_then(|t| SystemTime::try_from(t).ok()),
-                    last_error: c.last_error,
-                })
-                .collect(),
-        })
+        Ok(response.into())
     }
 
     /// Streams log lines to `each` until the server ends the stream (or forever with
@@ -318,11 +273,7 @@ impl Client {
             .map_err(|s| self.error(s))?
             .into_inner();
         while let Some(line) = lines.message().await.map_err(|s| self.error(s))? {
-            each(LogEntry {
-                replica: line.replica,
-                stderr: line.stream == v1::LogStream::Stderr as i32,
-                text: line.text,
-            });
+            each(LogEntry::from(line));
         }
         Ok(())
     }
@@ -410,18 +361,6 @@ fn report(result: v1::DeployResult, uploaded_bytes: u64) -> DeployReport {
         status,
         reason: result.reason,
         uploaded_bytes,
-    }
-}
-
-fn deployment_info(d: v1::Deployment) -> DeploymentInfo {
-    DeploymentInfo {
-        id: d.id,
-        image: d.image,
-        status: DeploymentStatus::from_wire(d.status),
-        reason: d.reason,
-        started_at: d.started_at.and_then(|t| SystemTime::try_from(t).ok()),
-        phase: d.phase,
-        note: d.note,
     }
 }
 

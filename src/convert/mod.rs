@@ -3,12 +3,13 @@
 //! `TryFrom<v1::X>` is also haloyd's re-validation of what a client sent: every rule
 //! in [`crate::rules`] runs again here, and the error names the request field.
 
+mod status;
+
 use crate::rules::{self, Violation};
 use crate::spec::{
     AppSpec, DeploymentStrategy, DomainSpec, EnvVar, History, ImageSource, ImageSpec, RegistryAuth,
     Secret, VolumeMount, VolumeSource,
 };
-use crate::status::DeploymentStatus;
 use crate::v1;
 
 /// A request field that breaks a rule.
@@ -312,23 +313,3 @@ impl From<VolumeMount> for v1::Volume {
 
 #[cfg(test)]
 mod tests;
-
-impl From<v1::DeploymentStatus> for DeploymentStatus {
-    fn from(pb: v1::DeploymentStatus) -> Self {
-        match pb {
-            v1::DeploymentStatus::InProgress => Self::InProgress,
-            v1::DeploymentStatus::Succeeded => Self::Succeeded,
-            v1::DeploymentStatus::Failed => Self::Failed,
-            v1::DeploymentStatus::Cancelled => Self::Cancelled,
-            v1::DeploymentStatus::Unspecified => Self::Unknown,
-        }
-    }
-}
-
-impl DeploymentStatus {
-    /// A status field as sent (an `i32` on the wire); values this side does not know
-    /// are `Unknown`.
-    pub fn from_wire(value: i32) -> Self {
-        v1::DeploymentStatus::try_from(value).map_or(Self::Unknown, Self::from)
-    }
-}

@@ -1,0 +1,113 @@
+//! What a server reports, from the wire: `Status`, `Logs` and `RollbackTargets`
+//! answers become [`crate::status`] values. Unknown enum values read as "unknown"
+//! (a newer server), never as an error.
+
+use std::time::{Duration, SystemTime};
+
+use crate::spec::DomainSpec;
+use crate::status::{
+    CertificateInfo, DeploymentInfo, DeploymentStatus, Health, LogEntry, ReplicaInfo,
+    RollbackTarget, StatusReport,
+};
+use crate::v1;
+
+impl From<v1::DeploymentStatus> for DeploymentStatus {
+    fn from(pb: v1::DeploymentStatus) -> Self {
+        match pb {
+            v1::DeploymentStatus::InProgress => Self::InProgress,
+            v1::DeploymentStatus::Succeeded => Self::Succeeded,
+            v1::DeploymentStatus::Failed => Self::Failed,
+            v1::DeploymentStatus::Cancelled => Self::Cancelled,
+            v1::DeploymentStatus::Unspecified => Self::Unknown,
+        }
+    }
+}
+
+impl DeploymentStatus {
+    /// A status field as sent (an `i32` on the wire); values this side does not know
+    /// are `Unknown`.
+    pub fn from_wire(value: i32) -> Self {
+        v1::DeploymentStatus::try_from(value).map_or(Self::Unknown, Self::from)
+    }
+}
+
+impl From<v1::Deployment> for DeploymentInfo {
+    fn from(d: v1::Deployment) -> Self {
+        Self {
+            id: d.id,
+            image: d.image,
+            status: DeploymentStatus::from_wire(d.status),
+            reason: d.reason,
+            started_at: d.started_at.and_then(|t| SystemTime::try_from(t).ok()),
+            phase: d.phase,
+            note: d.note,
+        }
+    }
+}
+
+impl From<v1::Replica> for ReplicaInfo {
+    fn from(r: v1::Replica) -> Self {
+        Self {
+            name: r.name,
+            deployment_id: r.deployment_id,
+            state: r.state,
+            health: Health::parse(&r.health),
+        }
+    }
+}
+
+impl From<v1::Certificate> for CertificateInfo {
+    fn from(c: v1::Certificate) -> Self {
+        Self {
+            domain: c.domain,
+            names: c.names,
+            not_after: c.not_after.and_then(|t| SystemTime::try_from(t).ok()),
+            last_error: c.last_error,
+        }
+    }
+}
+
+impl From<v1::StatusResponse> for StatusReport {
+    fn from(response: v1::StatusResponse) -> Self {
+        Self {
+            activity: response
+                .activity
+                .map(|a| (a.what, Duration::from_millis(a.running_for_ms))),
+            problem: response.problem,
+            app: response.app,
+            current: response.current.map(Into::into),
+            latest: response.latest.map(Into::into),
+            replicas: response.replicas.into_iter().map(Into::into).collect(),
+            domains: response
+                .domains
+                .into_iter()
+                .map(|d| DomainSpec {
+                    canonical: d.domain,
+                    aliases: d.aliases,
+                })
+                .collect(),
+            certificates: response.certificates.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<v1::RollbackTarget> for RollbackTarget {
+    fn from(t: v1::RollbackTarget) -> Self {
+        Self {
+            deployment_id: t.deployment_id,
+            image: t.image,
+            deployed_at: t.deployed_at.and_then(|ts| SystemTime::try_from(ts).ok()),
+            live: t.live,
+        }
+    }
+}
+
+impl From<v1::LogLine> for LogEntry {
+    fn from(line: v1::LogLine) -> Self {
+        Self {
+            replica: line.replica,
+            stderr: line.stream == v1::LogStream::Stderr as i32,
+            text: line.text,
+        }
+    }
+}
