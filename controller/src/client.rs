@@ -136,6 +136,27 @@ pub struct ReplicaInfo {
     pub deployment_id: String,
     pub state: String,
     pub health: String,
+    /// How often haloyd's watchdog restarted it, and why it last failed.
+    pub restarts: u32,
+    pub last_failure: String,
+}
+
+/// Requests one version answered during a canary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionTraffic {
+    pub deployment_id: String,
+    pub image: String,
+    pub replicas: Vec<String>,
+    pub responses: u64,
+    pub errors: u64,
+}
+
+/// A running canary and the version beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanaryReport {
+    pub percent: u32,
+    pub canary: VersionTraffic,
+    pub stable: Option<VersionTraffic>,
 }
 
 /// One version an app can roll back to.
@@ -185,6 +206,10 @@ pub struct Client {
     inner: HaloyClient<InterceptedService<Channel, Bearer>>,
     /// The id deploys and rollbacks through this client ask to be recorded under.
     deployment_id: Option<String>,
+    /// Deploys and rollbacks may replace a protected app's container.
+    include_protected: bool,
+    /// Deploys through this client start a canary with this share of requests.
+    canary_percent: Option<u8>,
 }
 
 impl Client {
@@ -228,6 +253,8 @@ impl Client {
             server: address.to_string(),
             inner: HaloyClient::with_interceptor(channel, Bearer(header)),
             deployment_id: None,
+            include_protected: false,
+            canary_percent: None,
         })
     }
 
@@ -235,6 +262,54 @@ impl Client {
     /// [`haloy_api::ids::proposed_id`]), so one deploy to several servers has one id.
     pub fn propose_deployment_id(&mut self, id: Option<String>) {
         self.deployment_id = id;
+    }
+
+    /// Makes deploys through this client canaries with `percent` of requests.
+    pub fn canary(&mut self, percent: Option<u8>) {
+        self.canary_percent = percent;
+    }
+
+    /// The app's running canary: (percent, canary, stable).
+    pub async fn canary_status(&mut self, app: &str) -> Result<CanaryReport, ClientError> {
+        let response = self
+            .inner
+            .canary_status(v1::CanaryRequest {
+                app: app.to_string(),
+            })
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        let traffic = |t: v1::VersionTraffic| VersionTraffic {
+            deployment_id: t.deployment_id,
+            image: t.image,
+            replicas: t.replicas,
+            responses: t.responses,
+            errors: t.errors,
+        };
+        Ok(CanaryReport {
+            percent: response.percent,
+            canary: response.canary.map(traffic).unwrap_or_default(),
+            stable: response.stable.map(traffic),
+        })
+    }
+
+    /// Promotes (`true`) or aborts the app's canary; the server's sentence.
+    pub async fn canary_finish(&mut self, app: &str, promote: bool) -> Result<String, ClientError> {
+        let request = v1::CanaryRequest {
+            app: app.to_string(),
+        };
+        let result = if promote {
+            self.inner.canary_promote(request).await
+        } else {
+            self.inner.canary_abort(request).await
+        };
+        Ok(result.map_err(|s| self.error(s))?.into_inner().message)
+    }
+
+    /// Lets deploys and rollbacks through this client replace the running
+    /// container of a protected app (`--include-protected`).
+    pub fn include_protected(&mut self, allowed: bool) {
+        self.include_protected = allowed;
     }
 
     pub fn server(&self) -> &str {
@@ -269,6 +344,8 @@ impl Client {
                     source: Some(source),
                 }),
                 deployment_id: self.deployment_id.clone().unwrap_or_default(),
+                include_protected: self.include_protected,
+                canary_percent: self.canary_percent.map_or(0, u32::from),
             })),
         };
         // The channel has room, and the receiver is alive: this cannot fail.
@@ -361,6 +438,7 @@ impl Client {
                 deployment_id: id.to_string(),
                 spec: Some(spec.clone().into()),
                 new_deployment_id: self.deployment_id.clone().unwrap_or_default(),
+                include_protected: self.include_protected,
             })
             .await
             .map_err(|s| self.error(s))?
@@ -419,6 +497,8 @@ impl Client {
                     deployment_id: r.deployment_id,
                     state: r.state,
                     health: r.health,
+                    restarts: r.restarts,
+                    last_failure: r.last_failure,
                 })
                 .collect(),
             domains: response
@@ -471,17 +551,20 @@ impl Client {
         Ok(())
     }
 
-    /// Stops the app; returns (stopped, removed) container names.
+    /// Stops the app; returns (stopped, removed) container names. Removing a
+    /// protected app's containers needs `include_protected`.
     pub async fn stop(
         &mut self,
         app: &str,
         remove: bool,
+        include_protected: bool,
     ) -> Result<(Vec<String>, Vec<String>), ClientError> {
         let response = self
             .inner
             .stop(v1::StopRequest {
                 app: app.to_string(),
                 remove_containers: remove,
+                include_protected,
             })
             .await
             .map_err(|s| self.error(s))?
@@ -536,7 +619,11 @@ fn report(result: v1::DeployResult, uploaded_bytes: u64) -> DeployReport {
     let status = v1::DeploymentStatus::try_from(result.status).unwrap_or_default();
     DeployReport {
         deployment_id: result.deployment_id,
-        succeeded: status == v1::DeploymentStatus::Succeeded,
+        // A canary that started serving its share is a deploy that did its part.
+        succeeded: matches!(
+            status,
+            v1::DeploymentStatus::Succeeded | v1::DeploymentStatus::Canary
+        ),
         status: status_name(status),
         reason: result.reason,
         uploaded_bytes,
@@ -561,6 +648,7 @@ fn status_name(status: v1::DeploymentStatus) -> String {
         v1::DeploymentStatus::Succeeded => "succeeded",
         v1::DeploymentStatus::Failed => "failed",
         v1::DeploymentStatus::Cancelled => "cancelled",
+        v1::DeploymentStatus::Canary => "canary",
         v1::DeploymentStatus::Unspecified => "unknown",
     }
     .to_string()

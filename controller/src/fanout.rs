@@ -62,6 +62,10 @@ pub struct Options {
     /// The workstation's Docker Engine ID: a server sharing it already has images
     /// built here, so they are not uploaded.
     pub local_docker_id: Option<String>,
+    /// Deploys may replace a protected app's running container.
+    pub include_protected: bool,
+    /// Deploy as a canary with this share of requests.
+    pub canary: Option<u8>,
 }
 
 /// The result of a whole run.
@@ -187,6 +191,8 @@ async fn deploy_one(
             .await
             .map_err(|e| e.to_string())?;
         client.propose_deployment_id(Some(deployment_id.to_string()));
+        client.include_protected(options.include_protected);
+        client.canary(options.canary);
         let proposed = deployment_id;
         let spec = &job.plan.spec;
         let _ = out.send(format!(

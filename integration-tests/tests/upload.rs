@@ -210,6 +210,7 @@ impl OldServing {
                     })),
                 }),
                 deployment_id: String::new(),
+                ..Default::default()
             })),
         }
     }

@@ -19,13 +19,16 @@ pub struct Args {
     /// Do not show the log lines streamed during the rollback.
     #[arg(long)]
     pub no_logs: bool,
+    /// Allow replacing the running container of a protected app (a database).
+    #[arg(long)]
+    pub include_protected: bool,
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
     let (_, targets) = target::resolve(&args.flags, env)?;
     // The rollbacks are deployments too: one id for all of them.
     let new_id = ids::proposed_id(ids::now_ms());
-    let no_logs = args.no_logs;
+    let (no_logs, include_protected) = (args.no_logs, args.include_protected);
     target::run_each(&targets, out, |target, lines| {
         let (server, token) = (target.server.clone(), target.token.clone());
         let spec = target.plan.spec.clone();
@@ -33,6 +36,7 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
         async move {
             let mut client = Client::connect(&server, &token).await?;
             client.propose_deployment_id(Some(new_id));
+            client.include_protected(include_protected);
             lines.say(format_args!(
                 "rolling {} back to deployment {id} on {}",
                 spec.name,

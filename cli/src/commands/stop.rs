@@ -14,6 +14,9 @@ pub struct Args {
     /// Remove the containers after stopping them.
     #[arg(long)]
     pub remove_containers: bool,
+    /// Allow removing the containers of a protected app (a database).
+    #[arg(long)]
+    pub include_protected: bool,
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -23,7 +26,11 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
         let prefix = target::prefix(target, many);
         let mut client = Client::connect(&target.server, &target.token).await?;
         let (stopped, removed) = client
-            .stop(&target.plan.spec.name, args.remove_containers)
+            .stop(
+                &target.plan.spec.name,
+                args.remove_containers,
+                args.include_protected,
+            )
             .await?;
         writeln!(
             out,

@@ -27,6 +27,8 @@ fn container(id: &str, n: u32, running: bool, port: u16) -> ContainerInfo {
             ContainerState::Exited(0)
         },
         host_port: running.then_some(port),
+        oom_killed: false,
+        docker_health: None,
     }
 }
 
