@@ -18,6 +18,7 @@ mod load;
 mod pebble;
 mod registry;
 mod server;
+pub mod scratch;
 
 pub use engine::Engine;
 pub use haloy_testkit::{Wait, eventually};

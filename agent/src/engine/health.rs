@@ -183,6 +183,22 @@ impl Engine {
                 };
                 return Ok(Probed::Exited(exit, info));
             }
+            // Docker restarts a container that exits (its restart policy): a new
+            // replica that did is as failed as one that stayed down.
+            (ContainerState::Restarting, _) if info.last_exit.is_some() => {
+                let exit = Exit {
+                    code: info.last_exit.unwrap_or_default(),
+                    oom_killed: info.oom_killed,
+                };
+                return Ok(Probed::Exited(exit, info));
+            }
+            (_, _) if info.restart_count > container.restart_count => {
+                let why = format!(
+                    "Docker restarted the container {} time(s) after it exited",
+                    info.restart_count - container.restart_count
+                );
+                return Ok(Probed::Not(why, info));
+            }
             (ContainerState::Running, Some(port)) => port,
             (state, _) => {
                 let why = format!("the container is {}", state.as_str());

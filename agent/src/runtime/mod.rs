@@ -83,8 +83,13 @@ pub struct ContainerInfo {
     pub state: ContainerState,
     /// The 127.0.0.1 port the container's app port is published on, when running.
     pub host_port: Option<u16>,
-    /// Whether the kernel killed it for exceeding its memory limit.
+    /// Whether the kernel killed it for exceeding its memory limit (when it
+    /// exited, or is about to be restarted by Docker).
     pub oom_killed: bool,
+    /// How often Docker restarted it after it exited (its restart policy), and the
+    /// exit code of the run that ended, while Docker restarts it.
+    pub restart_count: u64,
+    pub last_exit: Option<i64>,
     /// The status of the image's own `HEALTHCHECK` ("starting", "healthy",
     /// "unhealthy"); `None` when the image has none.
     pub docker_health: Option<String>,

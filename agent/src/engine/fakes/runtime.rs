@@ -135,6 +135,8 @@ impl FakeRuntime {
                 },
                 host_port: running.then_some(port),
                 oom_killed: false,
+                restart_count: 0,
+                last_exit: None,
                 docker_health: None,
             },
         });
@@ -253,6 +255,8 @@ impl ContainerRuntime for FakeRuntime {
             },
             host_port: (!crashes).then_some(port),
             oom_killed: oom,
+            restart_count: 0,
+            last_exit: None,
             docker_health: None,
         };
         self.containers

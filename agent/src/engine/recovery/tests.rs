@@ -28,6 +28,8 @@ fn container(id: &str, n: u32, running: bool, port: u16) -> ContainerInfo {
         },
         host_port: running.then_some(port),
         oom_killed: false,
+        restart_count: 0,
+        last_exit: None,
         docker_health: None,
     }
 }

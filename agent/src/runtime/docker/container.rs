@@ -267,6 +267,9 @@ pub(super) fn info(response: ContainerInspectResponse) -> ContainerInfo {
     let labels: BTreeMap<String, String> = config.labels.unwrap_or_default().into_iter().collect();
     let state = response.state.unwrap_or_default();
     let oom_killed = state.oom_killed.unwrap_or(false);
+    let restart_count = u64::try_from(response.restart_count.unwrap_or(0)).unwrap_or(0);
+    let last_exit = (state.status == Some(ContainerStateStatusEnum::RESTARTING))
+        .then(|| state.exit_code.unwrap_or_default());
     let docker_health = state
         .health
         .as_ref()
@@ -301,6 +304,8 @@ pub(super) fn info(response: ContainerInspectResponse) -> ContainerInfo {
         state,
         host_port,
         oom_killed,
+        restart_count,
+        last_exit,
         docker_health,
     }
 }
