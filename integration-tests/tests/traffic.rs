@@ -3,7 +3,7 @@
 //! a local haloyd, real HAProxy and real Docker, with hey loading HAProxy where
 //! traffic moves.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,7 @@ fn app(server: &Server, tag: &str, extra: &str) -> String {
 
 const OK: &str = "printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'";
 
-fn haloy(server: &Server, args: &[&str], config: &PathBuf) -> Output {
+fn haloy(server: &Server, args: &[&str], config: &Path) -> Output {
     let mut all: Vec<&str> = args.to_vec();
     let path = config.display().to_string();
     all.extend(["-c", &path]);

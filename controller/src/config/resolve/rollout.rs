@@ -109,17 +109,17 @@ pub(super) fn resolve(merged: &Merged, replicas: Option<u32>, issues: &mut Issue
                 .unwrap_or_default(),
         };
     }
-    if let Some(at) = &merged.max_surge {
-        if let Some(surge) = issues.check(at.path("max_surge"), rollout::max_surge(at.value)) {
-            if replicas.is_some_and(|r| surge > r) {
-                issues.add(
-                    at.path("max_surge"),
-                    format!("max_surge is {surge} but the app runs {} replica(s)", replicas.unwrap_or(1)),
-                    "use at most the number of replicas, or leave max_surge out to start all at once",
-                );
-            }
-            traffic.rollout.max_surge = Some(surge);
+    if let Some(at) = &merged.max_surge
+        && let Some(surge) = issues.check(at.path("max_surge"), rollout::max_surge(at.value))
+    {
+        if let Some(r) = replicas.filter(|r| surge > *r) {
+            issues.add(
+                at.path("max_surge"),
+                format!("max_surge is {surge} but the app runs {r} replica(s)"),
+                "use at most the number of replicas, or leave max_surge out to start all at once",
+            );
         }
+        traffic.rollout.max_surge = Some(surge);
     }
     traffic.rollout.drain_timeout = merged
         .drain_timeout
