@@ -17,8 +17,8 @@ mod images;
 mod load;
 mod pebble;
 mod registry;
-mod server;
 pub mod scratch;
+mod server;
 
 pub use engine::Engine;
 pub use haloy_testkit::{Wait, eventually};

@@ -75,6 +75,8 @@ pub(super) enum Command {
     Canary(bool, oneshot::Sender<Result<CanaryOutcome, EngineError>>),
     /// The watchdog found this replica failing: (name, why).
     Heal(String, String),
+    /// The watchdog found this unrouted replica of the serving version healthy.
+    Reroute(String),
     Snapshot(oneshot::Sender<Snapshot>),
 }
 
@@ -204,6 +206,11 @@ impl Engine {
     /// Asks the app's owner to restart a failing replica; dropped when it is busy.
     pub(super) fn heal_later(self: &Arc<Self>, app: &str, replica: String, why: String) {
         self.send(app, Command::Heal(replica, why));
+    }
+
+    /// Asks the app's owner to route a healthy replica again; dropped when busy.
+    pub(super) fn reroute_later(self: &Arc<Self>, app: &str, replica: String) {
+        self.send(app, Command::Reroute(replica));
     }
 
     pub(super) fn recover_later(self: &Arc<Self>, plan: AppPlan) {
@@ -385,6 +392,15 @@ impl Engine {
                 });
                 Some((what, None, change))
             }
+            Command::Reroute(replica) => {
+                let app = app.to_string();
+                let what = format!("routing replica {replica} again");
+                let change = Box::pin(async move {
+                    engine.reroute(&app, &replica).await;
+                    After::Keep
+                });
+                Some((what, None, change))
+            }
             Command::Snapshot(_) => None,
         }
     }
@@ -466,7 +482,7 @@ fn refuse(command: Command, error: EngineError) {
         Command::Canary(_, reply) => {
             let _ = reply.send(Err(error));
         }
-        Command::Heal(replica, _) => {
+        Command::Heal(replica, _) | Command::Reroute(replica) => {
             tracing::info!(%replica, "not restarting the failed replica now: {error}");
         }
         Command::Snapshot(_) => {}

@@ -1,7 +1,8 @@
 //! The watchdog: after a deploy haloyd keeps checking the replicas that serve. One
 //! that fails twice in a row (or stops) is taken out of HAProxy and restarted by
-//! the app's owner (a heal), which then routes it again once healthy; `haloy
-//! status` shows each replica's restarts and last failure.
+//! the app's owner (a heal), which then routes it again once healthy (or, when the
+//! restart did not help, once a later round finds it answering); `haloy status`
+//! shows each replica's restarts and last failure.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,8 +56,12 @@ impl Engine {
             let Ok(containers) = self.app_containers(&app).await else {
                 continue;
             };
-            let servers = self.proxy.servers(&app).await.unwrap_or_default();
+            // Without HAProxy's list nothing can be told apart: wait for it.
+            let Ok(servers) = self.proxy.servers(&app).await else {
+                continue;
+            };
             let check = Check::stored(&live.spec);
+            let routes = live.spec.preset.is_none() || !live.spec.domains.is_empty();
             for container in containers
                 .iter()
                 .filter(|c| deployment_of(c) == Some(live.id.as_str()))
@@ -65,6 +70,15 @@ impl Engine {
                 // own) are watched; a stopped app stays stopped.
                 let routed = servers.iter().any(|s| s.name == container.name);
                 if !routed {
+                    // A replica a restart could not heal at once comes back once
+                    // it answers again.
+                    let healthy = matches!(
+                        self.probe_once(container, &check, PROBE_TIMEOUT).await,
+                        Ok(Probed::Healthy(_))
+                    );
+                    if routes && healthy && container.state == ContainerState::Running {
+                        self.reroute_later(&app, container.name.clone());
+                    }
                     continue;
                 }
                 let failure = match self.probe_once(container, &check, PROBE_TIMEOUT).await {
@@ -168,6 +182,36 @@ impl Engine {
                 }
             }
             Err(Abort::Cancelled) => {}
+        }
+    }
+
+    /// Routes a replica of the serving deployment again once it is healthy. Run by
+    /// the app's owner.
+    pub(super) async fn reroute(&self, app: &str, name: &str) {
+        let Ok(Some(live)) = self.live_record(app) else {
+            return;
+        };
+        let Ok(container) = self.runtime.inspect(name).await else {
+            return;
+        };
+        let unlisted = self
+            .proxy
+            .servers(app)
+            .await
+            .is_ok_and(|servers| !servers.iter().any(|s| s.name == name));
+        if deployment_of(&container) != Some(live.id.as_str()) || !unlisted {
+            return;
+        }
+        let check = Check::stored(&live.spec);
+        if let Ok(Probed::Healthy(info)) = self.probe_once(&container, &check, PROBE_TIMEOUT).await
+            && let Ok(server) = backend(&info)
+        {
+            match self.proxy.add_server(app, &server).await {
+                Ok(()) => {
+                    tracing::info!(app, replica = name, "the replica answers again and serves")
+                }
+                Err(e) => tracing::warn!(app, replica = name, "cannot route the replica: {e}"),
+            }
         }
     }
 

@@ -350,4 +350,12 @@ async fn the_watchdog_restarts_a_replica_that_fails_while_serving() {
         replica.last_failure
     );
     assert_eq!(replica.health, "unrouted", "still failing: not routed");
+
+    // Once it answers again, the next round routes it.
+    r.runtime.sick.lock().unwrap().clear();
+    r.engine.watch_once(&mut strikes).await;
+    settle(&r.engine, "web").await;
+    let status = r.engine.status("web").await.unwrap();
+    let replica = status.replicas.iter().find(|x| x.name == second).unwrap();
+    assert_eq!((replica.health.as_str(), replica.restarts), ("up", 1));
 }
