@@ -191,6 +191,9 @@ pub struct StoredSpec {
     /// Whether removing or replacing its containers needs `--include-protected`.
     #[serde(default)]
     pub protected: bool,
+    /// `health_check.expected_status`, which the watchdog checks too.
+    #[serde(default)]
+    pub expected_status: Option<u16>,
 }
 
 impl StoredSpec {
@@ -241,6 +244,7 @@ impl From<&AppSpec> for StoredSpec {
             stop_grace_ms: spec.rollout.stop_grace_period.map(|d| d.as_millis() as u64),
             preset: spec.preset.map(|p| p.as_str().to_string()),
             protected: spec.is_protected(),
+            expected_status: spec.health_check.expected_status,
         }
     }
 }
@@ -394,6 +398,7 @@ pub fn test_record(app: &str, id: &str, phase: JournalPhase) -> DeploymentRecord
             stop_grace_ms: None,
             preset: None,
             protected: false,
+            expected_status: None,
         },
     }
 }

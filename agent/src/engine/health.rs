@@ -81,7 +81,10 @@ impl Check {
         });
         Self {
             http,
-            rules: HealthCheck::default(),
+            rules: HealthCheck {
+                expected_status: spec.expected_status,
+                ..HealthCheck::default()
+            },
         }
     }
 
