@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod fingerprint;
 pub mod ids;
+pub mod rollout;
 pub mod rules;
 pub mod spec;
 pub mod status;

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+pub use crate::rollout::{HealthCheck, Preset, Resources, Rollout};
+
 /// A value that must never be printed: tokens, passwords, resolved secrets.
 ///
 /// `Debug` and `Display` mask it; the only way to read it is [`Secret::expose`], so
@@ -52,6 +54,15 @@ pub struct AppSpec {
     pub volumes: Vec<VolumeMount>,
     /// The Docker network; `None` means Haloy's own network.
     pub network: Option<String>,
+    /// Health check timing and expectations beside `health_check_path`.
+    pub health_check: HealthCheck,
+    pub rollout: Rollout,
+    pub resources: Resources,
+    /// An accessory (database, service) rather than an app.
+    pub preset: Option<Preset>,
+    /// Refuses `stop --remove-containers` and replacing deploys without
+    /// `--include-protected`; a database is always protected.
+    pub protected: bool,
 }
 
 /// The network apps join when their config names none.
@@ -78,11 +89,30 @@ impl AppSpec {
             env: Vec::new(),
             volumes: Vec::new(),
             network: None,
+            health_check: HealthCheck::default(),
+            rollout: Rollout::default(),
+            resources: Resources::default(),
+            preset: None,
+            protected: false,
         }
     }
 
     pub fn network_or_default(&self) -> &str {
         self.network.as_deref().unwrap_or(DEFAULT_NETWORK)
+    }
+
+    /// Whether replacing or removing the app's containers needs `--include-protected`.
+    pub fn is_protected(&self) -> bool {
+        self.protected || self.preset == Some(Preset::Database)
+    }
+
+    /// The strategy a deploy uses: accessories are always replaced.
+    pub fn strategy(&self) -> DeploymentStrategy {
+        if self.preset.is_some() {
+            DeploymentStrategy::Replace
+        } else {
+            self.deployment_strategy
+        }
     }
 }
 

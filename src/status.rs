@@ -15,6 +15,9 @@ pub enum DeploymentStatus {
     Succeeded,
     Failed,
     Cancelled,
+    /// Started beside the old version with a share of the traffic; waits for
+    /// `haloy canary promote` or `abort`.
+    Canary,
     /// A status this client does not know (a newer server).
     Unknown,
 }
@@ -26,6 +29,7 @@ impl fmt::Display for DeploymentStatus {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::Canary => "canary",
             Self::Unknown => "unknown",
         })
     }
@@ -82,6 +86,9 @@ pub struct ReplicaInfo {
     pub deployment_id: String,
     pub state: String,
     pub health: Health,
+    /// How often haloyd's watchdog restarted it, and why it last failed.
+    pub restarts: u32,
+    pub last_failure: String,
 }
 
 /// One version an app can roll back to.

@@ -100,6 +100,10 @@ pub struct HaloydConfig {
     /// Seconds between SIGTERM and SIGKILL when stopping a container.
     #[serde(default = "default_stop_grace")]
     pub stop_grace_secs: u64,
+    /// Seconds between two checks of the replicas that serve (the watchdog); 0 turns
+    /// the watchdog off.
+    #[serde(default = "default_watch_interval")]
+    pub watch_interval_secs: u64,
     /// ACME directory URL for certificates; Let's Encrypt's production directory
     /// when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +153,10 @@ fn default_drain_timeout() -> u64 {
 
 fn default_stop_grace() -> u64 {
     10
+}
+
+fn default_watch_interval() -> u64 {
+    5
 }
 
 fn default_api_port() -> u16 {

@@ -133,6 +133,8 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
         "certificates come from this ACME directory"
     );
     let renewals = tokio::spawn(certificates.run());
+    let watchdog = (config.watch_interval_secs > 0)
+        .then(|| engine.spawn_watchdog(Duration::from_secs(config.watch_interval_secs)));
     tracing::info!(
         routed = recovery.routed,
         recovering = recovery.recovering,
@@ -183,6 +185,9 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     .await;
     supervisor.abort();
     renewals.abort();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     if let Some(tls_api) = tls_api {
         tls_api.abort();
     }

@@ -1,15 +1,18 @@
-//! The real [`HealthProbe`]: one HTTP/1.0 request over loopback to a container's
-//! published port.
+//! The real [`HealthProbe`]: one HTTP/1.1 request (hyper) over loopback to a
+//! container's published port, reading the status and the first line of the body;
+//! and a plain TCP connect for accessories that speak no HTTP.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use hyper::Request;
+use hyper::body::Body as _;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::engine::HealthProbe;
+use crate::engine::{Answer, HealthProbe};
 
-/// The real probe: HTTP/1.0 over loopback.
+/// The real probe: HTTP/1.1 over loopback.
 pub struct HttpProbe;
 
 #[async_trait]
@@ -20,61 +23,99 @@ impl HealthProbe for HttpProbe {
         host: &str,
         path: &str,
         timeout: Duration,
-    ) -> Result<u16, String> {
+    ) -> Result<Answer, String> {
         probe(port, host, path, timeout).await
+    }
+
+    async fn connect(&self, port: u16, timeout: Duration) -> Result<(), String> {
+        tokio::time::timeout(timeout, TcpStream::connect(("127.0.0.1", port)))
+            .await
+            .map_err(|_| format!("no connection within {} ms", timeout.as_millis()))?
+            .map(drop)
+            .map_err(|e| format!("connect: {e}"))
     }
 }
 
-/// One `GET path` to `127.0.0.1:port` with `Host: host`; `Ok(status)` for any HTTP
-/// answer.
-pub async fn probe(port: u16, host: &str, path: &str, timeout: Duration) -> Result<u16, String> {
+/// How much of the body is read for its first line.
+const BODY_PEEK: usize = 4096;
+
+/// One `GET path` to `127.0.0.1:port` with `Host: host`; the status and the body's
+/// first line for any HTTP answer.
+pub async fn probe(port: u16, host: &str, path: &str, timeout: Duration) -> Result<Answer, String> {
     let attempt = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port))
+        let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        let request = format!(
-            "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: haloyd-health-check\r\nConnection: close\r\n\r\n"
-        );
-        stream
-            .write_all(request.as_bytes())
+        // Title-case header names (`Host:`), as the hand-written probe sent: some
+        // apps match them byte for byte.
+        let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+            .title_case_headers(true)
+            .handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| format!("send: {e}"))?;
-        let mut head = Vec::with_capacity(64);
-        let mut buf = [0u8; 256];
-        while !head.contains(&b'\n') && head.len() < 4096 {
-            let n = stream
-                .read(&mut buf)
-                .await
-                .map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                break;
+            .map_err(|e| format!("HTTP handshake: {e}"))?;
+        // The connection task ends with the exchange: the request says close.
+        tokio::spawn(connection);
+        let request = Request::get(path)
+            .header(hyper::header::HOST, host)
+            .header(hyper::header::USER_AGENT, "haloyd-health-check")
+            .header(hyper::header::CONNECTION, "close")
+            .body(String::new())
+            .map_err(|e| format!("bad request: {e}"))?;
+        let response = sender.send_request(request).await.map_err(|e| {
+            if e.is_incomplete_message() {
+                "the connection closed without an answer".to_string()
+            } else if e.is_parse() {
+                "the answer is not HTTP".to_string()
+            } else {
+                format!("request: {e}")
             }
-            head.extend_from_slice(&buf[..n]);
-        }
-        let line = String::from_utf8_lossy(&head);
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse::<u16>().ok())
-            .ok_or_else(|| {
-                if head.is_empty() {
-                    "the connection closed without an answer".to_string()
-                } else {
-                    "the answer is not HTTP".to_string()
+        })?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut peek = Vec::new();
+        while peek.len() < BODY_PEEK && !peek.contains(&b'\n') {
+            let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx));
+            match frame.await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        peek.extend_from_slice(data);
+                    }
                 }
-            })?;
-        Ok(status)
+                // A status was read; a broken body only shortens the line.
+                Some(Err(_)) | None => break,
+            }
+        }
+        Ok(Answer {
+            status,
+            first_line: first_line(&peek),
+        })
     };
     tokio::time::timeout(timeout, attempt)
         .await
         .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
 }
 
+/// The first non-empty line of a body, at most 200 characters.
+fn first_line(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    line.chars().take(200).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::is_healthy;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    fn status(answer: Result<Answer, String>) -> Result<u16, String> {
+        answer.map(|a| a.status)
+    }
 
     async fn server(answer: &'static [u8]) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -93,12 +134,12 @@ mod tests {
     async fn reads_the_status_code() {
         let ok = server(b"HTTP/1.1 204 No Content\r\n\r\n").await;
         assert_eq!(
-            probe(ok, "localhost", "/health", Duration::from_secs(2)).await,
+            status(probe(ok, "localhost", "/health", Duration::from_secs(2)).await),
             Ok(204)
         );
         let bad = server(b"HTTP/1.0 503 Unavailable\r\n\r\n").await;
         assert_eq!(
-            probe(bad, "localhost", "/", Duration::from_secs(2)).await,
+            status(probe(bad, "localhost", "/", Duration::from_secs(2)).await),
             Ok(503)
         );
         assert!(!is_healthy(503) && is_healthy(301));
@@ -129,8 +170,11 @@ mod tests {
             }
         });
         let timeout = Duration::from_secs(2);
-        assert_eq!(probe(port, "web.test", "/", timeout).await, Ok(200));
-        assert_eq!(probe(port, "localhost", "/", timeout).await, Ok(421));
+        assert_eq!(status(probe(port, "web.test", "/", timeout).await), Ok(200));
+        assert_eq!(
+            status(probe(port, "localhost", "/", timeout).await),
+            Ok(421)
+        );
     }
 
     #[tokio::test]
@@ -140,6 +184,35 @@ mod tests {
         drop(listener);
         assert!(
             probe(port, "localhost", "/", Duration::from_secs(2))
+                .await
+                .unwrap_err()
+                .contains("connect")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_line_of_the_body_comes_back() {
+        let port = server(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 40\r\n\r\n\ndatabase unreachable: timeout\nmore\n\n\n\n\n",
+        )
+        .await;
+        let answer = probe(port, "localhost", "/health", Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 500);
+        assert_eq!(answer.first_line, "database unreachable: timeout");
+    }
+
+    #[tokio::test]
+    async fn a_tcp_check_needs_only_a_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let timeout = Duration::from_secs(2);
+        assert_eq!(HttpProbe.connect(port, timeout).await, Ok(()));
+        drop(listener);
+        assert!(
+            HttpProbe
+                .connect(port, timeout)
                 .await
                 .unwrap_err()
                 .contains("connect")

@@ -81,6 +81,7 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         health_check_timeout_secs: 60,
         drain_timeout_secs: 30,
         stop_grace_secs: 10,
+        watch_interval_secs: 5,
         acme_directory: options.acme_directory.clone(),
         acme_staging: options.acme_staging,
         acme_ca_cert: options.acme_ca_cert.clone(),

@@ -17,6 +17,8 @@ pub enum Status {
     Succeeded,
     Failed,
     Cancelled,
+    /// Serving a share of requests beside the previous version.
+    Canary,
 }
 
 /// Where a deployment is in the journal. The order of the variants is the order of a
@@ -35,6 +37,10 @@ pub enum JournalPhase {
     ReplicasStarted,
     /// Every new container passed its health check.
     Healthy,
+    /// A canary: the new containers take a share of requests beside the previous
+    /// version, which stays the truth, until a promote or an abort. A resting
+    /// state: recovery keeps both versions and the split.
+    Canary,
     /// The commit point: the new containers take traffic.
     Switched,
     /// The old containers are gone.
@@ -52,6 +58,7 @@ impl JournalPhase {
             Self::Succeeded => Status::Succeeded,
             Self::Failed => Status::Failed,
             Self::Cancelled => Status::Cancelled,
+            Self::Canary => Status::Canary,
             _ => Status::InProgress,
         }
     }
@@ -72,6 +79,7 @@ impl JournalPhase {
             Self::ImageReady => "image_ready",
             Self::ReplicasStarted => "replicas_started",
             Self::Healthy => "healthy",
+            Self::Canary => "canary",
             Self::Switched => "switched",
             Self::Retired => "retired",
             Self::Succeeded => "succeeded",
@@ -126,6 +134,10 @@ pub struct DeploymentRecord {
     pub stopping: Vec<String>,
     #[serde(default)]
     pub image_origin: ImageOrigin,
+    /// The share of requests a canary was given and the previous version's
+    /// counters when it started.
+    #[serde(default)]
+    pub canary: Option<CanaryState>,
     /// What haloyd did with the deployment after it was interrupted, if it was.
     #[serde(default)]
     pub note: String,
@@ -136,6 +148,15 @@ impl DeploymentRecord {
     pub fn status(&self) -> Status {
         self.phase.status()
     }
+}
+
+/// A running canary's split and its starting point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryState {
+    /// The share of requests the new version gets, 1-99.
+    pub percent: u8,
+    /// (server, responses, 5xx) of the previous version's servers at the start.
+    pub baseline: Vec<(String, u64, u64)>,
 }
 
 /// The parts of an [`AppSpec`] worth keeping, without secrets.
@@ -159,6 +180,31 @@ pub struct StoredSpec {
     /// Names of the env variables; values only for non-sensitive ones.
     pub env: Vec<(String, Option<String>)>,
     pub volumes: Vec<String>,
+    /// The app's `drain_timeout` and `stop_grace_period`, when it set them.
+    #[serde(default)]
+    pub drain_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub stop_grace_ms: Option<u64>,
+    /// `database` or `service` for accessories.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// Whether removing or replacing its containers needs `--include-protected`.
+    #[serde(default)]
+    pub protected: bool,
+    /// `health_check.expected_status`, which the watchdog checks too.
+    #[serde(default)]
+    pub expected_status: Option<u16>,
+}
+
+impl StoredSpec {
+    /// The drain and stop times the app asked for.
+    pub fn rollout(&self) -> haloy_api::spec::Rollout {
+        haloy_api::spec::Rollout {
+            max_surge: None,
+            drain_timeout: self.drain_timeout_ms.map(std::time::Duration::from_millis),
+            stop_grace_period: self.stop_grace_ms.map(std::time::Duration::from_millis),
+        }
+    }
 }
 
 impl From<&AppSpec> for StoredSpec {
@@ -194,6 +240,11 @@ impl From<&AppSpec> for StoredSpec {
                 })
                 .collect(),
             volumes: spec.volumes.iter().map(ToString::to_string).collect(),
+            drain_timeout_ms: spec.rollout.drain_timeout.map(|d| d.as_millis() as u64),
+            stop_grace_ms: spec.rollout.stop_grace_period.map(|d| d.as_millis() as u64),
+            preset: spec.preset.map(|p| p.as_str().to_string()),
+            protected: spec.is_protected(),
+            expected_status: spec.health_check.expected_status,
         }
     }
 }
@@ -327,6 +378,7 @@ pub fn test_record(app: &str, id: &str, phase: JournalPhase) -> DeploymentRecord
         containers: vec![],
         stopping: vec![],
         image_origin: ImageOrigin::Pulled,
+        canary: None,
         note: String::new(),
         spec: StoredSpec {
             repository: "x".into(),
@@ -342,6 +394,11 @@ pub fn test_record(app: &str, id: &str, phase: JournalPhase) -> DeploymentRecord
             history_pattern: None,
             env: vec![("SECRET".into(), None)],
             volumes: vec![],
+            drain_timeout_ms: None,
+            stop_grace_ms: None,
+            preset: None,
+            protected: false,
+            expected_status: None,
         },
     }
 }

@@ -473,3 +473,57 @@ async fn a_failed_reload_keeps_the_previous_configuration_serving() {
     assert_eq!(h.get("api.example.com", "/").await.body, "api-1");
     assert_eq!(h.proxy.processes().await.unwrap().failed_reloads, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_split_requests_without_a_reload_and_survive_one() {
+    let h = Harness::new();
+    let (a, b) = (
+        HttpBackend::start("stable").await,
+        HttpBackend::start("canary").await,
+    );
+    h.proxy
+        .sync(&[route("web", "example.com", &[], vec![a.backend()])])
+        .await
+        .unwrap();
+    let reloads = h.reloads().await;
+    // The canary gets a quarter: weight 1 beside the stable server's 3.
+    h.proxy.set_weight("web", "stable", 3).await.unwrap();
+    let mut canary = b.backend();
+    canary.weight = Some(1);
+    h.proxy.add_server("web", &canary).await.unwrap();
+    let share = |bodies: &[String]| bodies.iter().filter(|b| *b == "canary").count();
+    let mut bodies = Vec::new();
+    for _ in 0..40 {
+        bodies.push(h.get("example.com", "/").await.body);
+    }
+    // Smooth weighted round robin: a quarter, give or take where the cycle began.
+    let first = share(&bodies);
+    assert!((9..=11).contains(&first), "{bodies:?}");
+    assert_eq!(
+        h.reloads().await,
+        reloads,
+        "weights change without a reload"
+    );
+    let counters = h.proxy.counters("web").await.unwrap();
+    let of = |name: &str| counters.iter().find(|c| c.name == name).unwrap().responses;
+    assert_eq!(of("canary"), first as u64, "{counters:?}");
+    assert!(of("stable") >= 40 - first as u64, "{counters:?}");
+
+    // A reload (another app's backend) keeps the split: the file carries it.
+    h.proxy
+        .ensure_app(&route("other", "other.test", &[], vec![]))
+        .await
+        .unwrap();
+    assert!(h.reloads().await > reloads);
+    let config = std::fs::read_to_string(h.proxy.config_file()).unwrap();
+    assert!(
+        config.contains(&format!("server stable {}", a.addr)) && config.contains(" weight 3"),
+        "{config}"
+    );
+    let mut bodies = Vec::new();
+    for _ in 0..40 {
+        bodies.push(h.get("example.com", "/").await.body);
+    }
+    assert!((9..=11).contains(&share(&bodies)), "{bodies:?}");
+    assert!(h.proxy.set_weight("web", "stable", 0).await.is_err());
+}

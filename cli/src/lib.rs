@@ -61,6 +61,9 @@ pub enum Command {
     /// Check a config file and show the resolved configuration per target.
     #[command(name = "validate-config")]
     ValidateConfig(commands::validate_config::Args),
+    /// Look at or finish a canary release (`haloy deploy --canary <percent>`).
+    #[command(subcommand)]
+    Canary(commands::canary::CanaryCommand),
     /// Manage the haloyd servers this workstation deploys to.
     #[command(subcommand)]
     Server(commands::server::ServerCommand),

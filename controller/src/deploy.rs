@@ -61,6 +61,10 @@ pub struct Options {
     /// Upload images built here even to a server that shares this machine's Docker
     /// engine (which has them already).
     pub force_upload: bool,
+    /// Deploys may replace a protected app's running container.
+    pub include_protected: bool,
+    /// Deploy as a canary with this share of requests.
+    pub canary: Option<u8>,
 }
 
 /// The result of a whole run.
@@ -167,6 +171,8 @@ async fn deploy_one(
             .await
             .map_err(|e| e.to_string())?;
         client.propose_deployment_id(Some(deployment_id.to_string()));
+        client.include_protected(options.include_protected);
+        client.canary(options.canary);
         let proposed = deployment_id;
         let spec = &job.plan.spec;
         let _ = out.send(format!(

@@ -17,6 +17,7 @@ mod images;
 mod load;
 mod pebble;
 mod registry;
+pub mod scratch;
 mod server;
 
 pub use engine::Engine;

@@ -33,6 +33,24 @@ impl Load {
 
     /// A light load that runs until [`Load::stop`] (at most `seconds`): one worker,
     /// `per_second` requests a second, so that many can run side by side.
+    /// Exactly `n` requests over 10 keep-alive connections, as fast as they go;
+    /// [`Load::finish`] waits for them.
+    pub fn requests(port: u16, host: &str, n: u64) -> Self {
+        require(
+            "hey",
+            &["-n", "1", "-c", "1", "http://127.0.0.1:1/"],
+            "the load generator hey",
+        );
+        let child = Command::new("hey")
+            .args(["-n", &n.to_string(), "-c", "10", "-t", "10", "-host", host])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hey");
+        Self { child: Some(child) }
+    }
+
     pub fn light(port: u16, host: &str, seconds: u64, per_second: u32) -> Self {
         require(
             "hey",

@@ -212,6 +212,7 @@ impl OldServing {
                     })),
                 }),
                 deployment_id: String::new(),
+                ..Default::default()
             })),
         }
     }

@@ -12,6 +12,8 @@ use crate::spec::{
 };
 use crate::v1;
 
+mod rollout;
+
 /// A request field that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {violation}")]
@@ -47,6 +49,11 @@ impl From<AppSpec> for v1::AppSpec {
             env: spec.env.into_iter().map(Into::into).collect(),
             volumes: spec.volumes.into_iter().map(Into::into).collect(),
             network: spec.network.unwrap_or_default(),
+            health_check: Some(spec.health_check.into()),
+            rollout: Some(spec.rollout.into()),
+            resources: Some(spec.resources.into()),
+            preset: v1::Preset::from(spec.preset).into(),
+            protected: spec.protected,
         }
     }
 }
@@ -132,6 +139,11 @@ impl TryFrom<v1::AppSpec> for AppSpec {
             env,
             volumes,
             network,
+            health_check: rollout::health_check(pb.health_check)?,
+            rollout: rollout::rollout(pb.rollout)?,
+            resources: rollout::resources(pb.resources)?,
+            preset: rollout::preset(pb.preset)?,
+            protected: pb.protected,
         })
     }
 }

@@ -18,6 +18,7 @@ impl From<v1::DeploymentStatus> for DeploymentStatus {
             v1::DeploymentStatus::Succeeded => Self::Succeeded,
             v1::DeploymentStatus::Failed => Self::Failed,
             v1::DeploymentStatus::Cancelled => Self::Cancelled,
+            v1::DeploymentStatus::Canary => Self::Canary,
             v1::DeploymentStatus::Unspecified => Self::Unknown,
         }
     }
@@ -52,6 +53,8 @@ impl From<v1::Replica> for ReplicaInfo {
             deployment_id: r.deployment_id,
             state: r.state,
             health: Health::parse(&r.health),
+            restarts: r.restarts,
+            last_failure: r.last_failure,
         }
     }
 }

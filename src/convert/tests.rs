@@ -1,6 +1,9 @@
 //! Round trips and server-side re-validation of prost messages.
 
+use std::time::Duration;
+
 use super::*;
+use crate::spec::{HealthCheck, Preset, Resources, Rollout};
 
 fn sample() -> AppSpec {
     AppSpec {
@@ -35,7 +38,55 @@ fn sample() -> AppSpec {
         }],
         volumes: vec![rules::volume("/var/data:/data:ro").unwrap()],
         network: Some("backend".into()),
+        health_check: HealthCheck {
+            interval: Some(Duration::from_millis(200)),
+            timeout: Some(Duration::from_secs(2)),
+            retries: Some(5),
+            deadline: Some(Duration::from_secs(90)),
+            start_period: Duration::from_secs(3),
+            expected_status: Some(204),
+            min_ready: Duration::from_secs(1),
+        },
+        rollout: Rollout {
+            max_surge: Some(1),
+            drain_timeout: Some(Duration::from_secs(5)),
+            stop_grace_period: Some(Duration::from_secs(20)),
+        },
+        resources: Resources {
+            memory_bytes: Some(512 << 20),
+            nano_cpus: Some(500_000_000),
+        },
+        preset: Some(Preset::Database),
+        protected: true,
     }
+}
+
+#[test]
+fn a_client_that_omits_the_traffic_fields_gets_todays_behaviour() {
+    let mut pb = v1::AppSpec::from(sample());
+    pb.health_check = None;
+    pb.rollout = None;
+    pb.resources = None;
+    pb.preset = 0;
+    pb.protected = false;
+    let spec = AppSpec::try_from(pb).unwrap();
+    assert_eq!(spec.health_check, HealthCheck::default());
+    assert_eq!(spec.rollout, Rollout::default());
+    assert_eq!(spec.resources, Resources::default());
+    assert!(!spec.is_protected());
+    assert_eq!(spec.strategy(), DeploymentStrategy::Replace);
+}
+
+#[test]
+fn a_database_is_protected_and_replaced_whatever_else_the_spec_says() {
+    let mut spec = sample();
+    spec.protected = false;
+    spec.deployment_strategy = DeploymentStrategy::Rolling;
+    assert!(spec.is_protected());
+    assert_eq!(spec.strategy(), DeploymentStrategy::Replace);
+    let mut pb = v1::AppSpec::from(spec);
+    pb.preset = 9;
+    assert_eq!(AppSpec::try_from(pb).unwrap_err().field, "spec.preset");
 }
 
 #[test]

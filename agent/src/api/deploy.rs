@@ -17,7 +17,7 @@ use super::EventStream;
 use super::error::AgentError;
 use super::upload;
 use crate::engine::{
-    DeployRequest, Engine, Event, Events, ImageInput, ImageRequest, Phase, Upload,
+    DeployOptions, DeployRequest, Engine, Event, Events, ImageInput, ImageRequest, Phase, Upload,
 };
 use crate::runtime::ContainerRuntime;
 
@@ -69,7 +69,20 @@ pub async fn start(engine: &Arc<Engine>, mut inbound: Inbound) -> Result<EventSt
             }))
         }
     };
-    run(engine, spec, image, proposed, Some(stream_back)).await
+    let canary_percent = match start.canary_percent {
+        0 => None,
+        p @ 1..=99 => Some(p as u8),
+        p => {
+            return Err(AgentError::Protocol(format!(
+                "DeployStart.canary_percent is {p}; send 1 to 99, or 0 for an ordinary deploy"
+            )));
+        }
+    };
+    let options = DeployOptions {
+        include_protected: start.include_protected,
+        canary_percent,
+    };
+    run(engine, spec, image, proposed, options, Some(stream_back)).await
 }
 
 /// Hands a deploy to the app's owner and streams its events; `stream_back` gives the
@@ -79,6 +92,7 @@ pub async fn run(
     spec: AppSpec,
     image: ImageRequest,
     proposed_id: Option<&str>,
+    options: DeployOptions,
     stream_back: Option<oneshot::Receiver<Inbound>>,
 ) -> Result<EventStream, AgentError> {
     let (events, mut engine_events) = mpsc::channel(64);
@@ -90,6 +104,7 @@ pub async fn run(
             proposed_id: proposed_id.map(str::to_string),
             events,
             cancel,
+            options,
         })
         .await?;
     let (tx, rx) = mpsc::channel(64);

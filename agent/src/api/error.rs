@@ -26,7 +26,12 @@ impl From<AgentError> for Status {
     fn from(error: AgentError) -> Self {
         let message = error.to_string();
         match error {
-            AgentError::Engine(EngineError::Busy { .. }) => Status::failed_precondition(message),
+            AgentError::Engine(
+                EngineError::Busy { .. }
+                | EngineError::Protected { .. }
+                | EngineError::CanaryRunning { .. }
+                | EngineError::NoCanary(_),
+            ) => Status::failed_precondition(message),
             AgentError::Engine(EngineError::NotFound(_)) | AgentError::NoSuchDeployment { .. } => {
                 Status::not_found(message)
             }

@@ -2,6 +2,7 @@
 //! Handlers validate, then hand the work to the engine, which owns app state.
 
 mod auth;
+mod canary;
 mod deploy;
 mod error;
 mod rollback;
@@ -18,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 pub use auth::Auth;
 pub use error::AgentError;
 
-use crate::engine::{Engine, ImageInput, ImageRequest};
+use crate::engine::{DeployOptions, Engine, ImageInput, ImageRequest, StopOptions};
 use crate::ids;
 use crate::store::{DeploymentRecord, Status as RecordStatus};
 
@@ -110,6 +111,8 @@ impl v1::haloy_server::Haloy for HaloyService {
                     deployment_id: r.deployment_id,
                     state: r.state,
                     health: r.health,
+                    restarts: r.restarts,
+                    last_failure: r.last_failure,
                 })
                 .collect(),
             domains,
@@ -162,7 +165,13 @@ impl v1::haloy_server::Haloy for HaloyService {
         let request = request.into_inner();
         let stopped = self
             .engine
-            .stop(app_name(&request.app)?, request.remove_containers)
+            .stop_with(
+                app_name(&request.app)?,
+                StopOptions {
+                    remove: request.remove_containers,
+                    include_protected: request.include_protected,
+                },
+            )
             .await
             .map_err(AgentError::from)?;
         Ok(Response::new(v1::StopResponse {
@@ -211,6 +220,10 @@ impl v1::haloy_server::Haloy for HaloyService {
             spec,
             ImageRequest::Ready(image),
             proposed,
+            DeployOptions {
+                include_protected: request.include_protected,
+                canary_percent: None,
+            },
             None,
         )
         .await?;
@@ -247,6 +260,36 @@ impl v1::haloy_server::Haloy for HaloyService {
             docker_id: self.engine.runtime().engine_id().await.unwrap_or_default(),
         }))
     }
+
+    async fn canary_status(
+        &self,
+        request: Request<v1::CanaryRequest>,
+    ) -> Result<Response<v1::CanaryStatusResponse>, Status> {
+        let app = request.into_inner().app;
+        Ok(Response::new(
+            canary::status(&self.engine, app_name(&app)?).await?,
+        ))
+    }
+
+    async fn canary_promote(
+        &self,
+        request: Request<v1::CanaryRequest>,
+    ) -> Result<Response<v1::CanaryResult>, Status> {
+        let app = request.into_inner().app;
+        Ok(Response::new(
+            canary::promote(&self.engine, app_name(&app)?).await?,
+        ))
+    }
+
+    async fn canary_abort(
+        &self,
+        request: Request<v1::CanaryRequest>,
+    ) -> Result<Response<v1::CanaryResult>, Status> {
+        let app = request.into_inner().app;
+        Ok(Response::new(
+            canary::abort(&self.engine, app_name(&app)?).await?,
+        ))
+    }
 }
 
 fn status_to_pb(status: RecordStatus) -> v1::DeploymentStatus {
@@ -255,6 +298,7 @@ fn status_to_pb(status: RecordStatus) -> v1::DeploymentStatus {
         RecordStatus::Succeeded => v1::DeploymentStatus::Succeeded,
         RecordStatus::Failed => v1::DeploymentStatus::Failed,
         RecordStatus::Cancelled => v1::DeploymentStatus::Cancelled,
+        RecordStatus::Canary => v1::DeploymentStatus::Canary,
     }
 }
 

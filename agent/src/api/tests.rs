@@ -9,6 +9,7 @@ use hyper_util::rt::TokioIo;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
+mod canary;
 mod upload;
 
 use super::serve;
@@ -102,6 +103,7 @@ fn start(spec: AppSpec, source: image_source::Source) -> v1::DeployRequest {
                 source: Some(source),
             }),
             deployment_id: String::new(),
+            ..Default::default()
         })),
     }
 }
@@ -221,6 +223,7 @@ async fn the_server_validates_the_spec_again() {
                 source: Some(image_source::Source::Pull(v1::Pull {})),
             }),
             deployment_id: String::new(),
+            ..Default::default()
         })),
     };
     let err = deploy(&rig, vec![request]).await.unwrap_err();

@@ -17,6 +17,9 @@ use crate::runtime::{ContainerInfo, ContainerSpec, labels};
 /// rebuilt from Docker alone.
 pub const ROUTE_LABEL: &str = "dev.haloy.route";
 
+/// Label naming an accessory's preset (`database`, `service`).
+pub const PRESET_LABEL: &str = "dev.haloy.preset";
+
 impl Engine {
     /// `id` as this instance names what it creates for that deployment (containers,
     /// the history tag): a proposed id is the same on every server of a deploy, so
@@ -27,6 +30,16 @@ impl Engine {
             id.to_string()
         } else {
             format!("{id}-{suffix}")
+        }
+    }
+
+    /// The name an accessory's replica `n` keeps across deploys.
+    pub(super) fn stable_name(&self, app: &str, n: u32) -> String {
+        let suffix = ids::instance_suffix(&self.settings.instance);
+        if n == 1 {
+            format!("{app}-{suffix}")
+        } else {
+            format!("{app}-{suffix}-{n}")
         }
     }
 
@@ -41,7 +54,7 @@ impl Engine {
             "domains": spec.domains.iter().map(|d| (d.canonical.clone(), d.aliases.clone())).collect::<Vec<_>>(),
             "health_check_path": spec.health_check_path,
         });
-        let labels = BTreeMap::from([
+        let mut labels = BTreeMap::from([
             (labels::INSTANCE.to_string(), self.settings.instance.clone()),
             (labels::APP.to_string(), spec.name.clone()),
             (labels::DEPLOYMENT.to_string(), id.to_string()),
@@ -50,8 +63,16 @@ impl Engine {
             (labels::PORT.to_string(), spec.port.to_string()),
             (ROUTE_LABEL.to_string(), route.to_string()),
         ]);
+        if let Some(preset) = spec.preset {
+            labels.insert(PRESET_LABEL.to_string(), preset.as_str().to_string());
+        }
         ContainerSpec {
-            name: format!("{}-{}-{n}", spec.name, self.own_name(id)),
+            name: match spec.preset {
+                // Accessories keep one name across deploys (`rename_old` moves the
+                // previous container aside) and answer to the app name on the network.
+                Some(_) => self.stable_name(&spec.name, n),
+                None => format!("{}-{}-{n}", spec.name, self.own_name(id)),
+            },
             image: image.to_string(),
             env: spec
                 .env
@@ -61,6 +82,8 @@ impl Engine {
             labels,
             network: spec.network_or_default().to_string(),
             volumes: spec.volumes.clone(),
+            resources: spec.resources,
+            alias: spec.preset.map(|_| spec.name.clone()),
             port: spec.port,
         }
     }
@@ -83,6 +106,7 @@ pub(super) fn backend(container: &ContainerInfo) -> Result<Backend, Abort> {
         name: container.name.clone(),
         addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         draining: false,
+        weight: None,
     })
 }
 

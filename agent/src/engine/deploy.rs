@@ -11,21 +11,28 @@
 use haloy_api::spec::{AppSpec, DeploymentStrategy, History};
 
 use super::Engine;
+use super::accessory::is_routed;
 use super::container::{backend, deployment_of};
 use super::events::{Abort, Cancel, Event, Events, Outcome, Phase, check_cancel, log, phase};
 use super::failpoint;
 use super::health::Check;
 use super::image::ImageRequest;
-use crate::proxy::AppRoute;
+use super::steps;
 use crate::runtime::{ContainerInfo, ContainerState};
 use crate::store::{DeploymentRecord, JournalPhase, Status, StoreError};
 
 /// What a deploy has done so far, for undoing it.
 #[derive(Default)]
 pub(super) struct Work {
-    created: Vec<ContainerInfo>,
-    routed: Vec<String>,
-    stopped_old: Vec<ContainerInfo>,
+    pub created: Vec<ContainerInfo>,
+    pub routed: Vec<String>,
+    pub stopped_old: Vec<ContainerInfo>,
+    /// Accessory containers moved aside: (id, original name).
+    pub renamed: Vec<(String, String)>,
+    /// The share of requests a canary deploy gives the new version.
+    pub canary: Option<u8>,
+    /// Old servers whose weight a canary changed.
+    pub reweighted: Vec<String>,
 }
 
 impl Engine {
@@ -52,14 +59,25 @@ impl Engine {
         image: ImageRequest,
         events: Events,
         mut cancel: Cancel,
+        canary: Option<u8>,
     ) -> Outcome {
         let _ = events.send(Event::Accepted(record.id.clone())).await;
         failpoint::reached(failpoint::ACCEPTED, &spec.name).await;
-        let mut work = Work::default();
+        let mut work = Work {
+            canary,
+            ..Work::default()
+        };
         let result = self
             .advance(&mut record, &spec, image, &events, &mut cancel, &mut work)
             .await;
         match result {
+            Ok(()) if record.phase == JournalPhase::Canary => {
+                log(
+                    &events,
+                    "the canary serves its share beside the previous version; `haloy canary status` compares them, `haloy canary promote` or `abort` ends it",
+                )
+                .await;
+            }
             Ok(()) => {
                 self.request_certificates(&spec, &events).await;
                 if let Err(e) = self.write(&mut record, JournalPhase::Succeeded) {
@@ -129,7 +147,7 @@ impl Engine {
             .into_iter()
             .filter(|c| deployment_of(c) != Some(record.id.as_str()))
             .collect();
-        let replace = spec.deployment_strategy == DeploymentStrategy::Replace;
+        let replace = spec.strategy() == DeploymentStrategy::Replace;
         let stopping: Vec<ContainerInfo> = old
             .iter()
             .filter(|c| replace && c.state == ContainerState::Running)
@@ -139,6 +157,14 @@ impl Engine {
         record.image_origin = origin;
         record.previous = self.live_deployment(app)?;
         record.stopping = stopping.iter().map(|c| c.name.clone()).collect();
+        if spec.preset.is_some() {
+            // Recovery finds a set-aside accessory container by either name.
+            let aside: Vec<String> = stopping
+                .iter()
+                .map(|c| Self::aside_name(&c.name, &record.id))
+                .collect();
+            record.stopping.extend(aside);
+        }
         self.write(record, JournalPhase::ImageReady)?;
         failpoint::reached(failpoint::IMAGE_READY, app).await;
 
@@ -155,83 +181,104 @@ impl Engine {
             self.unroute(app, &record.stopping).await;
             for container in stopping {
                 self.runtime
-                    .stop(&container.id, self.settings.stop_grace)
+                    .stop(&container.id, self.timing(&spec.rollout).stop_grace)
                     .await?;
                 work.stopped_old.push(container);
             }
             failpoint::reached(failpoint::OLD_STOPPED, app).await;
         }
+        self.set_aside(spec, &record.id, &old, &mut work.renamed)
+            .await?;
 
-        phase(
-            events,
-            Phase::Starting,
-            &format!("starting {} replica(s) of {run_image}", spec.replicas),
-        )
-        .await;
-        for n in 1..=spec.replicas {
-            check_cancel(cancel)?;
-            let container = self
-                .runtime
-                .run(&self.container_spec(&record.id, spec, &run_image, n))
-                .await?;
-            work.created.push(container);
-        }
-        record.containers = work.created.iter().map(|c| c.name.clone()).collect();
-        self.write(record, JournalPhase::ReplicasStarted)?;
-        failpoint::reached(failpoint::REPLICAS_STARTED, app).await;
-
-        phase(
-            events,
-            Phase::HealthChecking,
-            &format!(
-                "waiting for GET {} to answer on each replica",
-                spec.health_check_path
-            ),
-        )
-        .await;
         let check = Check::of(spec);
-        for i in 0..work.created.len() {
-            match self.wait_healthy(&work.created[i], &check, cancel).await {
-                Ok(info) => work.created[i] = info,
-                Err(Abort::Failed(reason)) => {
-                    let name = work.created[i].name.clone();
-                    self.send_last_logs(&work.created[i].id, &name, events)
-                        .await;
-                    return Err(Abort::Failed(format!(
-                        "replica {name} failed its health check: {reason}"
-                    )));
-                }
-                Err(Abort::Cancelled) => return Err(Abort::Cancelled),
-            }
-            log(
+        let timing = self.timing(&spec.rollout);
+        // Batches only make sense beside old replicas that serve meanwhile.
+        let mut serving: Vec<ContainerInfo> = old
+            .iter()
+            .filter(|c| !replace && c.state == ContainerState::Running)
+            .cloned()
+            .collect();
+        serving.sort_by(|a, b| a.name.cmp(&b.name));
+        let surge = if serving.is_empty() || work.canary.is_some() {
+            None
+        } else {
+            spec.rollout.max_surge
+        };
+        let batches = steps::batches(spec.replicas, surge);
+        let count = batches.len();
+        for (b, numbers) in batches.into_iter().enumerate() {
+            let which = if count > 1 {
+                format!(" (batch {} of {count})", b + 1)
+            } else {
+                String::new()
+            };
+            phase(
                 events,
-                &format!("replica {} is healthy", work.created[i].name),
+                Phase::Starting,
+                &format!(
+                    "starting {} replica(s) of {run_image}{which}",
+                    numbers.len()
+                ),
             )
             .await;
-        }
-        self.write(record, JournalPhase::Healthy)?;
-        failpoint::reached(failpoint::HEALTHY, app).await;
-        // Past this point the new version takes traffic; cancelling no longer applies.
-        check_cancel(cancel)?;
+            let started = self
+                .start_batch(record, spec, &run_image, &numbers, work, cancel)
+                .await?;
+            record.containers = work.created.iter().map(|c| c.name.clone()).collect();
+            self.write(record, JournalPhase::ReplicasStarted)?;
+            failpoint::reached(failpoint::REPLICAS_STARTED, app).await;
 
-        phase(
-            events,
-            Phase::SwitchingTraffic,
-            "adding the new replicas to HAProxy",
-        )
-        .await;
-        let route = AppRoute {
-            app: app.to_string(),
-            domains: spec.domains.clone(),
-            health_check_path: spec.health_check_path.clone(),
-            servers: Vec::new(),
-        };
-        self.proxy.ensure_app(&route).await?;
-        for container in &work.created {
-            self.proxy.add_server(app, &backend(container)?).await?;
-            work.routed.push(container.name.clone());
+            phase(
+                events,
+                Phase::HealthChecking,
+                &format!(
+                    "waiting for {} to answer on each replica{which}",
+                    check.describe()
+                ),
+            )
+            .await;
+            let healthy = self.check_batch(started, &check, events, cancel).await?;
+            let at = work.created.len() - healthy.len();
+            work.created.splice(at.., healthy.iter().cloned());
+            if b + 1 == count {
+                self.write(record, JournalPhase::Healthy)?;
+                failpoint::reached(failpoint::HEALTHY, app).await;
+                // Past this point the new version takes traffic; cancelling no longer applies.
+                check_cancel(cancel)?;
+            }
+            if let Some(percent) = work.canary {
+                phase(
+                    events,
+                    Phase::SwitchingTraffic,
+                    &format!("sending {percent}% of requests to the new replicas (canary)"),
+                )
+                .await;
+                work.reweighted = serving.iter().map(|c| c.name.clone()).collect();
+                let (state, weight) = self
+                    .begin_canary(app, percent, &serving, healthy.len())
+                    .await?;
+                self.route_batch(spec, &healthy, work, Some(weight)).await?;
+                record.canary = Some(state);
+                self.write(record, JournalPhase::Canary)?;
+                return Ok(());
+            }
+            phase(
+                events,
+                Phase::SwitchingTraffic,
+                &format!("adding the new replicas to HAProxy{which}"),
+            )
+            .await;
+            self.route_batch(spec, &healthy, work, None).await?;
+            if b + 1 < count {
+                // As many old replicas go as new ones came; the journal names them
+                // first, so a crash or a later failure starts them again.
+                let down: Vec<ContainerInfo> =
+                    serving.drain(..numbers.len().min(serving.len())).collect();
+                record.stopping.extend(down.iter().map(|c| c.name.clone()));
+                self.write(record, JournalPhase::ReplicasStarted)?;
+                self.take_down(app, down, events, timing, work).await?;
+            }
         }
-        self.wait_routed(app, &work.routed).await?;
         failpoint::reached(failpoint::SERVERS_ADDED, app).await;
         self.write(record, JournalPhase::Switched)?;
         failpoint::reached(failpoint::SWITCHED, app).await;
@@ -241,7 +288,7 @@ impl Engine {
             .into_iter()
             .filter(|c| !work.stopped_old.iter().any(|s| s.id == c.id))
             .collect();
-        self.retire(app, live_old, events, Some(failpoint::DRAINED))
+        self.retire(app, live_old, events, Some(failpoint::DRAINED), timing)
             .await;
         for container in std::mem::take(&mut work.stopped_old) {
             if let Err(e) = self.runtime.remove(&container.id).await {
@@ -255,6 +302,15 @@ impl Engine {
         Ok(())
     }
 
+    /// The record of the newest succeeded deployment of `app`.
+    pub(super) fn live_record(&self, app: &str) -> Result<Option<DeploymentRecord>, StoreError> {
+        Ok(self
+            .store
+            .list(app)?
+            .into_iter()
+            .find(|r| r.status() == Status::Succeeded))
+    }
+
     /// The newest succeeded deployment of `app`, which serves unless it was stopped.
     pub(super) fn live_deployment(&self, app: &str) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -263,22 +319,6 @@ impl Engine {
             .into_iter()
             .find(|r| r.status() == Status::Succeeded)
             .map(|r| r.id))
-    }
-
-    async fn send_last_logs(&self, id: &str, name: &str, events: &Events) {
-        use futures_util::StreamExt;
-        let Ok(mut lines) = self.runtime.logs(id, 20, false).await else {
-            return;
-        };
-        while let Some(Ok(line)) = lines.next().await {
-            let _ = events
-                .send(Event::Log {
-                    replica: name.to_string(),
-                    stderr: line.stderr,
-                    text: line.text,
-                })
-                .await;
-        }
     }
 
     /// Removes those of `names` that are servers of the app's backend, reading the
@@ -300,11 +340,17 @@ impl Engine {
     /// Undoes a failed or cancelled deploy: new containers go, old ones stopped by a
     /// replace deploy come back.
     async fn undo(&self, spec: &AppSpec, work: &Work, events: &Events) {
-        self.unroute(&spec.name, &work.routed).await;
-        for container in &work.created {
-            if let Err(e) = self.runtime.remove(&container.id).await {
-                tracing::warn!("cannot remove new container {}: {e}", container.name);
+        for name in &work.reweighted {
+            if let Err(e) = self.proxy.set_weight(&spec.name, name, 1).await {
+                tracing::warn!(app = %spec.name, server = %name, "cannot restore the weight: {e}");
             }
+        }
+        // An accessory's new container holds the stable name: it goes first. Other
+        // apps get their old replicas back before the new ones leave, so a failed
+        // batch of a rollout does not leave the app without servers.
+        if !work.renamed.is_empty() {
+            self.remove_new(spec, work).await;
+            self.put_back(&work.renamed).await;
         }
         for container in &work.stopped_old {
             log(
@@ -313,7 +359,7 @@ impl Engine {
             )
             .await;
             match self.runtime.start(&container.id).await {
-                Ok(info) => match backend(&info) {
+                Ok(info) if is_routed(spec) => match backend(&info) {
                     Ok(server) => {
                         if let Err(e) = self.proxy.add_server(&spec.name, &server).await {
                             tracing::warn!("cannot route restarted {}: {e}", info.name);
@@ -321,7 +367,20 @@ impl Engine {
                     }
                     Err(_) => tracing::warn!("restarted {} has no published port", info.name),
                 },
+                Ok(_) => {}
                 Err(e) => tracing::warn!("cannot restart old container {}: {e}", container.name),
+            }
+        }
+        if work.renamed.is_empty() {
+            self.remove_new(spec, work).await;
+        }
+    }
+
+    async fn remove_new(&self, spec: &AppSpec, work: &Work) {
+        self.unroute(&spec.name, &work.routed).await;
+        for container in &work.created {
+            if let Err(e) = self.runtime.remove(&container.id).await {
+                tracing::warn!("cannot remove new container {}: {e}", container.name);
             }
         }
     }

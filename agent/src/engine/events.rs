@@ -74,6 +74,16 @@ pub enum EngineError {
         deployment: Option<String>,
         running_for: Duration,
     },
+    #[error(
+        "{app} is protected (a database, or protected: true): {action}; pass --include-protected to do it anyway"
+    )]
+    Protected { app: String, action: String },
+    #[error(
+        "a canary of {app} runs (deployment {deployment}); finish it first with `haloy canary promote` or `haloy canary abort`"
+    )]
+    CanaryRunning { app: String, deployment: String },
+    #[error("{0} has no canary running; start one with `haloy deploy --canary <percent>`")]
+    NoCanary(String),
     #[error("app {0} is not deployed on this server")]
     NotFound(String),
     #[error("{0}")]
@@ -102,6 +112,12 @@ impl From<RuntimeError> for Abort {
 
 impl From<ProxyError> for Abort {
     fn from(e: ProxyError) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+impl From<EngineError> for Abort {
+    fn from(e: EngineError) -> Self {
         Self::Failed(e.to_string())
     }
 }

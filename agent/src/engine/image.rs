@@ -66,6 +66,15 @@ impl Engine {
         events: &Events,
     ) -> Result<(String, ImageOrigin), Abort> {
         let reference = spec.image.reference();
+        // An accessory's image is pulled only when it is missing.
+        let image = match image {
+            ImageInput::Pull
+                if spec.preset.is_some() && self.runtime.image_exists(&reference).await? =>
+            {
+                ImageInput::Existing
+            }
+            other => other,
+        };
         let origin = match image {
             ImageInput::Pull => {
                 phase(events, Phase::PullingImage, &format!("pulling {reference}")).await;

@@ -9,6 +9,8 @@
 //! [`Proxy`], [`HealthProbe`], [`Clock`] — so the state machine is tested with fakes
 //! on paused time.
 
+mod accessory;
+mod canary;
 mod certificates;
 pub mod clock;
 mod container;
@@ -23,6 +25,8 @@ mod reconcile;
 pub mod recovery;
 mod retire;
 mod status;
+mod steps;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,14 +38,16 @@ use crate::proxy::Proxy;
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError, labels};
 use crate::store::Store;
 
+pub use canary::{CanaryOutcome, CanaryReport, VersionTraffic};
 pub use clock::{Clock, SystemClock};
 pub use container::ROUTE_LABEL;
 pub use events::{Cancel, EngineError, Event, Events, Outcome, Phase};
-pub use health::{HealthProbe, is_healthy};
+pub use health::{Answer, Exit, HealthProbe, Unhealthy, is_healthy};
 pub use image::{ImageInput, ImageRequest, PrepareImage, Upload};
-pub use owner::{DeployRequest, Snapshot, Stopped};
+pub use owner::{DeployOptions, DeployRequest, Snapshot, StopOptions, Stopped};
 pub use reconcile::Recovery;
 pub use status::{AppStatus, ReplicaStatus};
+pub use watch::ReplicaHealth;
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -89,6 +95,8 @@ pub struct Engine {
     certificates: Option<(Arc<Certificates>, Option<String>)>,
     /// haloyd's own API domain (`api_domain` in haloyd.yaml), which no app may claim.
     api_domain: Option<String>,
+    /// The watchdog's restarts and last failure per replica name.
+    health_log: std::sync::Mutex<std::collections::HashMap<String, ReplicaHealth>>,
 }
 
 impl Engine {
@@ -103,6 +111,7 @@ impl Engine {
             owners: owner::Owners::default(),
             certificates: None,
             api_domain: None,
+            health_log: Default::default(),
         }
     }
 

@@ -17,12 +17,22 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::Engine;
+use super::canary::CanaryOutcome;
 use super::events::{Cancel, EngineError, Events};
 use super::image::ImageRequest;
 use super::prune::Pruned;
 use super::recovery::AppPlan;
 use crate::ids;
 use crate::store::{DeploymentRecord, ImageOrigin, JournalPhase, StoredSpec};
+
+/// What a stop should do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopOptions {
+    /// Also remove the containers.
+    pub remove: bool,
+    /// Removing a protected app's containers is allowed.
+    pub include_protected: bool,
+}
 
 /// What a stop did: container names stopped and removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,6 +56,17 @@ pub struct DeployRequest {
     /// Where the deploy's events go; `Event::Finished` is the last.
     pub events: Events,
     pub cancel: Cancel,
+    pub options: DeployOptions,
+}
+
+/// What the client allowed or asked for beyond the spec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeployOptions {
+    /// Replacing the running container of a protected app is allowed.
+    pub include_protected: bool,
+    /// Start the new version beside the old one with this share of requests
+    /// (1-99) and rest there until a promote or an abort.
+    pub canary_percent: Option<u8>,
 }
 
 /// What an app's owner is doing and what it knows, for `haloy status`.
@@ -62,9 +83,15 @@ pub(super) enum Command {
         Box<DeployRequest>,
         oneshot::Sender<Result<String, EngineError>>,
     ),
-    Stop(bool, oneshot::Sender<Result<Stopped, EngineError>>),
+    Stop(StopOptions, oneshot::Sender<Result<Stopped, EngineError>>),
     Prune(bool, oneshot::Sender<Result<Pruned, EngineError>>),
     Recover(Box<AppPlan>),
+    /// Promote (true) or abort (false) the app's canary.
+    Canary(bool, oneshot::Sender<Result<CanaryOutcome, EngineError>>),
+    /// The watchdog found this replica failing: (name, why).
+    Heal(String, String),
+    /// The watchdog found this unrouted replica of the serving version healthy.
+    Reroute(String),
     Snapshot(oneshot::Sender<Snapshot>),
 }
 
@@ -136,7 +163,14 @@ impl Engine {
 
     /// Hands a deploy to the app's owner; answers with the deployment id once the
     /// deploy is on record, or why it cannot run now.
-    pub async fn deploy(self: &Arc<Self>, request: DeployRequest) -> Result<String, EngineError> {
+    pub async fn deploy(
+        self: &Arc<Self>,
+        mut request: DeployRequest,
+    ) -> Result<String, EngineError> {
+        if request.spec.preset.is_some() {
+            // Accessories keep no image history: one version, replaced in place.
+            request.spec.image.history = haloy_api::spec::History::None;
+        }
         let app = request.spec.name.clone();
         let (reply, answer) = oneshot::channel();
         self.send(&app, Command::Deploy(Box::new(request), reply));
@@ -145,8 +179,21 @@ impl Engine {
 
     /// Stops every container of the app (and removes them with `remove`).
     pub async fn stop(self: &Arc<Self>, app: &str, remove: bool) -> Result<Stopped, EngineError> {
+        let options = StopOptions {
+            remove,
+            include_protected: false,
+        };
+        self.stop_with(app, options).await
+    }
+
+    /// Stops the app's containers as `options` say.
+    pub async fn stop_with(
+        self: &Arc<Self>,
+        app: &str,
+        options: StopOptions,
+    ) -> Result<Stopped, EngineError> {
         let (reply, answer) = oneshot::channel();
-        self.send(app, Command::Stop(remove, reply));
+        self.send(app, Command::Stop(options, reply));
         answer.await.map_err(|_| EngineError::ShuttingDown)?
     }
 
@@ -155,6 +202,30 @@ impl Engine {
         let (reply, answer) = oneshot::channel();
         self.send(app, Command::Prune(dry_run, reply));
         answer.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// Gives the app's canary every request and retires the previous version.
+    pub async fn canary_promote(self: &Arc<Self>, app: &str) -> Result<CanaryOutcome, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(app, Command::Canary(true, reply));
+        answer.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// Removes the app's canary; the previous version takes every request again.
+    pub async fn canary_abort(self: &Arc<Self>, app: &str) -> Result<CanaryOutcome, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(app, Command::Canary(false, reply));
+        answer.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// Asks the app's owner to restart a failing replica; dropped when it is busy.
+    pub(super) fn heal_later(self: &Arc<Self>, app: &str, replica: String, why: String) {
+        self.send(app, Command::Heal(replica, why));
+    }
+
+    /// Asks the app's owner to route a healthy replica again; dropped when busy.
+    pub(super) fn reroute_later(self: &Arc<Self>, app: &str, replica: String) {
+        self.send(app, Command::Reroute(replica));
     }
 
     pub(super) fn recover_later(self: &Arc<Self>, plan: AppPlan) {
@@ -265,10 +336,13 @@ impl Engine {
                     image,
                     events,
                     cancel,
+                    options,
                     ..
                 } = *request;
                 let change = Box::pin(async move {
-                    let outcome = engine.run_deploy(record, spec, image, events, cancel).await;
+                    let outcome = engine
+                        .run_deploy(record, spec, image, events, cancel, options.canary_percent)
+                        .await;
                     if outcome.status == crate::store::Status::Succeeded {
                         After::Clear
                     } else {
@@ -277,10 +351,10 @@ impl Engine {
                 });
                 Some((format!("a deploy (deployment {id})"), Some(id), change))
             }
-            Command::Stop(remove, reply) => {
+            Command::Stop(options, reply) => {
                 let app = app.to_string();
                 let change = Box::pin(async move {
-                    let _ = reply.send(engine.stop_containers(&app, remove).await);
+                    let _ = reply.send(engine.stop_containers(&app, options).await);
                     After::Keep
                 });
                 Some(("a stop".into(), None, change))
@@ -302,6 +376,46 @@ impl Engine {
                     change,
                 ))
             }
+            Command::Canary(promote, reply) => {
+                let app = app.to_string();
+                let what = if promote {
+                    "promoting the canary"
+                } else {
+                    "aborting the canary"
+                };
+                let change = Box::pin(async move {
+                    let result = if promote {
+                        engine.promote_canary(&app).await
+                    } else {
+                        engine.abort_canary(&app).await
+                    };
+                    let after = match &result {
+                        Ok(o) if o.status == crate::store::Status::Succeeded => After::Clear,
+                        _ => After::Keep,
+                    };
+                    let _ = reply.send(result);
+                    after
+                });
+                Some((what.into(), None, change))
+            }
+            Command::Heal(replica, why) => {
+                let app = app.to_string();
+                let what = format!("restarting replica {replica} after it failed");
+                let change = Box::pin(async move {
+                    engine.heal(&app, &replica, why).await;
+                    After::Keep
+                });
+                Some((what, None, change))
+            }
+            Command::Reroute(replica) => {
+                let app = app.to_string();
+                let what = format!("routing replica {replica} again");
+                let change = Box::pin(async move {
+                    engine.reroute(&app, &replica).await;
+                    After::Keep
+                });
+                Some((what, None, change))
+            }
             Command::Snapshot(_) => None,
         }
     }
@@ -312,6 +426,27 @@ impl Engine {
     /// clock; a fresh one otherwise.
     pub(super) fn accept(&self, request: &DeployRequest) -> Result<DeploymentRecord, EngineError> {
         let spec = &request.spec;
+        if let Some(canary) = self.canary_record(&spec.name)? {
+            return Err(EngineError::CanaryRunning {
+                app: spec.name.clone(),
+                deployment: canary.id,
+            });
+        }
+        if request.options.canary_percent.is_some() {
+            self.check_canary(spec)?;
+        }
+        if !request.options.include_protected
+            && let Some(live) = self.live_record(&spec.name)?
+            && (live.spec.protected || spec.is_protected())
+        {
+            return Err(EngineError::Protected {
+                app: spec.name.clone(),
+                action: format!(
+                    "this deploy would replace its running container ({})",
+                    live.id
+                ),
+            });
+        }
         let newest = self.store.newest_id(&spec.name)?;
         let now = self.clock.now_ms();
         let plausible =
@@ -334,6 +469,7 @@ impl Engine {
             containers: Vec::new(),
             stopping: Vec::new(),
             image_origin: ImageOrigin::Unknown,
+            canary: None,
             note: String::new(),
             spec: StoredSpec::from(spec),
         };
@@ -357,6 +493,12 @@ fn refuse(command: Command, error: EngineError) {
         // Recovery is sent once, at start, before anything else can run.
         Command::Recover(plan) => {
             tracing::warn!(app = %plan.app, "recovery refused: {error}");
+        }
+        Command::Canary(_, reply) => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Heal(replica, _) | Command::Reroute(replica) => {
+            tracing::info!(%replica, "not restarting the failed replica now: {error}");
         }
         Command::Snapshot(_) => {}
     }

@@ -96,11 +96,14 @@ impl Engine {
         failpoint::reached(failpoint::RECOVER_PLANNED, app).await;
         let mut problems = Vec::new();
         let check = Check {
-            path: plan.health_check_path.clone(),
-            host: plan.domains.first().map_or_else(
-                || "localhost".to_string(),
-                |d: &DomainSpec| d.canonical.clone(),
-            ),
+            http: Some((
+                plan.health_check_path.clone(),
+                plan.domains.first().map_or_else(
+                    || "localhost".to_string(),
+                    |d: &DomainSpec| d.canonical.clone(),
+                ),
+            )),
+            rules: Default::default(),
         };
         for container in &plan.start {
             if let Err(problem) = self.restart_replica(app, container, &check).await {
@@ -119,7 +122,9 @@ impl Engine {
                 "removing the containers of a version that does not serve"
             );
         }
-        self.retire(app, plan.remove.clone(), &events, None).await;
+        let timing = self.timing(&plan.rollout);
+        self.retire(app, plan.remove.clone(), &events, None, timing)
+            .await;
         if plan.winner.is_none()
             && !plan.draining.is_empty()
             && let Err(e) = self.proxy.remove_app(app).await
@@ -167,13 +172,15 @@ impl Engine {
             .await
             .map_err(|e| format!("cannot start {}: {e}", container.name))?;
         let (_never, mut cancel) = watch::channel(false);
-        let healthy = match self.wait_healthy(&started, check, &mut cancel).await {
+        // Recovery has no client: the log lines of a failure go nowhere.
+        let (events, _) = mpsc::channel(32);
+        let healthy = match self
+            .wait_healthy(&started, check, &events, &mut cancel)
+            .await
+        {
             Ok(info) => info,
             Err(Abort::Failed(reason)) => {
-                return Err(format!(
-                    "replica {} did not become healthy after the restart: {reason}",
-                    container.name
-                ));
+                return Err(format!("after the restart: {reason}"));
             }
             Err(Abort::Cancelled) => return Err("cancelled".into()),
         };

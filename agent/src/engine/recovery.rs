@@ -49,6 +49,10 @@ pub struct AppPlan {
     pub stale: Vec<DeploymentRecord>,
     pub domains: Vec<DomainSpec>,
     pub health_check_path: String,
+    /// The serving version's drain and stop times.
+    pub rollout: haloy_api::spec::Rollout,
+    /// Server weights of a canary split that recovery keeps.
+    pub weights: BTreeMap<String, u16>,
     /// Why the app is left as it is (e.g. a domain another app serves); nothing of
     /// it changes and `haloy status` shows this.
     pub skip: Option<String>,
@@ -65,6 +69,10 @@ impl AppPlan {
             .running
             .iter()
             .filter_map(|c| backend(c).ok())
+            .map(|b| Backend {
+                weight: self.weights.get(&b.name).copied(),
+                ..b
+            })
             .chain(self.draining.iter().cloned())
             .collect();
         servers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -142,9 +150,16 @@ pub fn plan(
         .filter(|r| winner.as_deref() != Some(r.id.as_str()))
         .map(|r| r.stopping.iter().map(String::as_str).collect())
         .unwrap_or_default();
+    // A canary rests beside the version that serves: both stay, with the split.
+    let canary = records
+        .first()
+        .filter(|r| r.phase == JournalPhase::Canary && winner.is_some());
     let (mut running, mut start, mut remove) = (Vec::new(), Vec::new(), Vec::new());
     for container in containers {
-        if deployment_of(container) != winner.as_deref() || winner.is_none() {
+        let of_canary = canary.is_some_and(|c| deployment_of(container) == Some(c.id.as_str()));
+        if of_canary && container.state == ContainerState::Running {
+            running.push(container.clone());
+        } else if deployment_of(container) != winner.as_deref() || winner.is_none() {
             remove.push(container.clone());
         } else if container.state == ContainerState::Running {
             running.push(container.clone());
@@ -174,6 +189,20 @@ pub fn plan(
         .as_deref()
         .and_then(|w| records.iter().find(|r| r.id == w))
         .or(interrupted.as_ref());
+    let rollout = source.map(|r| r.spec.rollout()).unwrap_or_default();
+    let mut weights = BTreeMap::new();
+    if let Some(c) = canary {
+        let ours = |x: &&ContainerInfo| deployment_of(x) == Some(c.id.as_str());
+        let (new, old): (Vec<&ContainerInfo>, Vec<&ContainerInfo>) = running.iter().partition(ours);
+        let percent = c.canary.as_ref().map_or(0, |s| s.percent);
+        let (w_old, w_new) = super::canary::weights(percent, old.len(), new.len());
+        for x in old {
+            weights.insert(x.name.clone(), w_old);
+        }
+        for x in new {
+            weights.insert(x.name.clone(), w_new);
+        }
+    }
     let (domains, health_check_path) = match source {
         Some(record) => (
             record
@@ -205,6 +234,8 @@ pub fn plan(
         stale,
         domains,
         health_check_path,
+        rollout,
+        weights,
         skip: None,
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use haloy_api::spec::Rollout;
 use tokio::time::Instant;
 
 use super::Engine;
@@ -10,7 +11,24 @@ use super::events::{Events, Phase, log, phase};
 use super::failpoint;
 use crate::runtime::ContainerInfo;
 
+/// How long one app's old replicas may drain and take to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Timing {
+    pub drain_timeout: Duration,
+    pub stop_grace: Duration,
+}
+
 impl Engine {
+    /// The app's `drain_timeout` and `stop_grace_period`, or haloyd.yaml's defaults.
+    pub(super) fn timing(&self, rollout: &Rollout) -> Timing {
+        Timing {
+            drain_timeout: rollout.drain_timeout.unwrap_or(self.settings.drain_timeout),
+            stop_grace: rollout
+                .stop_grace_period
+                .unwrap_or(self.settings.stop_grace),
+        }
+    }
+
     /// Failures here are logged and streamed, not fatal: the new version already
     /// serves, and leftovers are removed by the next deploy or at start-up.
     /// `drained` names the crash point between draining and removing.
@@ -20,6 +38,7 @@ impl Engine {
         old: Vec<ContainerInfo>,
         events: &Events,
         drained: Option<&'static str>,
+        timing: Timing,
     ) {
         if old.is_empty() {
             return;
@@ -49,7 +68,8 @@ impl Engine {
                     log(events, &format!("cannot drain {name}: {e}")).await;
                 }
             }
-            self.wait_drained(app, &routed, events).await;
+            self.wait_drained(app, &routed, events, timing.drain_timeout)
+                .await;
         }
         if let Some(point) = drained {
             failpoint::reached(point, app).await;
@@ -66,11 +86,7 @@ impl Engine {
             }
         }
         for container in old {
-            if let Err(e) = self
-                .runtime
-                .stop(&container.id, self.settings.stop_grace)
-                .await
-            {
+            if let Err(e) = self.runtime.stop(&container.id, timing.stop_grace).await {
                 log(events, &format!("cannot stop {}: {e}", container.name)).await;
             }
             if let Err(e) = self.runtime.remove(&container.id).await {
@@ -79,8 +95,14 @@ impl Engine {
         }
     }
 
-    async fn wait_drained(&self, app: &str, names: &[String], events: &Events) {
-        let deadline = Instant::now() + self.settings.drain_timeout;
+    pub(super) async fn wait_drained(
+        &self,
+        app: &str,
+        names: &[String],
+        events: &Events,
+        drain: Duration,
+    ) {
+        let deadline = Instant::now() + drain;
         let mut pause = Duration::from_millis(20);
         loop {
             let busy: u64 = match self.proxy.servers(app).await {
@@ -98,8 +120,8 @@ impl Engine {
                 log(
                     events,
                     &format!(
-                        "{busy} session(s) still open after the {} s drain timeout; removing anyway",
-                        self.settings.drain_timeout.as_secs()
+                        "{busy} session(s) still open after the {} s drain timeout; closing them",
+                        drain.as_secs_f64()
                     ),
                 )
                 .await;

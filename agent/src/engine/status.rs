@@ -3,8 +3,9 @@
 use futures_util::stream::{self, BoxStream, StreamExt};
 
 use super::Engine;
+use super::container::PRESET_LABEL;
 use super::events::EngineError;
-use super::owner::{Snapshot, Stopped};
+use super::owner::{Snapshot, StopOptions, Stopped};
 use crate::certs::CertificateStatus;
 use crate::runtime::{ContainerState, LogLine, RuntimeError, labels};
 use crate::store::{DeploymentRecord, Status};
@@ -18,6 +19,9 @@ pub struct ReplicaStatus {
     pub state: String,
     /// HAProxy's view, or "unrouted".
     pub health: String,
+    /// The watchdog's restarts of it and its last failure.
+    pub restarts: u32,
+    pub last_failure: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +59,8 @@ impl Engine {
         let mut replicas: Vec<ReplicaStatus> = containers
             .into_iter()
             .map(|c| ReplicaStatus {
+                restarts: self.replica_health(&c.name).restarts,
+                last_failure: self.replica_health(&c.name).last_failure,
                 health: servers
                     .iter()
                     .find(|s| s.name == c.name)
@@ -92,20 +98,33 @@ impl Engine {
     pub(super) async fn stop_containers(
         &self,
         app: &str,
-        remove: bool,
+        options: StopOptions,
     ) -> Result<Stopped, EngineError> {
+        let remove = options.remove;
         let containers = self.app_containers(app).await?;
         if containers.is_empty() {
             return Err(EngineError::NotFound(app.to_string()));
         }
+        let live = self.live_record(app)?;
+        let protected = live.as_ref().is_some_and(|r| r.spec.protected)
+            || containers
+                .iter()
+                .any(|c| c.labels.get(PRESET_LABEL).map(String::as_str) == Some("database"));
+        if remove && protected && !options.include_protected {
+            return Err(EngineError::Protected {
+                app: app.to_string(),
+                action: "removing its containers would lose what they hold".into(),
+            });
+        }
+        let grace = self
+            .timing(&live.map(|r| r.spec.rollout()).unwrap_or_default())
+            .stop_grace;
         let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
         self.unroute(app, &names).await;
         let (mut stopped, mut removed) = (Vec::new(), Vec::new());
         for container in containers {
             if container.state == ContainerState::Running {
-                self.runtime
-                    .stop(&container.id, self.settings.stop_grace)
-                    .await?;
+                self.runtime.stop(&container.id, grace).await?;
                 stopped.push(container.name.clone());
             }
             if remove {

@@ -28,6 +28,9 @@ pub struct Backend {
     /// Takes no new requests; sessions in progress finish. Only recovery routes a
     /// server this way, to drain what an interrupted deploy left routed.
     pub draining: bool,
+    /// Its share of requests against the other servers (HAProxy's weight, 1-256);
+    /// `None` is the default, 1. Canary releases split traffic this way.
+    pub weight: Option<u16>,
 }
 
 /// A server's state as HAProxy sees it.
@@ -39,6 +42,16 @@ pub struct ServerStatus {
     pub state: String,
     /// Sessions in progress.
     pub sessions: u64,
+}
+
+/// Requests a server answered since it was added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerCounters {
+    pub name: String,
+    /// Every HTTP response.
+    pub responses: u64,
+    /// Responses with a 5xx status.
+    pub errors: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +90,11 @@ pub trait Proxy: Send + Sync + 'static {
     async fn drain_server(&self, app: &str, name: &str) -> Result<(), ProxyError>;
     /// Removes a server (it may be drained or not), without a reload.
     async fn remove_server(&self, app: &str, name: &str) -> Result<(), ProxyError>;
+    /// Sets a server's weight (its share of requests), without a reload; a
+    /// reload keeps it.
+    async fn set_weight(&self, app: &str, name: &str, weight: u16) -> Result<(), ProxyError>;
+    /// Response counters of an app's servers.
+    async fn counters(&self, app: &str) -> Result<Vec<ServerCounters>, ProxyError>;
     /// Servers of an app's backend with state and sessions.
     async fn servers(&self, app: &str) -> Result<Vec<ServerStatus>, ProxyError>;
     /// Removes an app's routes and backend.

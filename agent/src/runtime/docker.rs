@@ -160,6 +160,16 @@ impl ContainerRuntime for Docker {
         container::remove(&self.client, id).await
     }
 
+    async fn rename(&self, id: &str, name: &str) -> Result<(), RuntimeError> {
+        let options = bollard::query_parameters::RenameContainerOptionsBuilder::new()
+            .name(name)
+            .build();
+        self.client
+            .rename_container(id, options)
+            .await
+            .map_err(|err| error::container(id, err))
+    }
+
     async fn logs(
         &self,
         id: &str,

@@ -41,6 +41,10 @@ pub struct ContainerSpec {
     /// Docker network to attach to (created beforehand with `ensure_network`).
     pub network: String,
     pub volumes: Vec<VolumeMount>,
+    /// Memory limit in bytes and CPU limit in billionths of a CPU.
+    pub resources: haloy_api::spec::Resources,
+    /// Another name the container answers to on its network (accessories).
+    pub alias: Option<String>,
     /// The port the app listens on; published on 127.0.0.1 at a free host port so
     /// HAProxy and health checks reach the app over loopback.
     pub port: u16,
@@ -79,6 +83,16 @@ pub struct ContainerInfo {
     pub state: ContainerState,
     /// The 127.0.0.1 port the container's app port is published on, when running.
     pub host_port: Option<u16>,
+    /// Whether the kernel killed it for exceeding its memory limit (when it
+    /// exited, or is about to be restarted by Docker).
+    pub oom_killed: bool,
+    /// How often Docker restarted it after it exited (its restart policy), and the
+    /// exit code of the run that ended, while Docker restarts it.
+    pub restart_count: u64,
+    pub last_exit: Option<i64>,
+    /// The status of the image's own `HEALTHCHECK` ("starting", "healthy",
+    /// "unhealthy"); `None` when the image has none.
+    pub docker_health: Option<String>,
 }
 
 /// One line of container output.
@@ -157,6 +171,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError>;
     /// Removes a container, stopping it first if needed. Removing a missing one is fine.
     async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Gives a container another name (accessories move the previous one aside).
+    async fn rename(&self, id: &str, name: &str) -> Result<(), RuntimeError>;
     /// The last `tail` lines, then (with `follow`) new lines until the stream is dropped.
     async fn logs(
         &self,

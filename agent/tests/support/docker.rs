@@ -116,6 +116,8 @@ impl Sandbox {
             ]),
             network: network.to_string(),
             volumes: vec![],
+            resources: Default::default(),
+            alias: None,
             port: 8080,
         }
     }

@@ -201,6 +201,7 @@ impl HttpBackend {
             name: self.name.clone(),
             addr: self.addr,
             draining: false,
+            weight: None,
         }
     }
 }

@@ -35,6 +35,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::ValidateConfig(args) => {
             commands::validate_config::run(args, &env, &mut out, &mut err)
         }
+        Command::Canary(command) => {
+            haloy_cli::block_on(commands::canary::run(command, &env, &mut out))
+        }
         Command::Server(command) => commands::server::run(command, &env, &mut out),
         Command::Completion(args) => commands::completion::run(args, &mut out),
     }

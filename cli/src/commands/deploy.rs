@@ -23,6 +23,13 @@ pub struct Args {
     /// Print one JSON object per target result on stdout (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Allow replacing the running container of a protected app (a database).
+    #[arg(long)]
+    pub include_protected: bool,
+    /// Start the new version beside the old one and send it this percentage of
+    /// requests (1-99); finish with `haloy canary promote` or `haloy canary abort`.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub canary: Option<u8>,
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -64,6 +71,8 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
         // HALOY_FORCE_UPLOAD=1 uploads anyway (tests and benchmarks use it).
         force_upload: env.vars.get("HALOY_FORCE_UPLOAD").is_some_and(|v| v == "1"),
         upload_bars: bars,
+        include_protected: args.include_protected,
+        canary: args.canary,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (pre, post) = (

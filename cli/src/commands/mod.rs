@@ -1,5 +1,6 @@
 //! One module per `haloy` command.
 
+pub mod canary;
 pub mod completion;
 pub mod deploy;
 pub mod logs;

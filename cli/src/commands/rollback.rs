@@ -21,13 +21,16 @@ pub struct Args {
     /// Do not show the log lines streamed during the rollback.
     #[arg(long)]
     pub no_logs: bool,
+    /// Allow replacing the running container of a protected app (a database).
+    #[arg(long)]
+    pub include_protected: bool,
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
     let (_, targets) = targets::resolve(&args.flags, env)?;
     // The rollbacks are deployments too: one id for all of them.
     let new_id = ids::proposed_id(ids::now_ms());
-    let no_logs = args.no_logs;
+    let (no_logs, include_protected) = (args.no_logs, args.include_protected);
     let results = report::each_target(
         &targets,
         fanout::DEFAULT_CONCURRENCY,
@@ -39,6 +42,7 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
             async move {
                 let mut client = Client::connect(&server, &token).await?;
                 client.propose_deployment_id(Some(new_id));
+                client.include_protected(include_protected);
                 lines.say(format_args!(
                     "rolling {} back to deployment {id} on {}",
                     spec.name,

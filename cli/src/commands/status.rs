@@ -81,7 +81,7 @@ fn json(target: &str, server: &str, report: &StatusReport) -> serde_json::Value 
         "current": report.current.as_ref().map(deployment),
         "latest": report.latest.as_ref().map(deployment),
         "domains": report.domains.iter().map(|d| serde_json::json!({"domain": d.canonical, "aliases": d.aliases})).collect::<Vec<_>>(),
-        "replicas": report.replicas.iter().map(|r| serde_json::json!({"name": r.name, "deployment_id": r.deployment_id, "state": r.state, "health": r.health.to_string()})).collect::<Vec<_>>(),
+        "replicas": report.replicas.iter().map(|r| serde_json::json!({"name": r.name, "deployment_id": r.deployment_id, "state": r.state, "health": r.health.to_string(), "restarts": r.restarts, "last_failure": r.last_failure})).collect::<Vec<_>>(),
         "certificates": report.certificates.iter().map(|c| serde_json::json!({
             "domain": c.domain,
             "names": c.names,
@@ -195,6 +195,15 @@ fn print_report(report: &StatusReport, out: &mut dyn Write) -> anyhow::Result<()
     writeln!(out, "  {:<width$}  {:<12}  HEALTH", "NAME", "STATE")?;
     for r in &report.replicas {
         writeln!(out, "  {:<width$}  {:<12}  {}", r.name, r.state, r.health)?;
+        if r.restarts > 0 || !r.last_failure.is_empty() {
+            writeln!(
+                out,
+                "  {:<width$}  restarted {} time(s); last failure: {}",
+                "",
+                r.restarts,
+                r.last_failure.replace('\n', "\n    ")
+            )?;
+        }
     }
     Ok(())
 }

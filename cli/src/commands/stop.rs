@@ -15,11 +15,14 @@ pub struct Args {
     /// Remove the containers after stopping them.
     #[arg(long)]
     pub remove_containers: bool,
+    /// Allow removing the containers of a protected app (a database).
+    #[arg(long)]
+    pub include_protected: bool,
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
     let (_, targets) = targets::resolve(&args.flags, env)?;
-    let remove = args.remove_containers;
+    let (remove, include_protected) = (args.remove_containers, args.include_protected);
     let results = report::each_target(
         &targets,
         fanout::DEFAULT_CONCURRENCY,
@@ -29,7 +32,7 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
             let app = target.plan.spec.name.clone();
             async move {
                 let mut client = Client::connect(&server, &token).await?;
-                let (stopped, removed) = client.stop(&app, remove).await?;
+                let (stopped, removed) = client.stop(&app, remove, include_protected).await?;
                 lines.say(format_args!(
                     "stopped {} container(s) of {app}",
                     stopped.len()

@@ -1,6 +1,10 @@
 //! Talking to haloyd: one authenticated gRPC connection per server, and the calls the
 //! CLI makes, returning plain domain values instead of prost messages.
 
+mod canary;
+
+pub use canary::{CanaryReport, VersionTraffic};
+
 use haloy_api::spec::{AppSpec, Secret};
 use haloy_api::status::DeploymentStatus;
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
@@ -40,6 +44,10 @@ pub struct Client {
     inner: HaloyClient<InterceptedService<Channel, Bearer>>,
     /// The id deploys and rollbacks through this client ask to be recorded under.
     deployment_id: Option<String>,
+    /// Deploys and rollbacks may replace a protected app's container.
+    include_protected: bool,
+    /// Deploys through this client start a canary with this share of requests.
+    canary_percent: Option<u8>,
 }
 
 impl Client {
@@ -80,6 +88,8 @@ impl Client {
             server: address.to_string(),
             inner: HaloyClient::with_interceptor(channel, Bearer(header)),
             deployment_id: None,
+            include_protected: false,
+            canary_percent: None,
         })
     }
 
@@ -87,6 +97,17 @@ impl Client {
     /// [`haloy_api::ids::proposed_id`]), so one deploy to several servers has one id.
     pub fn propose_deployment_id(&mut self, id: Option<String>) {
         self.deployment_id = id;
+    }
+
+    /// Makes deploys through this client canaries with `percent` of requests.
+    pub fn canary(&mut self, percent: Option<u8>) {
+        self.canary_percent = percent;
+    }
+
+    /// Lets deploys and rollbacks through this client replace the running
+    /// container of a protected app (`--include-protected`).
+    pub fn include_protected(&mut self, allowed: bool) {
+        self.include_protected = allowed;
     }
 
     pub fn server(&self) -> &str {
@@ -121,6 +142,8 @@ impl Client {
                     source: Some(source),
                 }),
                 deployment_id: self.deployment_id.clone().unwrap_or_default(),
+                include_protected: self.include_protected,
+                canary_percent: self.canary_percent.map_or(0, u32::from),
             })),
         };
         // The channel has room, and the receiver is alive: this cannot fail.
@@ -208,6 +231,7 @@ impl Client {
                 deployment_id: id.to_string(),
                 spec: Some(spec.clone().into()),
                 new_deployment_id: self.deployment_id.clone().unwrap_or_default(),
+                include_protected: self.include_protected,
             })
             .await
             .map_err(|s| self.error(s))?
@@ -278,17 +302,20 @@ impl Client {
         Ok(())
     }
 
-    /// Stops the app; returns (stopped, removed) container names.
+    /// Stops the app; returns (stopped, removed) container names. Removing a
+    /// protected app's containers needs `include_protected`.
     pub async fn stop(
         &mut self,
         app: &str,
         remove: bool,
+        include_protected: bool,
     ) -> Result<(Vec<String>, Vec<String>), ClientError> {
         let response = self
             .inner
             .stop(v1::StopRequest {
                 app: app.to_string(),
                 remove_containers: remove,
+                include_protected,
             })
             .await
             .map_err(|s| self.error(s))?

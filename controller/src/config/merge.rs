@@ -5,8 +5,9 @@
 //! point at the line the user must change (`targets.production.` or the top level).
 
 use super::raw::{
-    ApiTokenDef, BuilderDef, DomainDef, EnvVarDef, HistoryDef, ImageSourceDef, PortDef, PushDef,
-    RawConfig, RawImage, RawTarget, RegistryDef, StrategyDef,
+    ApiTokenDef, BuilderDef, DomainDef, DurationDef, EnvVarDef, HealthCheckDef, HistoryDef,
+    ImageSourceDef, PortDef, PresetDef, PushDef, RawConfig, RawImage, RawTarget, RegistryDef,
+    ResourcesDef, StrategyDef,
 };
 
 /// A value and the key path prefix it was written under (`""` or `targets.<name>.`).
@@ -58,6 +59,13 @@ pub struct Merged {
     pub pre_deploy: Option<At<Vec<String>>>,
     pub post_deploy: Option<At<Vec<String>>>,
     pub network: Option<At<String>>,
+    pub health_check: Option<At<HealthCheckDef>>,
+    pub max_surge: Option<At<i64>>,
+    pub drain_timeout: Option<At<DurationDef>>,
+    pub stop_grace_period: Option<At<DurationDef>>,
+    pub resources: Option<At<ResourcesDef>>,
+    pub preset: Option<At<PresetDef>>,
+    pub protected: Option<At<bool>>,
     /// Key path of the target itself (`targets.<name>`), or `""` without targets.
     pub target_path: String,
 }
@@ -123,6 +131,18 @@ pub fn merge(raw: &RawConfig, target: Option<(&str, &RawTarget)>) -> Merged {
         pre_deploy: pick(&raw.pre_deploy, t.map(|t| &t.pre_deploy), "", &prefix),
         post_deploy: pick(&raw.post_deploy, t.map(|t| &t.post_deploy), "", &prefix),
         network: pick(&raw.network, t.map(|t| &t.network), "", &prefix),
+        health_check: pick(&raw.health_check, t.map(|t| &t.health_check), "", &prefix),
+        max_surge: pick(&raw.max_surge, t.map(|t| &t.max_surge), "", &prefix),
+        drain_timeout: pick(&raw.drain_timeout, t.map(|t| &t.drain_timeout), "", &prefix),
+        stop_grace_period: pick(
+            &raw.stop_grace_period,
+            t.map(|t| &t.stop_grace_period),
+            "",
+            &prefix,
+        ),
+        resources: pick(&raw.resources, t.map(|t| &t.resources), "", &prefix),
+        preset: pick(&raw.preset, t.map(|t| &t.preset), "", &prefix),
+        protected: pick(&raw.protected, t.map(|t| &t.protected), "", &prefix),
         target_path: target
             .map(|(name, _)| format!("targets.{name}"))
             .unwrap_or_default(),

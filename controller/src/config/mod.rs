@@ -7,6 +7,7 @@ pub mod load;
 pub mod merge;
 pub mod plan;
 pub mod raw;
+mod raw_rollout;
 pub mod resolve;
 
 use std::collections::HashMap;

@@ -8,6 +8,8 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+pub use super::raw_rollout::{CpusDef, DurationDef, HealthCheckDef, PresetDef, ResourcesDef};
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -39,6 +41,17 @@ pub struct RawConfig {
     #[serde(alias = "secretProviders")]
     pub secret_providers: Option<SecretProvidersDef>,
     pub network: Option<String>,
+    #[serde(alias = "healthCheck")]
+    pub health_check: Option<HealthCheckDef>,
+    #[serde(alias = "maxSurge")]
+    pub max_surge: Option<i64>,
+    #[serde(alias = "drainTimeout")]
+    pub drain_timeout: Option<DurationDef>,
+    #[serde(alias = "stopGracePeriod")]
+    pub stop_grace_period: Option<DurationDef>,
+    pub resources: Option<ResourcesDef>,
+    pub preset: Option<PresetDef>,
+    pub protected: Option<bool>,
 }
 
 /// A target's overrides. Every field replaces the base's wholesale, except `image`,
@@ -66,6 +79,17 @@ pub struct RawTarget {
     #[serde(alias = "postDeploy")]
     pub post_deploy: Option<Vec<String>>,
     pub network: Option<String>,
+    #[serde(alias = "healthCheck")]
+    pub health_check: Option<HealthCheckDef>,
+    #[serde(alias = "maxSurge")]
+    pub max_surge: Option<i64>,
+    #[serde(alias = "drainTimeout")]
+    pub drain_timeout: Option<DurationDef>,
+    #[serde(alias = "stopGracePeriod")]
+    pub stop_grace_period: Option<DurationDef>,
+    pub resources: Option<ResourcesDef>,
+    pub preset: Option<PresetDef>,
+    pub protected: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -216,7 +216,7 @@ async fn main() {
         Client::connect(&server.api(), &Secret::new(server.token()))
             .await
             .expect("connect")
-            .stop("bench-upload", true)
+            .stop("bench-upload", true, false)
             .await
             .expect("stop");
         let images = run(server.docker().args(["images", "-q", "haloy-bench"]));

@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{CallLog, FakeRuntime};
-use crate::engine::HealthProbe;
-use crate::proxy::{AppRoute, Backend, Proxy, ProxyError, ServerStatus};
+use crate::engine::{Answer, HealthProbe};
+use crate::proxy::{AppRoute, Backend, Proxy, ProxyError, ServerCounters, ServerStatus};
 
 /// Answers health checks for the containers of a [`FakeRuntime`].
 pub struct FakeProbe(pub Arc<FakeRuntime>);
@@ -22,14 +22,22 @@ impl HealthProbe for FakeProbe {
         _host: &str,
         _path: &str,
         _timeout: Duration,
-    ) -> Result<u16, String> {
+    ) -> Result<Answer, String> {
         self.0.answer(port)
+    }
+
+    async fn connect(&self, port: u16, _timeout: Duration) -> Result<(), String> {
+        self.0.answer(port).map(drop)
     }
 }
 
 #[derive(Default)]
 pub struct FakeProxy {
     pub apps: Mutex<BTreeMap<String, Vec<ServerStatus>>>,
+    /// Server weights set by `set_weight` (or by a route that carries them).
+    pub weights: Mutex<BTreeMap<String, u16>>,
+    /// What `counters` answers, by server name.
+    pub counters: Mutex<BTreeMap<String, ServerCounters>>,
     /// Hosts routed to each app; like HAProxy, a host belongs to one app.
     pub hosts: Mutex<BTreeMap<String, Vec<String>>>,
     pub log: CallLog,
@@ -126,6 +134,12 @@ impl Proxy for FakeProxy {
     }
     async fn add_server(&self, app: &str, server: &Backend) -> Result<(), ProxyError> {
         self.record(format!("add_server {}", server.name)).await?;
+        if let Some(weight) = server.weight {
+            self.weights
+                .lock()
+                .unwrap()
+                .insert(server.name.clone(), weight);
+        }
         let mut apps = self.apps.lock().unwrap();
         let servers = apps.entry(app.to_string()).or_default();
         servers.retain(|s| s.name != server.name);
@@ -157,6 +171,27 @@ impl Proxy for FakeProxy {
             .or_default()
             .retain(|s| s.name != name);
         Ok(())
+    }
+    async fn set_weight(&self, _app: &str, name: &str, weight: u16) -> Result<(), ProxyError> {
+        self.record(format!("set_weight {name} {weight}")).await?;
+        self.weights
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), weight);
+        Ok(())
+    }
+    async fn counters(&self, app: &str) -> Result<Vec<ServerCounters>, ProxyError> {
+        let counters = self.counters.lock().unwrap();
+        Ok(self
+            .server_names(app)
+            .into_iter()
+            .map(|name| {
+                counters.get(&name).cloned().unwrap_or(ServerCounters {
+                    name,
+                    ..Default::default()
+                })
+            })
+            .collect())
     }
     async fn servers(&self, app: &str) -> Result<Vec<ServerStatus>, ProxyError> {
         if let Some(message) = self.log.failure("servers") {

@@ -9,6 +9,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use haloy_api::spec::RegistryAuth;
 
 use super::CallLog;
+use crate::engine::Answer;
 use crate::runtime::{
     ArchiveStream, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, LogLine,
     RuntimeError,
@@ -30,6 +31,9 @@ pub struct FakeRuntime {
     pub chains: Mutex<Vec<Vec<String>>>,
     pub log: CallLog,
     next_id: Mutex<u32>,
+    /// (image part, name suffix): containers of such an image whose name ends so
+    /// answer 500, as one bad replica of a rollout would.
+    pub sick: Mutex<Vec<(String, String)>>,
 }
 
 impl FakeRuntime {
@@ -41,19 +45,41 @@ impl FakeRuntime {
     }
 
     /// What the container published on `port` answers to a health check.
-    pub fn answer(&self, port: u16) -> Result<u16, String> {
+    pub fn answer(&self, port: u16) -> Result<Answer, String> {
         let containers = self.containers.lock().unwrap();
         let container = containers
             .iter()
             .find(|c| c.info.host_port == Some(port) && c.info.state == ContainerState::Running)
             .ok_or_else(|| "connect: connection refused".to_string())?;
         let image = container.info.image.clone();
+        let name = container.info.name.clone();
         drop(containers);
-        Ok(if self.id_of(&image).contains("unhealthy") {
-            500
+        let sick =
+            self.sick.lock().unwrap().iter().any(|(part, suffix)| {
+                image.contains(part.as_str()) && name.ends_with(suffix.as_str())
+            });
+        Ok(if sick || self.id_of(&image).contains("unhealthy") {
+            Answer {
+                status: 500,
+                first_line: "database unreachable".into(),
+            }
         } else {
-            200
+            Answer {
+                status: 200,
+                first_line: "ok".into(),
+            }
         })
+    }
+
+    /// Makes the container called `name` exit as if it crashed (Docker does not
+    /// restart it here).
+    pub fn kill(&self, name: &str, code: i64, oom: bool) {
+        let mut containers = self.containers.lock().unwrap();
+        if let Some(c) = containers.iter_mut().find(|c| c.info.name == name) {
+            c.info.state = ContainerState::Exited(code);
+            c.info.host_port = None;
+            c.info.oom_killed = oom;
+        }
     }
 
     /// The state of the container called `name`.
@@ -108,6 +134,10 @@ impl FakeRuntime {
                     ContainerState::Exited(0)
                 },
                 host_port: running.then_some(port),
+                oom_killed: false,
+                restart_count: 0,
+                last_exit: None,
+                docker_health: None,
             },
         });
     }
@@ -192,7 +222,21 @@ impl ContainerRuntime for FakeRuntime {
     }
     async fn run(&self, spec: &ContainerSpec) -> Result<ContainerInfo, RuntimeError> {
         self.record(format!("run {}", spec.name)).await?;
-        let crashes = self.id_of(&spec.image).contains("crash");
+        if self
+            .containers
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.info.name == spec.name)
+        {
+            return Err(RuntimeError::Other(format!(
+                "Conflict. The container name \"/{}\" is already in use",
+                spec.name
+            )));
+        }
+        let image_id = self.id_of(&spec.image);
+        let oom = image_id.contains("oom");
+        let crashes = image_id.contains("crash") || oom;
         let port = self.port();
         let id = {
             let mut next = self.next_id.lock().unwrap();
@@ -204,12 +248,16 @@ impl ContainerRuntime for FakeRuntime {
             name: spec.name.clone(),
             image: spec.image.clone(),
             labels: spec.labels.clone(),
-            state: if crashes {
-                ContainerState::Exited(1)
-            } else {
-                ContainerState::Running
+            state: match (oom, crashes) {
+                (true, _) => ContainerState::Exited(137),
+                (false, true) => ContainerState::Exited(1),
+                (false, false) => ContainerState::Running,
             },
             host_port: (!crashes).then_some(port),
+            oom_killed: oom,
+            restart_count: 0,
+            last_exit: None,
+            docker_health: None,
         };
         self.containers
             .lock()
@@ -227,6 +275,7 @@ impl ContainerRuntime for FakeRuntime {
             .find(|c| c.info.id == id)
             .ok_or_else(|| RuntimeError::NoSuchContainer(id.into()))?;
         c.info.state = ContainerState::Running;
+        c.info.oom_killed = false;
         c.info.host_port = Some(port);
         Ok(c.info.clone())
     }
@@ -265,6 +314,18 @@ impl ContainerRuntime for FakeRuntime {
         self.record(format!("remove {name}")).await?;
         let mut containers = self.containers.lock().unwrap();
         containers.retain(|c| c.info.id != id);
+        Ok(())
+    }
+    async fn rename(&self, id: &str, name: &str) -> Result<(), RuntimeError> {
+        let old = self.inspect(id).await?.name;
+        self.record(format!("rename {old} {name}")).await?;
+        let mut containers = self.containers.lock().unwrap();
+        if containers.iter().any(|c| c.info.name == name) {
+            return Err(RuntimeError::Other(format!("the name {name} is in use")));
+        }
+        if let Some(c) = containers.iter_mut().find(|c| c.info.id == id) {
+            c.info.name = name.to_string();
+        }
         Ok(())
     }
     async fn logs(

@@ -27,6 +27,10 @@ fn container(id: &str, n: u32, running: bool, port: u16) -> ContainerInfo {
             ContainerState::Exited(0)
         },
         host_port: running.then_some(port),
+        oom_killed: false,
+        restart_count: 0,
+        last_exit: None,
+        docker_health: None,
     }
 }
 

@@ -220,6 +220,7 @@ async fn a_first_deploy_past_its_switch_is_completed() {
                 )
                     .into(),
                 draining: false,
+                weight: None,
             },
         )
         .await

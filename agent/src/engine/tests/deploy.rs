@@ -315,7 +315,8 @@ async fn retiring_while_haproxy_cannot_list_its_servers_still_removes_them() {
         .log
         .fail("servers", "HAProxy's master socket does not answer");
     let (events, _received) = tokio::sync::mpsc::channel(64);
-    r.engine.retire("web", old, &events, None).await;
+    let timing = r.engine.timing(&Default::default());
+    r.engine.retire("web", old, &events, None, timing).await;
     assert!(r.proxy.server_names("web").is_empty(), "{v1:?}");
     assert!(r.runtime.names().is_empty());
 }

@@ -18,6 +18,7 @@ mod crash;
 mod deploy;
 mod owner;
 mod prune;
+mod traffic;
 
 pub(super) struct Rig {
     pub engine: Arc<Engine>,
@@ -63,6 +64,7 @@ pub(super) fn request(
         proposed_id: None,
         events,
         cancel,
+        options: Default::default(),
     };
     (request, received, cancel_tx)
 }
@@ -106,7 +108,7 @@ impl Rig {
         let hung_runtime = self.runtime.log.hung.notified();
         let hung_proxy = self.proxy.log.hung.notified();
         tokio::select! {
-            outcome = self.engine.run_deploy(record, spec, image, events, cancel) => {
+            outcome = self.engine.run_deploy(record, spec, image, events, cancel, None) => {
                 panic!("the deploy finished instead of hanging: {outcome:?}")
             }
             () = hung_runtime => {}

@@ -51,6 +51,8 @@ async fn pruning_never_removes_an_image_a_container_uses() {
             labels: BTreeMap::new(),
             network: "haloy-public".into(),
             volumes: vec![],
+            resources: Default::default(),
+            alias: None,
             port: 8080,
         })
         .await

@@ -183,7 +183,11 @@ backend {backend}
         for server in &spec.servers {
             // A draining server comes back from a reload with weight 0 (no new
             // requests) until the driver puts it in drain again.
-            let weight = if server.draining { " weight 0" } else { "" };
+            let weight = match (server.draining, server.weight) {
+                (true, _) => " weight 0".to_string(),
+                (false, 1) => String::new(),
+                (false, w) => format!(" weight {w}"),
+            };
             let _ = writeln!(
                 cfg,
                 "    server {} {} {CHECK_PARAMS}{weight}",
@@ -258,6 +262,7 @@ mod tests {
                     name: "web-1".into(),
                     addr: "10.0.0.2:8080".parse().unwrap(),
                     draining,
+                    weight: 1,
                 }],
             },
         );

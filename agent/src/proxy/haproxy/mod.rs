@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::{AppRoute, Backend, Proxy, ProxyError, ServerStatus};
+use super::{AppRoute, Backend, Proxy, ProxyError, ServerCounters, ServerStatus};
 use config::{Files, Paths, render, skeleton};
 use routing::{Routing, Server, backend_name, validate_app_name, validate_server};
 use socket::MasterCli;
@@ -305,6 +305,43 @@ impl Proxy for Haproxy {
             spec.servers.retain(|s| s.name != name);
         }
         self.apply(&mut state, next).await
+    }
+
+    async fn set_weight(&self, app: &str, name: &str, weight: u16) -> Result<(), ProxyError> {
+        if !(1..=256).contains(&weight) {
+            return Err(ProxyError::Other(format!(
+                "weight {weight} for {name} is outside HAProxy's 1-256"
+            )));
+        }
+        let mut state = self.lock().await;
+        let mut next = state.routing.clone();
+        let server = next
+            .app_mut(app)?
+            .servers
+            .iter_mut()
+            .find(|s| s.name == name);
+        let Some(server) = server else {
+            return Err(ProxyError::Other(format!("app {app} has no server {name}")));
+        };
+        server.weight = weight;
+        self.apply(&mut state, next).await
+    }
+
+    async fn counters(&self, app: &str) -> Result<Vec<ServerCounters>, ProxyError> {
+        validate_app_name(app)?;
+        let backend = backend_name(app);
+        if !runtime::app_backends(&self.cli).await?.contains(&backend) {
+            return Ok(Vec::new());
+        }
+        let rows = runtime::server_rows(&self.cli, &backend, None).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ServerCounters {
+                name: row.server,
+                responses: row.responses,
+                errors: row.errors_5xx,
+            })
+            .collect())
     }
 
     async fn servers(&self, app: &str) -> Result<Vec<ServerStatus>, ProxyError> {

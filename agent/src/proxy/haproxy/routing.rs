@@ -42,6 +42,8 @@ pub(super) struct Server {
     pub addr: SocketAddr,
     /// Put in drain: no new requests, sessions in progress finish.
     pub draining: bool,
+    /// HAProxy's weight when not draining; 1 unless a canary splits traffic.
+    pub weight: u16,
 }
 
 /// The HAProxy backend of an app. App backends start with `app_` and the driver's own
@@ -186,6 +188,7 @@ impl Server {
             name: backend.name.clone(),
             addr: backend.addr,
             draining: backend.draining,
+            weight: backend.weight.unwrap_or(1),
         }
     }
 }
@@ -325,6 +328,7 @@ mod tests {
             name: "one-1".into(),
             addr: "127.0.0.1:9001".parse().unwrap(),
             draining: false,
+            weight: None,
         }];
         let mut routing = Routing::from_routes(&[with_server]).unwrap();
         let mut next = route("one", &["b.com"]);
@@ -332,6 +336,7 @@ mod tests {
             name: "one-2".into(),
             addr: "127.0.0.1:9002".parse().unwrap(),
             draining: false,
+            weight: None,
         }];
         routing.upsert(&next).unwrap();
         let app = &routing.apps["one"];

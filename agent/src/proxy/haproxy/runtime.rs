@@ -74,9 +74,13 @@ pub(super) async fn reconcile_servers(
             let target = format!("{backend}/{}", server.name);
             set_state(cli, backend, &server.name, "ready").await?;
             // A server that was draining during a reload came back with weight 0.
-            cli.worker_silent(&format!("set server {target} weight 1"))
+            cli.worker_silent(&format!("set server {target} weight {}", server.weight))
                 .await?;
             cli.worker_silent(&format!("enable health {target}"))
+                .await?;
+        } else if !server.draining && row.weight != u64::from(server.weight) {
+            let target = format!("{backend}/{}", server.name);
+            cli.worker_silent(&format!("set server {target} weight {}", server.weight))
                 .await?;
         }
     }
@@ -112,6 +116,9 @@ async fn add_server(cli: &MasterCli, backend: &str, server: &Server) -> Result<(
         .await?;
     if server.draining {
         set_state(cli, backend, &server.name, "drain").await?;
+    } else if server.weight != 1 {
+        cli.worker_silent(&format!("set server {target} weight {}", server.weight))
+            .await?;
     }
     tracing::debug!(server = %target, addr = %server.addr, "added server");
     Ok(())

@@ -196,6 +196,9 @@ pub(super) struct StatRow {
     pub weight: u64,
     /// "127.0.0.1:8080", "[::1]:8080"; empty for unix sockets.
     pub addr: String,
+    /// HTTP responses by class: 1xx to 5xx and other.
+    pub responses: u64,
+    pub errors_5xx: u64,
 }
 
 /// Server rows (not FRONTEND/BACKEND) of `show stat` CSV, read by column name.
@@ -211,6 +214,18 @@ pub(super) fn parse_show_stat(text: &str) -> Option<Vec<StatRow>> {
         column("weight")?,
         column("addr")?,
     );
+    let classes: Vec<usize> = [
+        "hrsp_1xx",
+        "hrsp_2xx",
+        "hrsp_3xx",
+        "hrsp_4xx",
+        "hrsp_5xx",
+        "hrsp_other",
+    ]
+    .iter()
+    .filter_map(|c| column(c))
+    .collect();
+    let errors = column("hrsp_5xx");
     let mut rows = Vec::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split(',').collect();
@@ -225,6 +240,11 @@ pub(super) fn parse_show_stat(text: &str) -> Option<Vec<StatRow>> {
             sessions: field(scur).parse().unwrap_or(0),
             weight: field(weight).parse().unwrap_or(0),
             addr: field(addr).to_string(),
+            responses: classes
+                .iter()
+                .map(|&i| field(i).parse::<u64>().unwrap_or(0))
+                .sum(),
+            errors_5xx: errors.map_or(0, |i| field(i).parse().unwrap_or(0)),
         });
     }
     Some(rows)

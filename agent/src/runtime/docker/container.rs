@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, EndpointSettings,
-    HostConfig, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    HealthStatusEnum, HostConfig, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -128,6 +129,18 @@ pub(super) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody, R
         network_mode: network.clone(),
         mounts: (!volumes.mounts.is_empty()).then_some(volumes.mounts),
         binds: (!volumes.binds.is_empty()).then_some(volumes.binds),
+        memory: spec
+            .resources
+            .memory_bytes
+            .map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
+        nano_cpus: spec
+            .resources
+            .nano_cpus
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        ..Default::default()
+    };
+    let endpoint = EndpointSettings {
+        aliases: spec.alias.clone().map(|alias| vec![alias]),
         ..Default::default()
     };
     Ok(ContainerCreateBody {
@@ -137,7 +150,7 @@ pub(super) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody, R
         exposed_ports: Some(vec![port]),
         host_config: Some(host_config),
         networking_config: network.map(|network| NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(network, EndpointSettings::default())])),
+            endpoints_config: Some(HashMap::from([(network, endpoint)])),
         }),
         ..Default::default()
     })
@@ -253,6 +266,16 @@ pub(super) fn info(response: ContainerInspectResponse) -> ContainerInfo {
     let config = response.config.unwrap_or_default();
     let labels: BTreeMap<String, String> = config.labels.unwrap_or_default().into_iter().collect();
     let state = response.state.unwrap_or_default();
+    let oom_killed = state.oom_killed.unwrap_or(false);
+    let restart_count = u64::try_from(response.restart_count.unwrap_or(0)).unwrap_or(0);
+    let last_exit = (state.status == Some(ContainerStateStatusEnum::RESTARTING))
+        .then(|| state.exit_code.unwrap_or_default());
+    let docker_health = state
+        .health
+        .as_ref()
+        .and_then(|h| h.status)
+        .filter(|s| *s != HealthStatusEnum::EMPTY && *s != HealthStatusEnum::NONE)
+        .map(|s| s.to_string());
     let state = match state.status {
         Some(ContainerStateStatusEnum::CREATED) => ContainerState::Created,
         Some(ContainerStateStatusEnum::RUNNING) => ContainerState::Running,
@@ -280,6 +303,10 @@ pub(super) fn info(response: ContainerInspectResponse) -> ContainerInfo {
         labels,
         state,
         host_port,
+        oom_killed,
+        restart_count,
+        last_exit,
+        docker_health,
     }
 }
 

@@ -9,6 +9,10 @@ use crate::config::format::Format;
 pub enum Takes {
     /// A whole number, with an example.
     WholeNumber(&'static str),
+    /// A number that may have a fraction, with an example.
+    Number(&'static str),
+    /// A duration such as "30s", with an example.
+    Duration(&'static str),
     Bool,
     /// Text: what it stands for and an example.
     Text(&'static str, &'static str),
@@ -89,6 +93,29 @@ const KEYS: &[(&str, Takes)] = &[
     ),
     ("global_post_deploy[]", Text("a shell command", "echo done")),
     ("network", Text("a Docker network name", "my-network")),
+    (
+        "health_check",
+        Block(&["path", "interval", "retries", "expected_status"]),
+    ),
+    ("health_check.path", Text("a URL path", "/health")),
+    ("health_check.interval", Duration("2s")),
+    ("health_check.timeout", Duration("5s")),
+    ("health_check.retries", WholeNumber("5")),
+    ("health_check.deadline", Duration("60s")),
+    ("health_check.start_period", Duration("10s")),
+    ("health_check.expected_status", WholeNumber("200")),
+    ("health_check.min_ready_seconds", WholeNumber("5")),
+    ("max_surge", WholeNumber("1")),
+    ("drain_timeout", Duration("30s")),
+    ("stop_grace_period", Duration("10s")),
+    ("resources", Block(&["memory", "cpus"])),
+    (
+        "resources.memory",
+        Text("a memory size in Docker's units", "512m"),
+    ),
+    ("resources.cpus", Number("0.5")),
+    ("preset", OneOf(&["database", "service"])),
+    ("protected", Bool),
     ("targets", Named("target", &["server", "replicas"])),
     ("targets.*", Block(&["server", "replicas", "image"])),
     ("secret_providers", Block(&["onepassword"])),
@@ -279,7 +306,8 @@ fn quoted(text: &str, format: Format) -> String {
 
 fn example(key: &str, takes: Takes, format: Format) -> Option<String> {
     let value = match takes {
-        WholeNumber(n) => n.to_string(),
+        WholeNumber(n) | Number(n) => n.to_string(),
+        Duration(d) => quoted(d, format),
         Bool => "true".to_string(),
         Port => "8080".to_string(),
         Text(_, example) => quoted(example, format),
@@ -348,6 +376,8 @@ fn words(takes: Takes, format: Format) -> String {
     };
     match takes {
         WholeNumber(_) => "a whole number".into(),
+        Number(_) => "a number".into(),
+        Duration(_) => "a duration such as \"30s\", \"500ms\" or \"2m\"".into(),
         Bool => "`true` or `false`".into(),
         Text(what, _) => what.into(),
         OneOf(choices) => {

@@ -304,6 +304,7 @@ mod tests {
             ("image.history.", "image: {history: {zzz: 1}}\n"),
             ("image.registry.", "image: {registry: {zzz: 1}}\n"),
             ("env[0].", "env: [{zzz: 1}]\n"),
+            ("health_check.", "health_check: {zzz: 1}\n"),
         ];
         for (prefix, yaml) in blocks {
             let keys = accepted(yaml);
@@ -312,6 +313,10 @@ mod tests {
                 let path = format!("{prefix}{key}");
                 assert!(keys::takes(&path).is_some(), "no words for {path}");
             }
+        }
+        // Serde lists a two-key block as "`a` or `b`", which `accepted` does not read.
+        for path in ["resources.memory", "resources.cpus"] {
+            assert!(keys::takes(path).is_some(), "no words for {path}");
         }
     }
 

@@ -1,13 +1,12 @@
 //! Checks one target's merged configuration against every rule and resolves its value
 //! sources, producing a [`TargetPlan`] or every problem found (not just the first).
 
+mod rollout;
+
 use std::path::Path;
 
 use haloy_api::rules::{self, Violation};
-use haloy_api::spec::{
-    AppSpec, DEFAULT_HEALTH_CHECK_PATH, DEFAULT_PORT, DeploymentStrategy, DomainSpec, EnvVar,
-    Secret,
-};
+use haloy_api::spec::{AppSpec, DEFAULT_PORT, DeploymentStrategy, DomainSpec, EnvVar, Secret};
 
 use super::merge::{At, Merged};
 use super::plan::TargetPlan;
@@ -134,15 +133,8 @@ pub fn plan_target(
         }
         None => Some(DEFAULT_PORT),
     };
-    let health_check_path = match &merged.health_check_path {
-        Some(at) => issues
-            .check(
-                at.path("health_check_path"),
-                rules::health_check_path(&at.value),
-            )
-            .map(|()| at.value.clone()),
-        None => Some(DEFAULT_HEALTH_CHECK_PATH.to_string()),
-    };
+    let health_check_path = rollout::health_check_path(merged, &mut issues);
+    let traffic = rollout::resolve(merged, replicas, &mut issues);
 
     let env = resolve_env(merged, ctx, &mut issues);
     let volumes: Vec<_> = merged
@@ -193,6 +185,11 @@ pub fn plan_target(
             env,
             volumes,
             network,
+            health_check: traffic.health_check,
+            rollout: traffic.rollout,
+            resources: traffic.resources,
+            preset: traffic.preset,
+            protected: traffic.protected,
         },
         build,
         pre_deploy,

@@ -24,8 +24,31 @@ fn spec() -> ContainerSpec {
             container_path: "/data".into(),
             options: vec![],
         }],
+        resources: Default::default(),
+        alias: None,
         port: 8080,
     }
+}
+
+#[test]
+fn limits_and_the_alias_reach_docker() {
+    let mut limited = spec();
+    limited.resources = haloy_api::spec::Resources {
+        memory_bytes: Some(64 << 20),
+        nano_cpus: Some(500_000_000),
+    };
+    limited.alias = Some("db".into());
+    let body = create_body(&limited).unwrap();
+    let host = body.host_config.unwrap();
+    assert_eq!(host.memory, Some(64 << 20));
+    assert_eq!(host.nano_cpus, Some(500_000_000));
+    let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+    assert_eq!(
+        endpoints["haloy-public"].aliases,
+        Some(vec!["db".to_string()])
+    );
+    let plain = create_body(&spec()).unwrap().host_config.unwrap();
+    assert_eq!((plain.memory, plain.nano_cpus), (None, None));
 }
 
 #[test]
