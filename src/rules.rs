@@ -157,11 +157,31 @@ pub fn replicas(count: i64) -> Rule<u32> {
     }
 }
 
+/// Longest health check path accepted.
+pub const MAX_HEALTH_CHECK_PATH: usize = 1024;
+
+/// An absolute URL path (with an optional query) made only of characters that mean
+/// nothing to HAProxy's config parser or an HTTP request line: no spaces, quotes,
+/// backslashes, `#` (a comment to HAProxy, a fragment to HTTP), `$` or control
+/// characters.
 pub fn health_check_path(path: &str) -> Rule {
-    if !path.starts_with('/') || path.chars().any(char::is_whitespace) {
+    if !path.starts_with('/') {
         return Err(Violation::new(
             format!("health check path {path:?} is not an absolute URL path"),
             "start it with '/', e.g. /health",
+        ));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/-._~%!&()*+,;=:@?".contains(c);
+    if let Some(bad) = path.chars().find(|c| !allowed(*c)) {
+        return Err(Violation::new(
+            format!("health check path {path:?} contains {bad:?}"),
+            "use letters, digits and /-._~%!&()*+,;=:@? (percent-encode anything else)",
+        ));
+    }
+    if path.len() > MAX_HEALTH_CHECK_PATH {
+        return Err(Violation::new(
+            format!("health check path is {} characters long", path.len()),
+            format!("use at most {MAX_HEALTH_CHECK_PATH}"),
         ));
     }
     Ok(())
@@ -300,12 +320,12 @@ const VOLUME_OPTIONS: &[&str] = &[
     "consistent",
     "cached",
     "delegated",
-    "shared",
-    "slave",
-    "private",
-    "rshared",
-    "rslave",
-    "rprivate",
+];
+
+/// Mount propagation modes: with them a container sees, or makes, mounts on the
+/// host. Refused.
+const PROPAGATION_OPTIONS: &[&str] = &[
+    "shared", "slave", "private", "rshared", "rslave", "rprivate",
 ];
 
 /// Parses `name:/container/path[:opts]` or `/host/path:/container/path[:opts]`.
@@ -365,6 +385,17 @@ pub fn volume(spec: &str) -> Rule<VolumeMount> {
     } else {
         options.split(',').map(str::to_string).collect()
     };
+    if let Some(mode) = options
+        .iter()
+        .find(|o| PROPAGATION_OPTIONS.contains(&o.as_str()))
+    {
+        return Err(Violation::new(
+            format!(
+                "volume option {mode:?} sets mount propagation, which lets the container see or make mounts on the server"
+            ),
+            "remove it; Haloy does not allow mount propagation",
+        ));
+    }
     if let Some(bad) = options
         .iter()
         .find(|o| !VOLUME_OPTIONS.contains(&o.as_str()))

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::protection::ProtectionConfig;
+
 /// Where a server's files live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -121,6 +123,14 @@ pub struct HaloydConfig {
     /// self-signed certificate (clients pin its fingerprint); off when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_tls_port: Option<u16>,
+    /// Bind mounts and networks apps may not use, and exceptions (see
+    /// [`crate::protection`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub protection: ProtectionConfig,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn is_false(value: &bool) -> bool {

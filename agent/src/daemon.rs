@@ -13,6 +13,7 @@ use crate::certs::challenge::{ChallengeServer, Challenges};
 use crate::certs::{CertDir, CertSettings, Certificates, Wanted};
 use crate::config::{HaloydConfig, Layout};
 use crate::engine::{Engine, EngineError, EngineSettings, Seams, SystemClock};
+use crate::protection::Protection;
 use crate::proxy::haproxy::{ApiRoute, Haproxy, HaproxySettings};
 use crate::runtime::RuntimeError;
 use crate::runtime::docker::Docker;
@@ -113,7 +114,12 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     let engine = Arc::new(
         Engine::new(seams, store, settings)
             .with_certificates(certificates.clone(), config.acme_email.clone())
-            .with_api_domain(config.api_domain.clone()),
+            .with_api_domain(config.api_domain.clone())
+            .with_protection(Protection::new(
+                &config.protection,
+                &layout.config_dir,
+                &layout.data_dir,
+            )),
     );
     let recovery = engine.recover().await?;
     // Without an API domain (or an address to request it with), a certificate

@@ -55,10 +55,16 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
     if config_path.exists() && !options.force {
         return Err(SetupError::AlreadyInitialized { path: config_path });
     }
-    // Keep the instance of an existing install: its containers carry it.
-    let instance = match HaloydConfig::load(&config_path) {
-        Ok(existing) => existing.instance,
-        Err(_) => new_token()
+    // Keep the instance of an existing install (its containers carry it) and the
+    // protection its operator chose.
+    let existing = HaloydConfig::load(&config_path).ok();
+    let protection = existing
+        .as_ref()
+        .map(|e| e.protection.clone())
+        .unwrap_or_default();
+    let instance = match existing {
+        Some(existing) => existing.instance,
+        None => new_token()
             .map(|t| t.expose()[..12].to_string())
             .map_err(|source| SetupError::Read {
                 path: PathBuf::from("/dev/urandom"),
@@ -83,6 +89,7 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         cert_renewal_window_days: None,
         cert_check_interval_secs: 3600,
         api_tls_port: options.api_tls_port,
+        protection,
     };
     config.validate().map_err(SetupError::Invalid)?;
 

@@ -342,9 +342,11 @@ impl Server {
             signal(*pid, "KILL");
         }
         // Until its last process is gone, a killed worker may still answer.
-        eventually(Duration::from_secs(10), "HAProxy's processes to die", || {
-            pids.iter().all(|p| !process_alive(*p)).then_some(())
-        });
+        eventually(
+            Duration::from_secs(10),
+            "HAProxy's processes to die",
+            || pids.iter().all(|p| !process_alive(*p)).then_some(()),
+        );
     }
 
     /// The servers of `app`'s HAProxy backend with their status ("UP", "DRAIN",

@@ -58,6 +58,38 @@ fn ports_and_replicas() {
 }
 
 #[test]
+fn one_rule_for_health_check_paths() {
+    for good in ["/", "/health", "/healthz?full=1&x=%20", "/a/b;v=1/@me"] {
+        assert_eq!(health_check_path(good), Ok(()), "{good}");
+    }
+    for bad in [
+        "health",
+        "/h#frag",
+        "/h x",
+        "/h\"q",
+        "/h'q",
+        "/h\\x",
+        "/h$HOME",
+        "/h\nserver x 1.2.3.4:80",
+        "/h\u{7}",
+    ] {
+        assert!(health_check_path(bad).is_err(), "{bad:?}");
+    }
+    assert!(health_check_path(&format!("/{}", "a".repeat(1024))).is_err());
+}
+
+#[test]
+fn mount_propagation_is_refused() {
+    for mode in [
+        "shared", "rshared", "slave", "rslave", "private", "rprivate",
+    ] {
+        let refused = volume(&format!("/srv/data:/data:ro,{mode}")).unwrap_err();
+        assert!(refused.problem.contains("mount propagation"), "{refused}");
+        assert!(refused.fix.contains("remove it"), "{refused}");
+    }
+}
+
+#[test]
 fn volumes() {
     let named = volume("app-data:/app/data").unwrap();
     assert_eq!(named.source, VolumeSource::Named("app-data".into()));

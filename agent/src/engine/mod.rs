@@ -30,6 +30,7 @@ use std::time::Duration;
 use haloy_api::spec::AppSpec;
 
 use crate::certs::Certificates;
+use crate::protection::Protection;
 use crate::proxy::Proxy;
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError, labels};
 use crate::store::Store;
@@ -89,6 +90,8 @@ pub struct Engine {
     certificates: Option<(Arc<Certificates>, Option<String>)>,
     /// haloyd's own API domain (`api_domain` in haloyd.yaml), which no app may claim.
     api_domain: Option<String>,
+    /// What apps may not do to the server (bind mounts, networks).
+    protection: Option<Protection>,
 }
 
 impl Engine {
@@ -103,6 +106,7 @@ impl Engine {
             owners: owner::Owners::default(),
             certificates: None,
             api_domain: None,
+            protection: None,
         }
     }
 
@@ -125,7 +129,17 @@ impl Engine {
 
     /// Refuses a spec that claims the server's API domain: the app would take over
     /// its certificate request and its plain-HTTP route.
+    pub fn with_protection(mut self, protection: Protection) -> Self {
+        self.protection = Some(protection);
+        self
+    }
+
     pub fn check_spec(&self, spec: &AppSpec) -> Result<(), EngineError> {
+        if let Some(protection) = &self.protection {
+            protection
+                .check(spec)
+                .map_err(|refused| EngineError::Invalid(refused.to_string()))?;
+        }
         let Some(api) = &self.api_domain else {
             return Ok(());
         };
