@@ -97,7 +97,8 @@ impl TryFrom<v1::AppSpec> for AppSpec {
                 Ok(EnvVar {
                     name: var.name,
                     value: Secret::new(var.value),
-                    sensitive: var.sensitive,
+                    // Secret unless the client says otherwise.
+                    sensitive: !var.plain,
                 })
             })
             .collect::<Result<Vec<_>, ConversionError>>()?;
@@ -290,7 +291,7 @@ impl From<EnvVar> for v1::EnvVar {
         Self {
             name: var.name,
             value: var.value.expose().to_string(),
-            sensitive: var.sensitive,
+            plain: !var.sensitive,
         }
     }
 }
