@@ -183,3 +183,24 @@ fn emails_and_env_names() {
     assert!(env_name("1X").is_err());
     assert!(env_name("A-B").is_err());
 }
+
+#[test]
+fn a_problem_never_quotes_a_megabyte_back() {
+    let long = "é".repeat(1_000_000);
+    let refused = app_name(&long).unwrap_err();
+    assert!(
+        refused.problem.len() < 300,
+        "{} bytes",
+        refused.problem.len()
+    );
+    assert!(refused.problem.ends_with("more characters)"), "{refused}");
+    assert!(env_value(&"x".repeat(MAX_ENV_VALUE + 1)).is_err());
+    assert!(env_value("line one\nline two").is_ok());
+    assert!(env_value("nul\0").is_err());
+    assert!(registry_server("localhost:5000").is_ok());
+    assert!(registry_server("evil.test/path").is_err());
+    assert!(credential("pa\r\nss").is_err());
+    assert!(tag_pattern(&"*".repeat(MAX_TAG_PATTERN + 1)).is_err());
+    assert!(tag_pattern("v*").is_ok());
+    assert!(item_count(MAX_ITEMS + 1, "volumes").is_err());
+}

@@ -9,11 +9,13 @@ use hyper_util::rt::TokioIo;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
+mod hostile;
 mod upload;
 
 use super::serve;
 use crate::engine::Engine;
 use crate::engine::fakes::FakeRuntime;
+use crate::protection::Protection;
 use crate::store::Store;
 
 const TOKEN: &str = "test-token";
@@ -29,6 +31,10 @@ async fn rig() -> Rig {
 }
 
 async fn rig_with_api_domain(api_domain: Option<&str>) -> Rig {
+    rig_with(api_domain, None).await
+}
+
+async fn rig_with(api_domain: Option<&str>, protection: Option<Protection>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let (seams, runtime, _proxy) = crate::engine::fakes::seams();
     let settings = crate::engine::fakes::quick_settings();
@@ -40,6 +46,14 @@ async fn rig_with_api_domain(api_domain: Option<&str>) -> Rig {
         )
         .with_api_domain(api_domain.map(str::to_string)),
     );
+    let engine = match protection {
+        Some(protection) => Arc::new(
+            Arc::into_inner(engine)
+                .expect("not shared yet")
+                .with_protection(protection),
+        ),
+        None => engine,
+    };
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
         // The server stops when its incoming stream ends, so keep it open.
