@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::ApiLimits;
 use crate::protection::ProtectionConfig;
 
 /// Where a server's files live.
@@ -127,6 +128,9 @@ pub struct HaloydConfig {
     /// [`crate::protection`]).
     #[serde(default, skip_serializing_if = "is_default")]
     pub protection: ProtectionConfig,
+    /// Bounds on the API's connections (see [`crate::api::guard`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub api_limits: ApiLimits,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -228,6 +232,7 @@ impl HaloydConfig {
 
     /// Checks the rules serde cannot express.
     pub fn validate(&self) -> Result<(), String> {
+        self.api_limits.validate()?;
         let mut ports = vec![
             ("api_port", self.api_port),
             ("http_port", self.http_port),

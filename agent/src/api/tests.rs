@@ -61,7 +61,15 @@ async fn rig_with(api_domain: Option<&str>, protection: Option<Protection>) -> R
             futures_util::stream::iter(vec![Ok::<_, std::io::Error>(server_io)]),
             futures_util::stream::pending(),
         );
-        serve(engine, Secret::new(TOKEN), incoming, std::future::pending()).await
+        let auth = super::Auth::new(Secret::new(TOKEN));
+        serve(
+            engine,
+            auth,
+            &super::ApiLimits::default(),
+            incoming,
+            std::future::pending(),
+        )
+        .await
     });
     let mut client_io = Some(client_io);
     let channel = Endpoint::try_from("http://in-memory.test")
