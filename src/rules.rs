@@ -15,13 +15,32 @@ pub struct Violation {
     pub fix: String,
 }
 
+/// The longest problem text kept: problems quote the offending value, and an error
+/// must not echo a megabyte back (or into a log).
+const MAX_PROBLEM: usize = 240;
+
 impl Violation {
     pub fn new(problem: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
-            problem: problem.into(),
+            problem: shorten(problem.into()),
             fix: fix.into(),
         }
     }
+}
+
+fn shorten(mut text: String) -> String {
+    if text.len() <= MAX_PROBLEM {
+        return text;
+    }
+    let total = text.chars().count();
+    let mut cut = MAX_PROBLEM;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    let kept = text.chars().count();
+    text.push_str(&format!("… ({} more characters)", total - kept));
+    text
 }
 
 impl fmt::Display for Violation {
@@ -110,7 +129,8 @@ pub fn email(address: &str) -> Rule {
             if !local.is_empty()
                 && host.contains('.')
                 && domain_name(host).is_ok()
-                && !address.chars().any(char::is_whitespace) =>
+                && address.len() <= 254
+                && !address.chars().any(|c| c.is_whitespace() || c.is_control()) =>
         {
             Ok(())
         }
@@ -119,6 +139,92 @@ pub fn email(address: &str) -> Rule {
             fix,
         )),
     }
+}
+
+/// Longest env value accepted: certificates and keys fit, a flood does not.
+pub const MAX_ENV_VALUE: usize = 128 * 1024;
+/// Most env variables, volumes, domains and aliases (each) one app may have.
+pub const MAX_ITEMS: usize = 256;
+/// Longest registry user name or password.
+pub const MAX_CREDENTIAL: usize = 4096;
+/// Longest registry tag pattern.
+pub const MAX_TAG_PATTERN: usize = 128;
+/// Longest volume, as `source:target:options`.
+pub const MAX_VOLUME: usize = 4096;
+
+/// At most [`MAX_ITEMS`] of something an app lists.
+pub fn item_count(count: usize, what: &str) -> Rule {
+    if count > MAX_ITEMS {
+        return Err(Violation::new(
+            format!("{count} {what} is more than an app may have"),
+            format!("list at most {MAX_ITEMS}"),
+        ));
+    }
+    Ok(())
+}
+
+/// An env value: any text (line breaks too: keys and certificates have them) but
+/// NUL, which no process environment can hold, of at most [`MAX_ENV_VALUE`] bytes.
+pub fn env_value(value: &str) -> Rule {
+    if value.contains('\0') {
+        return Err(Violation::new(
+            "the value contains a NUL character",
+            "remove it; a process environment cannot hold NUL",
+        ));
+    }
+    if value.len() > MAX_ENV_VALUE {
+        return Err(Violation::new(
+            format!("the value is {} bytes long", value.len()),
+            format!(
+                "keep values under {} KiB; mount larger data as a volume",
+                MAX_ENV_VALUE / 1024
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A registry host as images name it: `host`, `host:port`, no scheme or path.
+pub fn registry_server(server: &str) -> Rule {
+    let chars_ok = server
+        .chars()
+        .all(|c| is_alnum(c) || matches!(c, '-' | '.' | ':' | '[' | ']'));
+    if server.is_empty() || server.len() > 255 || !chars_ok {
+        return Err(Violation::new(
+            format!("{server:?} is not a registry host"),
+            "write the registry's host (and port), e.g. ghcr.io or localhost:5000",
+        ));
+    }
+    Ok(())
+}
+
+/// A registry user name or password: printable, at most [`MAX_CREDENTIAL`] bytes.
+pub fn credential(value: &str) -> Rule {
+    if value.chars().any(char::is_control) || value.len() > MAX_CREDENTIAL {
+        return Err(Violation::new(
+            "the credential has control characters or is too long",
+            format!("use printable characters, at most {MAX_CREDENTIAL} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// A registry tag pattern (`*` matches any run of characters).
+pub fn tag_pattern(pattern: &str) -> Rule {
+    let fix = format!("use 1 to {MAX_TAG_PATTERN} printable characters without spaces, e.g. v*");
+    if pattern.len() > MAX_TAG_PATTERN {
+        return Err(Violation::new(
+            format!("the tag pattern is too long ({} characters)", pattern.len()),
+            fix,
+        ));
+    }
+    if pattern.is_empty() || !pattern.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Violation::new(
+            format!("tag pattern {pattern:?} is empty or has spaces or control characters"),
+            fix,
+        ));
+    }
+    Ok(())
 }
 
 /// A TCP port; zero is not a port an app can listen on.
@@ -157,11 +263,31 @@ pub fn replicas(count: i64) -> Rule<u32> {
     }
 }
 
+/// Longest health check path accepted.
+pub const MAX_HEALTH_CHECK_PATH: usize = 1024;
+
+/// An absolute URL path (with an optional query) made only of characters that mean
+/// nothing to HAProxy's config parser or an HTTP request line: no spaces, quotes,
+/// backslashes, `#` (a comment to HAProxy, a fragment to HTTP), `$` or control
+/// characters.
 pub fn health_check_path(path: &str) -> Rule {
-    if !path.starts_with('/') || path.chars().any(char::is_whitespace) {
+    if !path.starts_with('/') {
         return Err(Violation::new(
             format!("health check path {path:?} is not an absolute URL path"),
             "start it with '/', e.g. /health",
+        ));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/-._~%!&()*+,;=:@?".contains(c);
+    if let Some(bad) = path.chars().find(|c| !allowed(*c)) {
+        return Err(Violation::new(
+            format!("health check path {path:?} contains {bad:?}"),
+            "use letters, digits and /-._~%!&()*+,;=:@? (percent-encode anything else)",
+        ));
+    }
+    if path.len() > MAX_HEALTH_CHECK_PATH {
+        return Err(Violation::new(
+            format!("health check path is {} characters long", path.len()),
+            format!("use at most {MAX_HEALTH_CHECK_PATH}"),
         ));
     }
     Ok(())
@@ -202,6 +328,15 @@ pub fn image_repository(repository: &str) -> Rule {
     let fix = "use a lower-case name such as my-app or ghcr.io/org/my-app, without a tag";
     if repository.is_empty() {
         return Err(Violation::new("the image repository is empty", fix));
+    }
+    if repository.len() > 255 {
+        return Err(Violation::new(
+            format!(
+                "the image repository is {} characters long",
+                repository.len()
+            ),
+            "Docker allows at most 255",
+        ));
     }
     if repository.contains('@') {
         return Err(Violation::new(
@@ -300,16 +435,22 @@ const VOLUME_OPTIONS: &[&str] = &[
     "consistent",
     "cached",
     "delegated",
-    "shared",
-    "slave",
-    "private",
-    "rshared",
-    "rslave",
-    "rprivate",
+];
+
+/// Mount propagation modes: with them a container sees, or makes, mounts on the
+/// host. Refused.
+const PROPAGATION_OPTIONS: &[&str] = &[
+    "shared", "slave", "private", "rshared", "rslave", "rprivate",
 ];
 
 /// Parses `name:/container/path[:opts]` or `/host/path:/container/path[:opts]`.
 pub fn volume(spec: &str) -> Rule<VolumeMount> {
+    if spec.len() > MAX_VOLUME || spec.chars().any(char::is_control) {
+        return Err(Violation::new(
+            "the volume is too long or has control characters",
+            format!("write source:target[:options] in at most {MAX_VOLUME} printable characters"),
+        ));
+    }
     let format_fix =
         "write volume-name:/container/path or /absolute/host/path:/container/path[:ro]";
     let parts: Vec<&str> = spec.split(':').collect();
@@ -365,6 +506,17 @@ pub fn volume(spec: &str) -> Rule<VolumeMount> {
     } else {
         options.split(',').map(str::to_string).collect()
     };
+    if let Some(mode) = options
+        .iter()
+        .find(|o| PROPAGATION_OPTIONS.contains(&o.as_str()))
+    {
+        return Err(Violation::new(
+            format!(
+                "volume option {mode:?} sets mount propagation, which lets the container see or make mounts on the server"
+            ),
+            "remove it; Haloy does not allow mount propagation",
+        ));
+    }
     if let Some(bad) = options
         .iter()
         .find(|o| !VOLUME_OPTIONS.contains(&o.as_str()))

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::ApiLimits;
+use crate::protection::ProtectionConfig;
+
 /// Where a server's files live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -125,6 +128,17 @@ pub struct HaloydConfig {
     /// self-signed certificate (clients pin its fingerprint); off when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_tls_port: Option<u16>,
+    /// Bind mounts and networks apps may not use, and exceptions (see
+    /// [`crate::protection`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub protection: ProtectionConfig,
+    /// Bounds on the API's connections (see [`crate::api::guard`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub api_limits: ApiLimits,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn is_false(value: &bool) -> bool {
@@ -226,6 +240,7 @@ impl HaloydConfig {
 
     /// Checks the rules serde cannot express.
     pub fn validate(&self) -> Result<(), String> {
+        self.api_limits.validate()?;
         let mut ports = vec![
             ("api_port", self.api_port),
             ("http_port", self.http_port),

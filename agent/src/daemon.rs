@@ -13,6 +13,7 @@ use crate::certs::challenge::{ChallengeServer, Challenges};
 use crate::certs::{CertDir, CertSettings, Certificates, Wanted};
 use crate::config::{HaloydConfig, Layout};
 use crate::engine::{Engine, EngineError, EngineSettings, Seams, SystemClock};
+use crate::protection::Protection;
 use crate::proxy::haproxy::{ApiRoute, Haproxy, HaproxySettings};
 use crate::runtime::RuntimeError;
 use crate::runtime::docker::Docker;
@@ -45,12 +46,43 @@ pub enum DaemonError {
 const SUPERVISE_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs haloyd until SIGTERM or SIGINT.
+/// Raises the soft limit on open files to the hard limit (at most [`WANTED_FILES`]):
+/// every API connection, container log stream and HAProxy socket is a descriptor,
+/// and the default soft limit (often 1024) is reached long before the machine's.
+fn raise_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let wanted = limit.rlim_max.min(WANTED_FILES);
+        if limit.rlim_cur >= wanted {
+            return;
+        }
+        limit.rlim_cur = wanted;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+    };
+    if raised {
+        tracing::info!(open_files = limit.rlim_cur, "raised the open-file limit");
+    }
+}
+
+/// The open-file limit haloyd asks for.
+const WANTED_FILES: libc::rlim_t = 65_536;
+
 pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonError> {
+    raise_file_limit();
     let layout = Layout {
         config_dir: config_dir.to_path_buf(),
         data_dir: config.data_dir.clone(),
     };
     let token = setup::read_token(&layout)?;
+    // Both API ports share one Auth, which follows the token file (rotation).
+    let auth = crate::api::Auth::following(token, layout.token_file());
     // Earlier releases staged uploads here; haloyd now loads them as they arrive.
     let _ = std::fs::remove_dir_all(layout.data_dir.join("uploads"));
     let store = Store::open(&layout.db_dir())?;
@@ -113,7 +145,12 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     let engine = Arc::new(
         Engine::new(seams, store, settings)
             .with_certificates(certificates.clone(), config.acme_email.clone())
-            .with_api_domain(config.api_domain.clone()),
+            .with_api_domain(config.api_domain.clone())
+            .with_protection(Protection::new(
+                &config.protection,
+                &layout.config_dir,
+                &layout.data_dir,
+            )),
     );
     let recovery = engine.recover().await?;
     // Without an API domain (or an address to request it with), a certificate
@@ -161,7 +198,8 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
                 SocketAddr::new(config.bind_address, port),
                 &layout,
                 engine.clone(),
-                token.clone(),
+                auth.clone(),
+                config.api_limits.clone(),
             )
             .await?,
         ),
@@ -178,7 +216,8 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     tracing::info!(%addr, "serving the haloy API");
     let served = crate::api::serve(
         engine,
-        token,
+        auth,
+        &config.api_limits,
         crate::net::incoming(listener, "the API port"),
         shutdown_signal(),
     )
@@ -201,7 +240,8 @@ async fn serve_tls_api(
     addr: SocketAddr,
     layout: &Layout,
     engine: Arc<Engine>,
-    token: haloy_api::spec::Secret,
+    auth: crate::api::Auth,
+    limits: crate::api::ApiLimits,
 ) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
     let identity = setup::api_identity(layout)?;
     let fingerprint = identity.fingerprint().unwrap_or_default();
@@ -244,7 +284,8 @@ async fn serve_tls_api(
     Ok(tokio::spawn(async move {
         let served = crate::api::serve(
             engine,
-            token,
+            auth,
+            &limits,
             tokio_stream::wrappers::ReceiverStream::new(rx),
             shutdown_signal(),
         )

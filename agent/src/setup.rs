@@ -59,10 +59,16 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
     if config_path.exists() && !options.force {
         return Err(SetupError::AlreadyInitialized { path: config_path });
     }
-    // Keep the instance of an existing install: its containers carry it.
-    let instance = match HaloydConfig::load(&config_path) {
-        Ok(existing) => existing.instance,
-        Err(_) => new_token()
+    // Keep the instance of an existing install (its containers carry it) and the
+    // protection its operator chose.
+    let existing = HaloydConfig::load(&config_path).ok();
+    let (protection, api_limits) = existing
+        .as_ref()
+        .map(|e| (e.protection.clone(), e.api_limits.clone()))
+        .unwrap_or_default();
+    let instance = match existing {
+        Some(existing) => existing.instance,
+        None => new_token()
             .map(|t| t.expose()[..12].to_string())
             .map_err(|source| SetupError::Read {
                 path: PathBuf::from("/dev/urandom"),
@@ -88,6 +94,8 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         cert_renewal_window_days: None,
         cert_check_interval_secs: 3600,
         api_tls_port: options.api_tls_port,
+        protection,
+        api_limits,
     };
     config.validate().map_err(SetupError::Invalid)?;
 
@@ -166,12 +174,16 @@ pub fn read_token(layout: &Layout) -> Result<Secret, SetupError> {
         path: path.clone(),
         source,
     })?;
+    token_from_text(&text).ok_or(SetupError::NoToken { path })
+}
+
+/// The token in the text of a `.env` file, if it has one.
+pub fn token_from_text(text: &str) -> Option<Secret> {
     text.lines()
         .filter_map(|line| line.trim().strip_prefix(TOKEN_VAR)?.strip_prefix('='))
         .map(|value| value.trim().trim_matches('"').to_string())
         .find(|value| !value.is_empty())
         .map(Secret::new)
-        .ok_or(SetupError::NoToken { path })
 }
 
 /// Finds the install: `--local-install` means the user's, otherwise the system's if it

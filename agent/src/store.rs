@@ -269,6 +269,11 @@ fn key(app: &str, id: &str) -> Vec<u8> {
     format!("{app}\0{id}").into_bytes()
 }
 
+/// Succeeded deployments an app keeps at least (more when its history keeps more).
+pub const KEEP_SUCCEEDED: usize = 20;
+/// Failed or cancelled deployments an app keeps.
+pub const KEEP_UNSUCCESSFUL: usize = 20;
+
 /// How long start-up waits for the database's lock.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -303,12 +308,56 @@ impl Store {
         Ok(Self { tree, db })
     }
 
+    /// Writes `record`; once it is finished, the app's oldest finished records past
+    /// what [`Store::retained`] keeps go.
     pub fn put(&self, record: &DeploymentRecord) -> Result<(), StoreError> {
         let value = serde_json::to_vec(record).map_err(|e| StoreError::Io(e.to_string()))?;
         self.tree
             .insert(key(&record.app, &record.id), value)
             .map_err(|e| StoreError::Io(e.to_string()))?;
+        if record.phase.is_finished() {
+            self.prune(record)?;
+        }
         self.db.flush().map_err(|e| StoreError::Io(e.to_string()))?;
+        Ok(())
+    }
+
+    /// How many finished records of each kind an app keeps: every succeeded one its
+    /// image history can roll back to (and at least [`KEEP_SUCCEEDED`]), and the
+    /// newest [`KEEP_UNSUCCESSFUL`] failed or cancelled ones. Records of deploys
+    /// still under way are never removed.
+    pub fn retained(history_count: Option<u32>) -> (usize, usize) {
+        let history = history_count.map_or(0, |c| c as usize + 1);
+        (history.max(KEEP_SUCCEEDED), KEEP_UNSUCCESSFUL)
+    }
+
+    fn prune(&self, newest: &DeploymentRecord) -> Result<(), StoreError> {
+        let (keep_succeeded, keep_unsuccessful) = Self::retained(newest.spec.history_count);
+        let (mut succeeded, mut unsuccessful) = (0, 0);
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for record in self.list(&newest.app)? {
+            let kept = match record.phase.status() {
+                Status::InProgress | Status::Canary => true,
+                Status::Succeeded => {
+                    succeeded += 1;
+                    succeeded <= keep_succeeded
+                }
+                Status::Failed | Status::Cancelled => {
+                    unsuccessful += 1;
+                    unsuccessful <= keep_unsuccessful
+                }
+            };
+            if !kept {
+                batch.remove(key(&record.app, &record.id));
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.tree
+                .apply_batch(batch)
+                .map_err(|e| StoreError::Io(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -425,6 +474,46 @@ mod tests {
         let second = Store::open(dir.path()).expect("opened once the first let go");
         holder.join().unwrap();
         assert_eq!(second.newest_id("a").unwrap().as_deref(), Some("001"));
+    }
+
+    /// Invariant: the store of an app that deploys forever stays bounded, keeps
+    /// what rollbacks need and never drops a deploy under way.
+    #[test]
+    fn an_app_keeps_a_bounded_number_of_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut under_way = record("a", "0000", JournalPhase::Healthy);
+        under_way.spec.history_count = Some(30);
+        store.put(&under_way).unwrap();
+        for n in 1..=500 {
+            let phase = if n % 3 == 0 {
+                JournalPhase::Failed
+            } else {
+                JournalPhase::Succeeded
+            };
+            let mut r = record("a", &format!("{n:04}"), phase);
+            r.spec.history_count = Some(30);
+            store.put(&r).unwrap();
+        }
+        store
+            .put(&record("b", "0001", JournalPhase::Succeeded))
+            .unwrap();
+        let kept = store.list("a").unwrap();
+        let count = |status: Status| kept.iter().filter(|r| r.status() == status).count();
+        assert_eq!(
+            count(Status::Succeeded),
+            31,
+            "history of 30, plus the current"
+        );
+        assert_eq!(count(Status::Failed), KEEP_UNSUCCESSFUL);
+        assert_eq!(count(Status::InProgress), 1, "the deploy under way stays");
+        assert_eq!(kept[0].id, "0500");
+        assert_eq!(store.newest_id("a").unwrap().as_deref(), Some("0500"));
+        assert_eq!(
+            store.list("b").unwrap().len(),
+            1,
+            "other apps are untouched"
+        );
     }
 
     #[test]

@@ -77,6 +77,9 @@ impl TryFrom<v1::AppSpec> for AppSpec {
                 });
             }
         };
+        rules::item_count(pb.domains.len(), "domains").map_err(at("spec.domains"))?;
+        rules::item_count(pb.env.len(), "env variables").map_err(at("spec.env"))?;
+        rules::item_count(pb.volumes.len(), "volumes").map_err(at("spec.volumes"))?;
         let domains = pb
             .domains
             .into_iter()
@@ -103,10 +106,12 @@ impl TryFrom<v1::AppSpec> for AppSpec {
             .enumerate()
             .map(|(i, var)| {
                 rules::env_name(&var.name).map_err(at(format!("spec.env[{i}].name")))?;
+                rules::env_value(&var.value).map_err(at(format!("spec.env[{i}].value")))?;
                 Ok(EnvVar {
                     name: var.name,
                     value: Secret::new(var.value),
-                    sensitive: var.sensitive,
+                    // Secret unless the client says otherwise.
+                    sensitive: !var.plain,
                 })
             })
             .collect::<Result<Vec<_>, ConversionError>>()?;
@@ -201,6 +206,9 @@ impl TryFrom<v1::ImageSpec> for ImageSpec {
                 if r.server.is_empty() {
                     return Err(missing("spec.image.registry.server"));
                 }
+                rules::registry_server(&r.server).map_err(at("spec.image.registry.server"))?;
+                rules::credential(&r.username).map_err(at("spec.image.registry.username"))?;
+                rules::credential(&r.password).map_err(at("spec.image.registry.password"))?;
                 Ok(RegistryAuth {
                     server: r.server,
                     username: Secret::new(r.username),
@@ -256,6 +264,14 @@ impl TryFrom<v1::History> for History {
                         "send how many versions to keep, at least 1",
                     ),
                 })
+            } else if pb.count as usize > rules::MAX_ITEMS {
+                Err(ConversionError {
+                    field: "spec.image.history.count".into(),
+                    violation: Violation::new(
+                        format!("count is {}", pb.count),
+                        format!("keep at most {} versions", rules::MAX_ITEMS),
+                    ),
+                })
             } else {
                 Ok(pb.count)
             }
@@ -267,6 +283,7 @@ impl TryFrom<v1::History> for History {
                 if pb.pattern.is_empty() {
                     return Err(missing("spec.image.history.pattern"));
                 }
+                rules::tag_pattern(&pb.pattern).map_err(at("spec.image.history.pattern"))?;
                 Ok(History::Registry {
                     count,
                     pattern: pb.pattern,
@@ -290,6 +307,8 @@ impl From<DomainSpec> for v1::Domain {
 
 fn domain_from_pb(pb: v1::Domain, index: usize) -> Result<DomainSpec, ConversionError> {
     rules::domain_name(&pb.domain).map_err(at(format!("spec.domains[{index}].domain")))?;
+    rules::item_count(pb.aliases.len(), "aliases")
+        .map_err(at(format!("spec.domains[{index}].aliases")))?;
     for (j, alias) in pb.aliases.iter().enumerate() {
         rules::domain_name(alias).map_err(at(format!("spec.domains[{index}].aliases[{j}]")))?;
     }
@@ -304,7 +323,7 @@ impl From<EnvVar> for v1::EnvVar {
         Self {
             name: var.name,
             value: var.value.expose().to_string(),
-            sensitive: var.sensitive,
+            plain: !var.sensitive,
         }
     }
 }

@@ -90,6 +90,26 @@ fn a_database_is_protected_and_replaced_whatever_else_the_spec_says() {
 }
 
 #[test]
+fn an_env_value_is_secret_unless_the_client_says_it_is_plain() {
+    let mut pb = v1::AppSpec::from(sample());
+    pb.env = vec![
+        v1::EnvVar {
+            name: "FROM_GRPCURL".into(),
+            value: "hunter2".into(),
+            ..Default::default()
+        },
+        v1::EnvVar {
+            name: "LOG_LEVEL".into(),
+            value: "debug".into(),
+            plain: true,
+        },
+    ];
+    let spec = AppSpec::try_from(pb).unwrap();
+    let secret: Vec<bool> = spec.env.iter().map(|v| v.sensitive).collect();
+    assert_eq!(secret, [true, false]);
+}
+
+#[test]
 fn app_spec_round_trips() {
     let spec = sample();
     let pb = v1::AppSpec::from(spec.clone());

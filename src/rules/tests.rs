@@ -58,6 +58,38 @@ fn ports_and_replicas() {
 }
 
 #[test]
+fn one_rule_for_health_check_paths() {
+    for good in ["/", "/health", "/healthz?full=1&x=%20", "/a/b;v=1/@me"] {
+        assert_eq!(health_check_path(good), Ok(()), "{good}");
+    }
+    for bad in [
+        "health",
+        "/h#frag",
+        "/h x",
+        "/h\"q",
+        "/h'q",
+        "/h\\x",
+        "/h$HOME",
+        "/h\nserver x 1.2.3.4:80",
+        "/h\u{7}",
+    ] {
+        assert!(health_check_path(bad).is_err(), "{bad:?}");
+    }
+    assert!(health_check_path(&format!("/{}", "a".repeat(1024))).is_err());
+}
+
+#[test]
+fn mount_propagation_is_refused() {
+    for mode in [
+        "shared", "rshared", "slave", "rslave", "private", "rprivate",
+    ] {
+        let refused = volume(&format!("/srv/data:/data:ro,{mode}")).unwrap_err();
+        assert!(refused.problem.contains("mount propagation"), "{refused}");
+        assert!(refused.fix.contains("remove it"), "{refused}");
+    }
+}
+
+#[test]
 fn volumes() {
     let named = volume("app-data:/app/data").unwrap();
     assert_eq!(named.source, VolumeSource::Named("app-data".into()));
@@ -150,4 +182,25 @@ fn emails_and_env_names() {
     assert!(env_name("_X1").is_ok());
     assert!(env_name("1X").is_err());
     assert!(env_name("A-B").is_err());
+}
+
+#[test]
+fn a_problem_never_quotes_a_megabyte_back() {
+    let long = "é".repeat(1_000_000);
+    let refused = app_name(&long).unwrap_err();
+    assert!(
+        refused.problem.len() < 300,
+        "{} bytes",
+        refused.problem.len()
+    );
+    assert!(refused.problem.ends_with("more characters)"), "{refused}");
+    assert!(env_value(&"x".repeat(MAX_ENV_VALUE + 1)).is_err());
+    assert!(env_value("line one\nline two").is_ok());
+    assert!(env_value("nul\0").is_err());
+    assert!(registry_server("localhost:5000").is_ok());
+    assert!(registry_server("evil.test/path").is_err());
+    assert!(credential("pa\r\nss").is_err());
+    assert!(tag_pattern(&"*".repeat(MAX_TAG_PATTERN + 1)).is_err());
+    assert!(tag_pattern("v*").is_ok());
+    assert!(item_count(MAX_ITEMS + 1, "volumes").is_err());
 }

@@ -5,19 +5,22 @@ mod auth;
 mod canary;
 mod deploy;
 mod error;
+pub mod guard;
 mod rollback;
 mod upload;
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use haloy_api::spec::{AppSpec, ImageSource, ImageSpec, Secret};
+use haloy_api::spec::{AppSpec, ImageSource, ImageSpec};
 use haloy_api::v1::{self, haloy_server::HaloyServer};
 use tonic::{Request, Response, Status, Streaming};
 
 pub use auth::Auth;
 pub use error::AgentError;
+pub use guard::ApiLimits;
 
 use crate::engine::{DeployOptions, Engine, ImageInput, ImageRequest, StopOptions};
 use crate::ids;
@@ -318,10 +321,12 @@ fn record_to_pb(record: &DeploymentRecord) -> v1::Deployment {
     }
 }
 
-/// Serves the API, health and reflection on `incoming` until `shutdown` resolves.
+/// Serves the API, health and reflection on `incoming`, under `limits`, until
+/// `shutdown` resolves.
 pub async fn serve<I, IO, IE, F>(
     engine: Arc<Engine>,
-    token: Secret,
+    auth: Auth,
+    limits: &ApiLimits,
     incoming: I,
     shutdown: F,
 ) -> Result<(), tonic::transport::Error>
@@ -351,8 +356,11 @@ where
         tracing::error!("the compiled-in file descriptor sets are invalid");
         return Ok(());
     };
-    let auth = Auth::new(token);
+    let keepalive = Duration::from_secs(limits.keepalive_secs);
     tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(keepalive))
+        .http2_keepalive_timeout(Some(keepalive))
+        .max_concurrent_streams(Some(limits.max_streams_per_connection))
         // Room for several upload chunks in flight: HTTP/2's default 64 KiB window
         // makes the client wait for a window update every 64 KiB.
         .initial_stream_window_size(UPLOAD_WINDOW)
@@ -364,7 +372,7 @@ where
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(guard::guard(incoming, limits), shutdown)
         .await
 }
 

@@ -10,11 +10,13 @@ use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
 mod canary;
+mod hostile;
 mod upload;
 
 use super::serve;
 use crate::engine::Engine;
 use crate::engine::fakes::FakeRuntime;
+use crate::protection::Protection;
 use crate::store::Store;
 
 const TOKEN: &str = "test-token";
@@ -30,6 +32,10 @@ async fn rig() -> Rig {
 }
 
 async fn rig_with_api_domain(api_domain: Option<&str>) -> Rig {
+    rig_with(api_domain, None).await
+}
+
+async fn rig_with(api_domain: Option<&str>, protection: Option<Protection>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let (seams, runtime, _proxy) = crate::engine::fakes::seams();
     let settings = crate::engine::fakes::quick_settings();
@@ -41,6 +47,14 @@ async fn rig_with_api_domain(api_domain: Option<&str>) -> Rig {
         )
         .with_api_domain(api_domain.map(str::to_string)),
     );
+    let engine = match protection {
+        Some(protection) => Arc::new(
+            Arc::into_inner(engine)
+                .expect("not shared yet")
+                .with_protection(protection),
+        ),
+        None => engine,
+    };
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
         // The server stops when its incoming stream ends, so keep it open.
@@ -48,7 +62,15 @@ async fn rig_with_api_domain(api_domain: Option<&str>) -> Rig {
             futures_util::stream::iter(vec![Ok::<_, std::io::Error>(server_io)]),
             futures_util::stream::pending(),
         );
-        serve(engine, Secret::new(TOKEN), incoming, std::future::pending()).await
+        let auth = super::Auth::new(Secret::new(TOKEN));
+        serve(
+            engine,
+            auth,
+            &super::ApiLimits::default(),
+            incoming,
+            std::future::pending(),
+        )
+        .await
     });
     let mut client_io = Some(client_io);
     let channel = Endpoint::try_from("http://in-memory.test")

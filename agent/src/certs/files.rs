@@ -43,7 +43,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.write_all(contents)?;
     file.sync_all()?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    std::fs::rename(&tmp, path)
+    crate::durable::rename(&tmp, path)
 }
 
 /// The certificate files of one directory.
@@ -157,11 +157,12 @@ impl CertDir {
                 return moved;
             }
             let old_pem = self.dir.join(format!("{}.pem", wanted.domain));
-            if old_pem.is_file() && std::fs::rename(&old_pem, self.pem_path(&wanted.domain)).is_ok()
+            if old_pem.is_file()
+                && crate::durable::rename(&old_pem, &self.pem_path(&wanted.domain)).is_ok()
             {
                 moved.push((wanted.domain.clone(), old_pem));
             }
-            if let Err(e) = std::fs::rename(&path, self.wanted_path(&wanted.domain)) {
+            if let Err(e) = crate::durable::rename(&path, &self.wanted_path(&wanted.domain)) {
                 tracing::warn!(file = %path.display(), "cannot move the certificate request into domains/: {e}");
             }
         }
@@ -184,7 +185,7 @@ impl CertDir {
 
     /// The staged certificate of `domain` becomes the one HAProxy loads.
     pub fn promote(&self, domain: &str) -> std::io::Result<()> {
-        std::fs::rename(self.staged_path(domain), self.pem_path(domain))
+        crate::durable::rename(&self.staged_path(domain), &self.pem_path(domain))
     }
 
     /// The stored chain and key of `domain`, if any.

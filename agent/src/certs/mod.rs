@@ -249,16 +249,21 @@ impl Certificates {
 
     /// The certificates on disk, for the proxy's configuration at start.
     pub fn stored(&self) -> Vec<CertFile> {
-        let entries = self.entries();
-        entries
+        // The files are read after the lock is let go: no I/O under a std mutex.
+        let served: Vec<(String, Vec<String>)> = self
+            .entries()
             .values()
             .filter(|e| e.current.is_some())
-            .filter_map(|e| {
-                let pem = self.files.load_certificate(&e.wanted.domain)?;
+            .map(|e| (e.wanted.domain.clone(), e.wanted.names.clone()))
+            .collect();
+        served
+            .into_iter()
+            .filter_map(|(domain, names)| {
+                let pem = self.files.load_certificate(&domain)?;
                 Some(CertFile {
-                    domain: e.wanted.domain.clone(),
-                    names: e.wanted.names.clone(),
-                    path: self.files.pem_path(&e.wanted.domain),
+                    path: self.files.pem_path(&domain),
+                    domain,
+                    names,
                     pem,
                 })
             })
@@ -275,16 +280,10 @@ impl Certificates {
             .filter(|e| e.wanted.app == app && !keep.contains(&e.wanted.domain.as_str()))
             .map(|e| e.wanted.domain.clone())
             .collect();
-        for domain in dropped {
-            entries.remove(&domain);
-            self.files.remove_wanted(&domain);
-            let path = self.files.pem_path(&domain);
-            self.queue_removal(domain, path);
+        for domain in &dropped {
+            entries.remove(domain);
         }
-        for wanted in wanted {
-            if let Err(e) = self.files.save_wanted(&wanted) {
-                tracing::error!(domain = %wanted.domain, "cannot store the certificate request: {e}");
-            }
+        for wanted in wanted.iter().cloned() {
             match entries.get_mut(&wanted.domain) {
                 Some(entry) => {
                     if entry.wanted.names != wanted.names {
@@ -300,6 +299,17 @@ impl Certificates {
             }
         }
         drop(entries);
+        // Files follow the entries, outside the lock.
+        for domain in dropped {
+            self.files.remove_wanted(&domain);
+            let path = self.files.pem_path(&domain);
+            self.queue_removal(domain, path);
+        }
+        for wanted in &wanted {
+            if let Err(e) = self.files.save_wanted(wanted) {
+                tracing::error!(domain = %wanted.domain, "cannot store the certificate request: {e}");
+            }
+        }
         self.wake.notify_one();
     }
 

@@ -34,6 +34,7 @@ use std::time::Duration;
 use haloy_api::spec::AppSpec;
 
 use crate::certs::Certificates;
+use crate::protection::Protection;
 use crate::proxy::Proxy;
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError, labels};
 use crate::store::Store;
@@ -97,6 +98,8 @@ pub struct Engine {
     api_domain: Option<String>,
     /// The watchdog's restarts and last failure per replica name.
     health_log: std::sync::Mutex<std::collections::HashMap<String, ReplicaHealth>>,
+    /// What apps may not do to the server (bind mounts, networks).
+    protection: Option<Protection>,
 }
 
 impl Engine {
@@ -112,6 +115,7 @@ impl Engine {
             certificates: None,
             api_domain: None,
             health_log: Default::default(),
+            protection: None,
         }
     }
 
@@ -134,7 +138,17 @@ impl Engine {
 
     /// Refuses a spec that claims the server's API domain: the app would take over
     /// its certificate request and its plain-HTTP route.
+    pub fn with_protection(mut self, protection: Protection) -> Self {
+        self.protection = Some(protection);
+        self
+    }
+
     pub fn check_spec(&self, spec: &AppSpec) -> Result<(), EngineError> {
+        if let Some(protection) = &self.protection {
+            protection
+                .check(spec)
+                .map_err(|refused| EngineError::Invalid(refused.to_string()))?;
+        }
         let Some(api) = &self.api_domain else {
             return Ok(());
         };

@@ -35,7 +35,7 @@ async fn write_synced(path: &Path, text: &str) -> Result<(), ProxyError> {
 pub(super) async fn write_atomic(path: &Path, text: &str) -> Result<(), ProxyError> {
     let temporary = sibling(path, "tmp");
     write_synced(&temporary, text).await?;
-    tokio::fs::rename(&temporary, path)
+    crate::durable::rename_async(&temporary, path)
         .await
         .map_err(|e| write_error(path, e))
 }
@@ -69,7 +69,7 @@ pub(super) async fn write_candidate(paths: &Paths, config: &str) -> Result<PathB
 }
 
 pub(super) async fn commit_candidate(paths: &Paths, candidate: &Path) -> Result<(), ProxyError> {
-    tokio::fs::rename(candidate, &paths.config)
+    crate::durable::rename_async(candidate, &paths.config)
         .await
         .map_err(|e| write_error(&paths.config, e))
 }

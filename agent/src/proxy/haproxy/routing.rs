@@ -210,7 +210,7 @@ pub(super) fn validate_route(route: &AppRoute) -> Result<(), ProxyError> {
         }
     }
     rules::distinct_hosts(&route.domains).map_err(|v| invalid(app, &v.to_string()))?;
-    validate_health_check_path(&route.health_check_path).map_err(|p| invalid(app, &p))?;
+    rules::health_check_path(&route.health_check_path).map_err(|v| invalid(app, &v.to_string()))?;
     let mut names = BTreeSet::new();
     for server in &route.servers {
         validate_server(server).map_err(|p| invalid(app, &p))?;
@@ -220,19 +220,6 @@ pub(super) fn validate_route(route: &AppRoute) -> Result<(), ProxyError> {
                 &format!("server {} is listed twice", server.name),
             ));
         }
-    }
-    Ok(())
-}
-
-/// Only characters that mean nothing to HAProxy's config parser: no spaces, quotes,
-/// backslashes, `#` (comments) or `$` (environment variables).
-fn validate_health_check_path(path: &str) -> Result<(), String> {
-    rules::health_check_path(path).map_err(|v| v.to_string())?;
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "/-._~%!&()*+,;=:@?".contains(c);
-    if path.len() > 1024 || !path.chars().all(allowed) {
-        return Err(format!(
-            "health check path {path:?} has characters HAProxy cannot take; use letters, digits and /-._~%!&()*+,;=:@?"
-        ));
     }
     Ok(())
 }

@@ -33,7 +33,13 @@ impl MasterCli {
 
     /// Sends one command to the master and returns its whole answer.
     pub async fn master(&self, command: &str) -> Result<String, ProxyError> {
-        debug_assert!(!command.contains(['\n', ';']), "one command per line");
+        // A line break or ';' would smuggle a second command in: refused in every
+        // build, whatever the callers validated.
+        if command.contains(['\n', '\r', ';']) {
+            return Err(ProxyError::Other(format!(
+                "refusing to send HAProxy a command with a line break or ';': {command:?}"
+            )));
+        }
         let exchange = async {
             let mut stream = UnixStream::connect(&self.path).await?;
             stream.write_all(format!("{command}\n").as_bytes()).await?;
@@ -275,6 +281,20 @@ pub(super) fn parse_show_backend(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_command_that_would_smuggle_another_is_refused_before_it_is_sent() {
+        // No socket exists: an error naming the socket would mean it tried to send.
+        let cli = MasterCli::new(PathBuf::from("/nonexistent/master.sock"));
+        for command in [
+            "set map hosts.map a b\nshutdown sessions server x/y",
+            "show proc; reload",
+            "show proc\r",
+        ] {
+            let err = cli.master(command).await.unwrap_err().to_string();
+            assert!(err.contains("line break or ';'"), "{command:?}: {err}");
+        }
+    }
 
     #[test]
     fn reads_show_proc() {

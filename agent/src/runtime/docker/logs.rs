@@ -78,8 +78,22 @@ impl Follower {
     }
 }
 
+/// The longest piece of one line kept before it goes out unfinished.
+pub(super) const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// The largest index at most `at` that does not cut a UTF-8 character in two
+/// (`at` itself when the bytes are not UTF-8 there).
+fn char_boundary(bytes: &[u8], at: usize) -> usize {
+    let is_continuation = |b: u8| b & 0b1100_0000 == 0b1000_0000;
+    (at.saturating_sub(3)..=at)
+        .rev()
+        .find(|&i| i == 0 || i >= bytes.len() || !is_continuation(bytes[i]))
+        .filter(|&i| i > 0)
+        .unwrap_or(at)
+}
+
 /// Splits frames into lines, keeping an unfinished line per stream until its end
-/// arrives.
+/// arrives; a line longer than [`MAX_LINE_BYTES`] goes out in pieces.
 #[derive(Debug, Default)]
 pub(super) struct Lines {
     stdout: Option<Unfinished>,
@@ -114,6 +128,18 @@ impl Lines {
                 timestamp: timestamp.clone(),
             });
             unfinished.bytes.extend_from_slice(piece);
+            // A container that never ends its line must not grow this without
+            // bound: the line goes out in pieces of at most MAX_LINE_BYTES.
+            while unfinished.bytes.len() > MAX_LINE_BYTES {
+                let cut = char_boundary(&unfinished.bytes, MAX_LINE_BYTES);
+                let rest = unfinished.bytes.split_off(cut);
+                let piece = std::mem::replace(&mut unfinished.bytes, rest);
+                out.push_back(LogLine {
+                    stderr,
+                    text: String::from_utf8_lossy(&piece).into_owned(),
+                    timestamp: unfinished.timestamp.clone(),
+                });
+            }
             if last {
                 // What follows the final newline (usually nothing) waits for more.
                 if unfinished.bytes.is_empty() {
@@ -250,6 +276,26 @@ mod tests {
             },
         ]);
         assert_eq!(got, [(false, "price: €".into(), Some(T1.into()))]);
+    }
+
+    #[test]
+    fn a_line_without_end_goes_out_in_bounded_pieces() {
+        let mut lines = Lines::default();
+        let mut ready = VecDeque::new();
+        // 1 MiB of "é" (two bytes each) in 16 KiB frames, never a newline.
+        let frame = "é".repeat(8 * 1024);
+        for _ in 0..64 {
+            lines.push(out(&format!("{T1} {frame}")), &mut ready);
+            let held = lines.stdout.as_ref().map_or(0, |u| u.bytes.len());
+            assert!(held <= MAX_LINE_BYTES, "holds {held} bytes");
+        }
+        lines.finish(&mut ready);
+        let texts: Vec<&str> = ready.iter().map(|l| l.text.as_str()).collect();
+        assert!(texts.len() >= 16, "{} pieces", texts.len());
+        assert!(texts.iter().all(|t| t.len() <= MAX_LINE_BYTES));
+        // No character was cut in two, and nothing was lost.
+        assert!(texts.iter().all(|t| !t.contains('\u{FFFD}')));
+        assert_eq!(texts.concat(), frame.repeat(64));
     }
 
     #[test]

@@ -1,9 +1,7 @@
 //! Volumes from the app spec as Docker mounts: a named volume becomes a `volume`
 //! mount, an absolute host path a `bind` mount, and the options say how.
 
-use bollard::models::{
-    Mount, MountBindOptions, MountBindOptionsPropagationEnum, MountType, MountVolumeOptions,
-};
+use bollard::models::{Mount, MountType, MountVolumeOptions};
 use haloy_api::spec::{VolumeMount, VolumeSource};
 
 use crate::runtime::RuntimeError;
@@ -61,19 +59,12 @@ fn mount(volume: &VolumeMount) -> Result<Mount, RuntimeError> {
                     ..Default::default()
                 });
             }
-            propagation => {
-                let Ok(propagation) = propagation.parse::<MountBindOptionsPropagationEnum>() else {
-                    return Err(RuntimeError::Other(format!(
-                        "volume {volume}: unknown option {option}; use ro, rw, z, Z, nocopy or a propagation mode"
-                    )));
-                };
-                if typ != MountType::BIND {
-                    return Err(misplaced("host paths"));
-                }
-                mount.bind_options = Some(MountBindOptions {
-                    propagation: Some(propagation),
-                    ..Default::default()
-                });
+            // "z" and "Z" go through binds; the rules refuse everything else
+            // (propagation modes among them), so this is a client that skipped them.
+            other => {
+                return Err(RuntimeError::Other(format!(
+                    "volume {volume}: unknown option {other}; use ro, rw, z, Z, nocopy, consistent, cached or delegated"
+                )));
             }
         }
     }
@@ -96,11 +87,7 @@ mod tests {
     fn named_volumes_and_host_paths_become_typed_mounts() {
         let got = mounts(&[
             volume(VolumeSource::Named("data".into()), "/data", &["nocopy"]),
-            volume(
-                VolumeSource::Bind("/etc/app".into()),
-                "/config",
-                &["ro", "rslave"],
-            ),
+            volume(VolumeSource::Bind("/etc/app".into()), "/config", &["ro"]),
         ])
         .unwrap();
         assert!(got.binds.is_empty());
@@ -114,10 +101,6 @@ mod tests {
         assert_eq!(named.volume_options.as_ref().unwrap().no_copy, Some(true));
         assert_eq!(bind.typ, Some(MountType::BIND));
         assert_eq!(bind.read_only, Some(true));
-        assert_eq!(
-            bind.bind_options.as_ref().unwrap().propagation,
-            Some(MountBindOptionsPropagationEnum::RSLAVE)
-        );
     }
 
     #[test]
@@ -138,9 +121,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("only applies to named volumes"), "{err}");
-        let err = mounts(&[volume(VolumeSource::Named("d".into()), "/x", &["shared"])])
+        let err = mounts(&[volume(VolumeSource::Named("d".into()), "/x", &["rshared"])])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("only applies to host paths"), "{err}");
+        assert!(err.contains("unknown option rshared"), "{err}");
     }
 }
