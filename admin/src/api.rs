@@ -29,6 +29,10 @@ pub struct DomainArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct TokenArgs {
+    /// Replace the token with a new one and print it; the old one stops working
+    /// with haloyd's next call (update `haloy server add` and CI secrets).
+    #[arg(long)]
+    pub rotate: bool,
     #[command(flatten)]
     pub install: InstallFlags,
 }
@@ -38,7 +42,16 @@ pub fn run(command: &ApiCommand, env: &Env, out: &mut dyn Write) -> anyhow::Resu
         ApiCommand::Token(args) => {
             let home = env.vars.get("HOME").map(std::path::Path::new);
             let layout = setup::find_layout(args.install.local_install, home)?;
-            let token = setup::read_token(&layout)?;
+            let token = if args.rotate {
+                let token = setup::rotate_token(&layout)?;
+                // On stderr, so `$(haloyadm api token --rotate)` is the token alone.
+                eprintln!(
+                    "the API token was replaced; the previous one no longer works. Update each workstation with `haloy server add <server> <token> --force` and your CI secrets."
+                );
+                token
+            } else {
+                setup::read_token(&layout)?
+            };
             writeln!(out, "{}", token.expose())?;
             let config = haloyd::config::HaloydConfig::load(&layout.config_file())?;
             if config.api_tls_port.is_some() {

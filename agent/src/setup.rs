@@ -112,19 +112,7 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
     }
     let token = match read_token(layout) {
         Ok(token) => token,
-        Err(_) => {
-            let token = new_token().map_err(|source| SetupError::Read {
-                path: PathBuf::from("/dev/urandom"),
-                source,
-            })?;
-            let path = layout.token_file();
-            write_private(
-                &path,
-                format!("{TOKEN_VAR}={}\n", token.expose()).as_bytes(),
-            )
-            .map_err(|source| SetupError::Write { path, source })?;
-            token
-        }
+        Err(_) => write_new_token(layout)?,
     };
     write_config(layout, &config)?;
     Ok((config, token))
@@ -212,6 +200,28 @@ pub fn find_layout(local_flag: bool, home: Option<&Path>) -> Result<Layout, Setu
                 local,
             }
         })
+}
+
+/// `haloyadm api token --rotate`: a new token replaces the old one in the config
+/// directory's `.env` (written atomically, mode 0600). A running haloyd follows the
+/// file, so the old token stops working with the next call.
+pub fn rotate_token(layout: &Layout) -> Result<Secret, SetupError> {
+    read_token(layout)?;
+    write_new_token(layout)
+}
+
+fn write_new_token(layout: &Layout) -> Result<Secret, SetupError> {
+    let token = new_token().map_err(|source| SetupError::Read {
+        path: PathBuf::from("/dev/urandom"),
+        source,
+    })?;
+    let path = layout.token_file();
+    write_private(
+        &path,
+        format!("{TOKEN_VAR}={}\n", token.expose()).as_bytes(),
+    )
+    .map_err(|source| SetupError::Write { path, source })?;
+    Ok(token)
 }
 
 /// 32 random bytes from the kernel, hex-encoded.

@@ -137,3 +137,41 @@ async fn an_uploaded_image_is_loaded_and_deployed() {
         }
     }
 }
+
+/// Invariant: after a rotation the old token opens nothing, at once and without a
+/// restart, and the new one opens everything.
+#[test]
+fn a_rotated_token_locks_the_old_one_out_at_once() {
+    let server = Server::start();
+    let old = server.token();
+    let api = server.api();
+    let version = "haloy.v1.Haloy/Version";
+    assert!(grpcurl(Some(&old), &[&api, version]).status.success());
+    let pid = server.haloyd_pid();
+
+    let rotated = server.haloyadm(&["api", "token", "--rotate", "--local-install"]);
+    assert!(rotated.status.success(), "{}", describe(&rotated));
+    let new = String::from_utf8_lossy(&rotated.stdout).trim().to_string();
+    assert_ne!(new, old);
+    assert_eq!(new, server.token(), "the printed token is the stored one");
+    assert!(
+        String::from_utf8_lossy(&rotated.stderr).contains("no longer works"),
+        "{}",
+        describe(&rotated)
+    );
+
+    let refused = grpcurl(Some(&old), &[&api, version]);
+    assert!(!refused.status.success(), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Unauthenticated"),
+        "{}",
+        describe(&refused)
+    );
+    let answered = grpcurl(Some(&new), &[&api, version]);
+    assert!(answered.status.success(), "{}", describe(&answered));
+    assert_eq!(server.haloyd_pid(), pid, "haloyd was not restarted");
+    assert!(
+        !server.log().contains(&new) && !server.log().contains(&old),
+        "a token reached haloyd's log"
+    );
+}

@@ -20,8 +20,8 @@ pub struct Auth {
 
 struct Token {
     value: Secret,
-    /// The file the token comes from and its modification time when read.
-    source: Option<(PathBuf, Option<SystemTime>)>,
+    /// The file the token comes from and its version when read.
+    source: Option<(PathBuf, Option<FileVersion>)>,
 }
 
 impl Auth {
@@ -90,8 +90,14 @@ impl Auth {
     }
 }
 
-fn modified(file: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(file).and_then(|m| m.modified()).ok()
+/// What tells one version of the token file from the next: its inode (a rotation
+/// writes a new file and renames it over the old) and its modification time.
+type FileVersion = (u64, SystemTime);
+
+fn modified(file: &std::path::Path) -> Option<FileVersion> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(file).ok()?;
+    Some((metadata.ino(), metadata.modified().ok()?))
 }
 
 /// Compares without an early exit, so timing reveals nothing about the token.
