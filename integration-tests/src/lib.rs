@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 mod cleanup;
 pub mod engine;
+mod haproxy;
 mod http;
 mod images;
 mod load;
@@ -22,6 +23,7 @@ mod server;
 
 pub use engine::Engine;
 pub use haloy_testkit::{Wait, eventually};
+pub use haproxy::*;
 pub use http::*;
 pub use images::*;
 pub use load::*;

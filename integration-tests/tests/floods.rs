@@ -128,3 +128,83 @@ fn idle_connections_neither_lock_out_the_api_nor_exhaust_descriptors() {
     drop(idle);
     version_call(&token, &plain, false);
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Invariant: a container that prints 200 MB without a newline costs haloyd at most
+/// 50 MB of memory while `haloy logs` follows it: the line goes out in pieces.
+#[test]
+fn output_without_newlines_does_not_grow_haloyds_memory() {
+    use integration_tests::scratch::{self, Recipe};
+    use std::io::Read;
+    const PRINTED: u64 = 200 * 1024 * 1024;
+    let recipe = Recipe {
+        files: vec![("/www/index.html".into(), "ok\n".into(), false)],
+        ..Recipe::busybox_sh(&format!(
+            "busybox httpd -p 8080 -h /www; busybox sleep 3; \
+             busybox yes x | busybox tr -d '\\n' | busybox head -c {PRINTED}; busybox sleep 3600"
+        ))
+    };
+    scratch::build("endless-line", &recipe);
+    let server = Server::start();
+    let config = server.app_config(
+        "endless",
+        &format!(
+            "name: endless\nimage:\n  repository: haloy-it\n  tag: endless-line\n  source: local\nhealth_check_path: /\nnetwork: {}\n",
+            server.network
+        ),
+    );
+    server.deploy(&config);
+    let pid = server.haloyd_pid();
+    let before = rss_kib(pid);
+
+    let mut logs =
+        server.spawn_haloy(&["logs", "-c", &config.display().to_string(), "--tail", "1"]);
+    let mut stdout = logs.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let (mut total, mut longest, mut current) = (0u64, 0u64, 0u64);
+        let mut buf = vec![0u8; 1 << 16];
+        while total < PRINTED {
+            let Ok(n) = stdout.read(&mut buf) else { break };
+            if n == 0 {
+                break;
+            }
+            for &b in &buf[..n] {
+                current = if b == b'\n' { 0 } else { current + 1 };
+                longest = longest.max(current);
+            }
+            total += n as u64;
+        }
+        (total, longest)
+    });
+    let mut peak = before;
+    let started = Instant::now();
+    while !reader.is_finished() && started.elapsed() < Duration::from_secs(240) {
+        peak = peak.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = logs.kill();
+    let _ = logs.wait();
+    let (read, longest) = reader.join().expect("reader");
+    assert!(
+        read >= PRINTED,
+        "haloy logs passed on only {read} bytes in 240 s"
+    );
+    assert!(
+        longest < 80 * 1024,
+        "a line of {longest} bytes reached the client: it was not cut"
+    );
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 50,
+        "haloyd's RSS grew by {grown_mib} MiB (from {before} KiB) while 200 MB without a newline went by"
+    );
+}

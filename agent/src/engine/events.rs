@@ -144,3 +144,19 @@ pub(super) async fn phase(events: &Events, phase: Phase, message: &str) {
 pub(super) async fn log(events: &Events, text: &str) {
     let _ = events.send(Event::Agent(text.to_string())).await;
 }
+
+/// What a stop should do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopOptions {
+    /// Also remove the containers.
+    pub remove: bool,
+    /// Removing a protected app's containers is allowed.
+    pub include_protected: bool,
+}
+
+/// What a stop did: container names stopped and removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stopped {
+    pub stopped: Vec<String>,
+    pub removed: Vec<String>,
+}

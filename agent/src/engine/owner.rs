@@ -19,27 +19,12 @@ use tokio::time::Instant;
 use super::Engine;
 use super::canary::CanaryOutcome;
 use super::events::{Cancel, EngineError, Events};
+pub use super::events::{StopOptions, Stopped};
 use super::image::ImageRequest;
 use super::prune::Pruned;
 use super::recovery::AppPlan;
 use crate::ids;
 use crate::store::{DeploymentRecord, ImageOrigin, JournalPhase, StoredSpec};
-
-/// What a stop should do.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StopOptions {
-    /// Also remove the containers.
-    pub remove: bool,
-    /// Removing a protected app's containers is allowed.
-    pub include_protected: bool,
-}
-
-/// What a stop did: container names stopped and removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stopped {
-    pub stopped: Vec<String>,
-    pub removed: Vec<String>,
-}
 
 /// How far a client's proposed deployment id may be from this server's clock.
 const PROPOSED_ID_SKEW_MS: u64 = 60 * 60 * 1000;
