@@ -3,7 +3,8 @@
 
 #![no_main]
 
-use haloy_controller::config::load::{Format, parse_config};
+use haloy_controller::config::format::Format;
+use haloy_controller::config::load::parse_config;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
