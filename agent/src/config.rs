@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::api::ApiLimits;
+use crate::engine::UploadLimits;
 use crate::protection::ProtectionConfig;
 
 /// Where a server's files live.
@@ -135,10 +136,38 @@ pub struct HaloydConfig {
     /// Bounds on the API's connections (see [`crate::api::guard`]).
     #[serde(default, skip_serializing_if = "is_default")]
     pub api_limits: ApiLimits,
+    /// The largest image archive a deploy may upload, in bytes.
+    #[serde(
+        default = "default_max_upload_bytes",
+        skip_serializing_if = "is_default_max_upload"
+    )]
+    pub max_upload_bytes: u64,
+    /// Seconds a whole upload may take, however steadily it arrives.
+    #[serde(
+        default = "default_upload_deadline",
+        skip_serializing_if = "is_default_upload_deadline"
+    )]
+    pub upload_deadline_secs: u64,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
+}
+
+fn default_max_upload_bytes() -> u64 {
+    UploadLimits::default().max_bytes
+}
+
+fn is_default_max_upload(value: &u64) -> bool {
+    *value == default_max_upload_bytes()
+}
+
+fn default_upload_deadline() -> u64 {
+    UploadLimits::default().deadline.as_secs()
+}
+
+fn is_default_upload_deadline(value: &u64) -> bool {
+    *value == default_upload_deadline()
 }
 
 fn is_false(value: &bool) -> bool {
@@ -310,13 +339,43 @@ impl HaloydConfig {
         if self.cert_check_interval_secs == 0 {
             return Err("cert_check_interval_secs is 0; use at least 1".into());
         }
+        if self.max_upload_bytes == 0 {
+            return Err("max_upload_bytes is 0; use the largest image archive to accept, in bytes (10737418240 is 10 GiB)".into());
+        }
+        if self.upload_deadline_secs == 0 {
+            return Err("upload_deadline_secs is 0; use at least 1 (1800 is 30 minutes)".into());
+        }
         Ok(())
+    }
+
+    /// The upload limits the engine enforces.
+    pub fn upload_limits(&self) -> UploadLimits {
+        UploadLimits {
+            max_bytes: self.max_upload_bytes,
+            deadline: std::time::Duration::from_secs(self.upload_deadline_secs),
+            ..UploadLimits::default()
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uploads_are_limited_by_default_and_the_limits_are_checked() {
+        let defaults = config("").unwrap().upload_limits();
+        assert_eq!(defaults.max_bytes, 10 << 30);
+        assert_eq!(defaults.deadline.as_secs(), 1800);
+        let set = config("max_upload_bytes: 1000\nupload_deadline_secs: 60\n")
+            .unwrap()
+            .upload_limits();
+        assert_eq!((set.max_bytes, set.deadline.as_secs()), (1000, 60));
+        let err = config("max_upload_bytes: 0\n").unwrap_err();
+        assert!(err.contains("max_upload_bytes"), "{err}");
+        let err = config("upload_deadline_secs: 0\n").unwrap_err();
+        assert!(err.contains("upload_deadline_secs"), "{err}");
+    }
 
     fn config(extra: &str) -> Result<HaloydConfig, String> {
         let yaml = format!("data_dir: /var/lib/haloy\n{extra}");

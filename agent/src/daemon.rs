@@ -150,7 +150,8 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
                 &config.protection,
                 &layout.config_dir,
                 &layout.data_dir,
-            )),
+            ))
+            .with_upload_limits(config.upload_limits()),
     );
     let recovery = engine.recover().await?;
     // Without an API domain (or an address to request it with), a certificate

@@ -96,6 +96,8 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         api_tls_port: options.api_tls_port,
         protection,
         api_limits,
+        max_upload_bytes: crate::engine::UploadLimits::default().max_bytes,
+        upload_deadline_secs: crate::engine::UploadLimits::default().deadline.as_secs(),
     };
     config.validate().map_err(SetupError::Invalid)?;
 

@@ -2,7 +2,7 @@
 //! goes over as a tar stream, Docker's output comes back line by line.
 
 mod context;
-mod ignore;
+pub mod ignore;
 mod redact;
 mod stream;
 

@@ -18,6 +18,7 @@ use super::error::AgentError;
 use super::upload;
 use crate::engine::{
     DeployOptions, DeployRequest, Engine, Event, Events, ImageInput, ImageRequest, Phase, Upload,
+    UploadLimits,
 };
 use crate::runtime::ContainerRuntime;
 
@@ -45,7 +46,7 @@ pub async fn start(engine: &Arc<Engine>, mut inbound: Inbound) -> Result<EventSt
         AgentError::Protocol("DeployStart.image is required: pull, existing or upload".into())
     })?;
     if let image_source::Source::Upload(announced) = &source {
-        upload::check(announced)?;
+        upload::check(announced, &engine.upload_limits())?;
     }
     engine.check_spec(&spec)?;
     let proposed = proposed_id("DeployStart.deployment_id", &start.deployment_id)?;
@@ -63,9 +64,9 @@ pub async fn start(engine: &Arc<Engine>, mut inbound: Inbound) -> Result<EventSt
         }
         image_source::Source::Upload(announced) => {
             let runtime = engine.runtime().clone();
-            let spec = spec.clone();
+            let limits = engine.upload_limits();
             ImageRequest::Prepare(Box::new(move |events| {
-                receive_upload(runtime, spec, announced, inbound, events, give_back)
+                receive_upload(runtime, limits, announced, inbound, events, give_back)
             }))
         }
     };
@@ -165,14 +166,14 @@ async fn watch_for_cancel(
 /// load while it arrives, or, for an image the server has, just the end message.
 fn receive_upload(
     runtime: Arc<dyn ContainerRuntime>,
-    spec: AppSpec,
+    limits: UploadLimits,
     announced: v1::Upload,
     mut stream: Inbound,
     events: Events,
     give_back: oneshot::Sender<Inbound>,
 ) -> BoxFuture<'static, Result<ImageInput, String>> {
     Box::pin(async move {
-        let wanted = upload::answer(runtime.as_ref(), &spec, &announced).await;
+        let wanted = upload::answer(runtime.as_ref(), &announced).await;
         let have = wanted.have_image;
         let _ = events
             .send(Event::UploadWanted {
@@ -186,21 +187,22 @@ fn receive_upload(
                 "receiving the image".into(),
             ))
             .await;
-        let image_id = (!announced.image_id.is_empty()).then_some(announced.image_id);
+        let image_id = announced.image_id;
+        let size = announced.archive_size;
         if have {
             // The client sends nothing but the end of the upload.
-            let received = upload::receive(&mut stream, None).await;
+            let received = upload::receive(&mut stream, None, size, &limits).await;
             let _ = give_back.send(stream);
             received.map_err(|reason| {
                 reason.unwrap_or_else(|| "the upload ended early; deploy again".into())
             })?;
-            return Ok(image_id.map_or(ImageInput::Existing, ImageInput::Id));
+            return Ok(ImageInput::Id(image_id));
         }
         // Docker loads the archive while it arrives.
         let (sink, chunks) = mpsc::channel(4);
         let (done, received) = oneshot::channel();
         tokio::spawn(async move {
-            let result = upload::receive(&mut stream, Some(&sink)).await;
+            let result = upload::receive(&mut stream, Some(&sink), size, &limits).await;
             if let Err(Some(reason)) = &result {
                 let _ = sink.send(Err(io::Error::other(reason.clone()))).await;
             }
@@ -210,7 +212,7 @@ fn receive_upload(
         });
         Ok(ImageInput::Upload(Upload {
             archive: ReceiverStream::new(chunks).boxed(),
-            image_id,
+            image_id: Some(image_id),
             received,
         }))
     })

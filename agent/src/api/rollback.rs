@@ -89,6 +89,7 @@ fn registry_settings(
         ..
     }) = image
     {
+        same_registry(repository, &newest.spec.repository)?;
         return Ok((
             repository.clone(),
             *count as usize,
@@ -107,6 +108,22 @@ fn registry_settings(
             "the registry strategy needs the app's image settings in RollbackTargetsRequest.image; update haloy".into(),
         )),
     }
+}
+
+/// Refuses a repository on another registry than the app's deployments: the client
+/// must not make haloyd connect wherever it likes.
+fn same_registry(requested: &str, deployed: &str) -> Result<(), AgentError> {
+    let (asked, app) = (
+        registry::Location::of(requested),
+        registry::Location::of(deployed),
+    );
+    if asked.host.eq_ignore_ascii_case(&app.host) {
+        return Ok(());
+    }
+    Err(AgentError::Protocol(format!(
+        "RollbackTargetsRequest.image.repository is on registry {}, but the app is deployed from {}; deploy from that registry first",
+        asked.server, app.server
+    )))
 }
 
 async fn registry_targets(
@@ -199,4 +216,26 @@ fn tag_pattern(pattern: &str) -> Result<registry::TagPattern, AgentError> {
             "image.history.pattern {pattern:?} is not a tag pattern ({e}); use * and ? as wildcards"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_targets_come_only_from_the_apps_registry() {
+        assert!(same_registry("127.0.0.1:5000/team/app", "127.0.0.1:5000/team/app").is_ok());
+        assert!(same_registry("127.0.0.1:5000/other", "127.0.0.1:5000/team/app").is_ok());
+        assert!(same_registry("docker.io/library/nginx", "nginx").is_ok());
+        let err = same_registry("10.0.0.7:22/probe", "127.0.0.1:5000/team/app")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("RollbackTargetsRequest.image.repository")
+                && err.contains("10.0.0.7:22")
+                && err.contains("127.0.0.1:5000"),
+            "{err}"
+        );
+        assert!(same_registry("127.0.0.1:5001/team/app", "127.0.0.1:5000/team/app").is_err());
+    }
 }

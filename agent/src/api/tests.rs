@@ -12,6 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 mod canary;
 mod hostile;
 mod upload;
+mod upload_limits;
 
 use super::serve;
 use crate::engine::Engine;
@@ -36,25 +37,27 @@ async fn rig_with_api_domain(api_domain: Option<&str>) -> Rig {
 }
 
 async fn rig_with(api_domain: Option<&str>, protection: Option<Protection>) -> Rig {
+    let api_domain = api_domain.map(str::to_string);
+    rig_configured(move |engine| {
+        let engine = engine.with_api_domain(api_domain);
+        match protection {
+            Some(protection) => engine.with_protection(protection),
+            None => engine,
+        }
+    })
+    .await
+}
+
+/// A rig whose engine `configure` adjusts.
+async fn rig_configured(configure: impl FnOnce(Engine) -> Engine) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let (seams, runtime, _proxy) = crate::engine::fakes::seams();
     let settings = crate::engine::fakes::quick_settings();
-    let engine = Arc::new(
-        Engine::new(
-            seams,
-            Store::open(&dir.path().join("db")).unwrap(),
-            settings,
-        )
-        .with_api_domain(api_domain.map(str::to_string)),
-    );
-    let engine = match protection {
-        Some(protection) => Arc::new(
-            Arc::into_inner(engine)
-                .expect("not shared yet")
-                .with_protection(protection),
-        ),
-        None => engine,
-    };
+    let engine = Arc::new(configure(Engine::new(
+        seams,
+        Store::open(&dir.path().join("db")).unwrap(),
+        settings,
+    )));
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
         // The server stops when its incoming stream ends, so keep it open.
@@ -344,7 +347,8 @@ async fn oversize_messages_are_refused() {
     let huge = vec![
         start(
             spec("v1"),
-            image_source::Source::Upload(v1::Upload::default()),
+            // An upload must name its image to get as far as its chunks.
+            image_source::Source::Upload(upload::announce(&upload::digest("img"), &[])),
         ),
         msg(deploy_request::Message::Chunk(v1::UploadChunk {
             data: vec![0; super::MAX_MESSAGE_BYTES + 1],

@@ -7,38 +7,50 @@
 //! opens a layer's file when it lacks the chain up to that layer, so the client can
 //! leave the other files out of the archive (see `controller/src/archive.rs`).
 
-use std::io;
-use std::time::Duration;
-
 use bytes::Bytes;
+use std::io;
 
-use haloy_api::spec::AppSpec;
 use haloy_api::v1::{self, deploy_request};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tonic::Streaming;
 
 use super::error::AgentError;
+use crate::engine::UploadLimits;
 use crate::runtime::ContainerRuntime;
 
 /// Docker refuses images with more than 127 layers; this leaves room.
 const MAX_LAYERS: usize = 256;
-/// How long an upload may go without a message before the deploy gives up on it.
-const IDLE: Duration = Duration::from_secs(300);
+/// The largest chunk a client may send (haloy sends 1 MiB).
+pub const MAX_CHUNK: usize = 1 << 20;
+/// The digest of nothing, which an upload of no bytes ends with.
+#[cfg(test)]
+pub const EMPTY_SHA256: &str =
+    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// Refuses an announcement whose id or layers are not `sha256:<64 hex digits>`.
-/// An empty id is an older client that announces nothing.
-pub fn check(upload: &v1::Upload) -> Result<(), AgentError> {
-    if upload.image_id.is_empty() {
-        return Ok(());
-    }
+/// Refuses an announcement whose id or layers are not `sha256:<64 hex digits>`, or
+/// whose announced size is past `max_upload_bytes`.
+pub fn check(upload: &v1::Upload, limits: &UploadLimits) -> Result<(), AgentError> {
     let invalid = |what: &str, value: &str| {
         AgentError::Protocol(format!(
             "{what} must be a digest like sha256:<64 hex digits>, not {value:?}"
         ))
     };
+    if upload.image_id.is_empty() {
+        // Without it the deploy could only guess which image the archive holds.
+        return Err(AgentError::Protocol(
+            "Upload.image_id is required: the id (sha256:<64 hex digits>) of the uploaded image; update haloy".into(),
+        ));
+    }
     if !is_digest(&upload.image_id) {
         return Err(invalid("Upload.image_id", &upload.image_id));
+    }
+    if upload.archive_size > limits.max_bytes {
+        return Err(AgentError::Protocol(too_large(
+            "Upload.archive_size announces",
+            upload.archive_size,
+            limits,
+        )));
     }
     if upload.layers.len() > MAX_LAYERS {
         return Err(AgentError::Protocol(format!(
@@ -52,6 +64,13 @@ pub fn check(upload: &v1::Upload) -> Result<(), AgentError> {
     }
 }
 
+fn too_large(what: &str, size: u64, limits: &UploadLimits) -> String {
+    format!(
+        "{what} {size} bytes, over this server's limit of {} bytes (max_upload_bytes in haloyd.yaml); raise it there or make the image smaller",
+        limits.max_bytes
+    )
+}
+
 fn is_digest(value: &str) -> bool {
     value.strip_prefix("sha256:").is_some_and(|hex| {
         hex.len() == 64
@@ -62,26 +81,7 @@ fn is_digest(value: &str) -> bool {
 }
 
 /// What the server wants of an announced (and checked) upload.
-pub async fn answer(
-    runtime: &dyn ContainerRuntime,
-    spec: &AppSpec,
-    upload: &v1::Upload,
-) -> v1::UploadWanted {
-    if upload.image_id.is_empty() {
-        // Without an id only the reference can tell, and everything travels.
-        let have = runtime
-            .image_exists(&spec.image.reference())
-            .await
-            .unwrap_or(false);
-        return v1::UploadWanted {
-            have_image: have,
-            layers: if have {
-                Vec::new()
-            } else {
-                upload.layers.clone()
-            },
-        };
-    }
+pub async fn answer(runtime: &dyn ContainerRuntime, upload: &v1::Upload) -> v1::UploadWanted {
     if runtime
         .image_exists(&upload.image_id)
         .await
@@ -123,7 +123,9 @@ pub fn missing_layers(announced: &[String], chains: &[Vec<String>]) -> Vec<Strin
 pub type Received = Result<u64, Option<String>>;
 
 /// Reads chunks until `UploadEnd` and checks the size and digest, passing the data to
-/// `sink` (or dropping it, for an image the server already has).
+/// `sink` (or dropping it, for an image the server already has). `announced` is the
+/// whole archive's size from the announcement (a partial archive is smaller), or 0
+/// when the client streams `docker save` and cannot know it.
 ///
 /// The latest chunk is held back until the digest matches: the archive's end-of-tar
 /// marker is in it, so Docker cannot take a truncated or corrupt upload for a whole
@@ -131,20 +133,36 @@ pub type Received = Result<u64, Option<String>>;
 pub async fn receive(
     stream: &mut Streaming<v1::DeployRequest>,
     sink: Option<&mpsc::Sender<io::Result<Bytes>>>,
+    announced: u64,
+    limits: &UploadLimits,
 ) -> Received {
+    let deadline = tokio::time::Instant::now() + limits.deadline;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut held: Option<Bytes> = None;
     loop {
         let next = async {
-            tokio::time::timeout(IDLE, stream.message())
-                .await
-                .map_err(|_| {
-                    format!(
-                        "the upload stalled: nothing arrived for {} s; deploy again",
-                        IDLE.as_secs()
-                    )
-                })?
+            let idle = tokio::time::Instant::now() + limits.idle;
+            let message = if idle <= deadline {
+                tokio::time::timeout_at(idle, stream.message())
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "the upload stalled: nothing arrived for {} s; deploy again",
+                            limits.idle.as_secs()
+                        )
+                    })?
+            } else {
+                tokio::time::timeout_at(deadline, stream.message())
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "the upload took longer than {} s (upload_deadline_secs in haloyd.yaml); raise it there or upload over a faster link",
+                            limits.deadline.as_secs()
+                        )
+                    })?
+            };
+            message
                 .map_err(|e| format!("the upload broke off: {}", e.message()))?
                 .ok_or_else(|| "the upload ended without UploadEnd".to_string())
         };
@@ -157,8 +175,26 @@ pub async fn receive(
         }?;
         match message.message {
             Some(deploy_request::Message::Chunk(chunk)) => {
-                hasher.update(&chunk.data);
+                if chunk.data.len() > MAX_CHUNK {
+                    return Err(Some(format!(
+                        "an upload chunk of {} bytes is over the limit of {MAX_CHUNK} bytes (1 MiB); send smaller chunks",
+                        chunk.data.len()
+                    )));
+                }
                 size += chunk.data.len() as u64;
+                if size > limits.max_bytes {
+                    return Err(Some(too_large(
+                        "the upload carries more than",
+                        limits.max_bytes,
+                        limits,
+                    )));
+                }
+                if announced > 0 && size > announced {
+                    return Err(Some(format!(
+                        "the upload carries more than the {announced} bytes its Upload.archive_size announced; deploy again"
+                    )));
+                }
+                hasher.update(&chunk.data);
                 let data = Bytes::from(chunk.data);
                 if let (Some(sink), Some(previous)) = (sink, held.replace(data)) {
                     sink.send(Ok(previous)).await.map_err(|_| None)?;
@@ -166,9 +202,9 @@ pub async fn receive(
             }
             Some(deploy_request::Message::End(end)) => {
                 let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
-                if size > 0 && end.sha256 != digest {
+                if end.sha256 != digest {
                     return Err(Some(format!(
-                        "the upload is corrupt: its digest is {digest}, the client announced {}; deploy again",
+                        "the upload is corrupt: its digest is {digest}, the client announced {:?}; deploy again",
                         end.sha256
                     )));
                 }
@@ -241,19 +277,52 @@ mod tests {
             layers: vec![digest.clone()],
             archive_size: 1,
         };
-        assert!(check(&upload).is_ok());
+        let limits = UploadLimits::default();
+        assert!(check(&upload, &limits).is_ok());
         upload.layers.push("sha256:../../etc".into());
-        let err = check(&upload).unwrap_err().to_string();
+        let err = check(&upload, &limits).unwrap_err().to_string();
         assert!(
             err.contains("Upload.layers") && err.contains("etc"),
             "{err}"
         );
         upload.layers.clear();
         upload.image_id = "nginx:latest".into();
-        assert!(check(&upload).is_err());
+        assert!(check(&upload, &limits).is_err());
         upload.image_id = format!("sha256:{}", "AB".repeat(32));
-        assert!(check(&upload).is_err(), "Docker's digests are lowercase");
-        upload.image_id = String::new();
-        assert!(check(&upload).is_ok(), "an older client announces nothing");
+        assert!(
+            check(&upload, &limits).is_err(),
+            "Docker's digests are lowercase"
+        );
+    }
+
+    #[test]
+    fn an_announcement_names_its_image_and_fits_the_limit() {
+        let limits = UploadLimits {
+            max_bytes: 1000,
+            ..UploadLimits::default()
+        };
+        let mut upload = v1::Upload {
+            image_id: String::new(),
+            layers: Vec::new(),
+            archive_size: 1000,
+        };
+        let err = check(&upload, &limits).unwrap_err().to_string();
+        assert!(err.contains("Upload.image_id is required"), "{err}");
+        upload.image_id = format!("sha256:{}", "ab".repeat(32));
+        assert!(check(&upload, &limits).is_ok());
+        upload.archive_size = 1001;
+        let err = check(&upload, &limits).unwrap_err().to_string();
+        assert!(
+            err.contains("1001") && err.contains("max_upload_bytes in haloyd.yaml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_digest_of_nothing_is_what_an_empty_upload_ends_with() {
+        assert_eq!(
+            EMPTY_SHA256,
+            format!("sha256:{}", hex::encode(Sha256::digest(b"")))
+        );
     }
 }

@@ -47,6 +47,27 @@ pub struct Upload {
     pub received: oneshot::Receiver<Result<u64, Option<String>>>,
 }
 
+/// How much an upload may carry and how long it may take (haloyd.yaml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// `max_upload_bytes`: the largest archive a deploy may upload.
+    pub max_bytes: u64,
+    /// `upload_deadline_secs`: how long a whole upload may take.
+    pub deadline: Duration,
+    /// How long an upload may go without a message.
+    pub idle: Duration,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 << 30,
+            deadline: Duration::from_secs(30 * 60),
+            idle: Duration::from_secs(300),
+        }
+    }
+}
+
 impl std::fmt::Debug for Upload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upload")

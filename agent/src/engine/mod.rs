@@ -44,7 +44,7 @@ pub use clock::{Clock, SystemClock};
 pub use container::ROUTE_LABEL;
 pub use events::{Cancel, EngineError, Event, Events, Outcome, Phase};
 pub use health::{Answer, Exit, HealthProbe, Unhealthy, is_healthy};
-pub use image::{ImageInput, ImageRequest, PrepareImage, Upload};
+pub use image::{ImageInput, ImageRequest, PrepareImage, Upload, UploadLimits};
 pub use owner::{DeployOptions, DeployRequest, Snapshot, StopOptions, Stopped};
 pub use reconcile::Recovery;
 pub use status::{AppStatus, ReplicaStatus};
@@ -100,6 +100,8 @@ pub struct Engine {
     health_log: std::sync::Mutex<std::collections::HashMap<String, ReplicaHealth>>,
     /// What apps may not do to the server (bind mounts, networks).
     protection: Option<Protection>,
+    /// Limits on images uploaded with a deploy.
+    upload_limits: UploadLimits,
 }
 
 impl Engine {
@@ -116,7 +118,18 @@ impl Engine {
             api_domain: None,
             health_log: Default::default(),
             protection: None,
+            upload_limits: UploadLimits::default(),
         }
+    }
+
+    /// Limits uploads (`max_upload_bytes`, `upload_deadline_secs` in haloyd.yaml).
+    pub fn with_upload_limits(mut self, limits: UploadLimits) -> Self {
+        self.upload_limits = limits;
+        self
+    }
+
+    pub fn upload_limits(&self) -> UploadLimits {
+        self.upload_limits
     }
 
     /// Reserves `domain` for haloyd's API: deploys listing it are refused.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use reqwest::{StatusCode, Url};
 
-use super::{Location, RegistryError};
+use super::{Location, RegistryError, location};
 
 /// Largest answer read from a registry.
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -74,6 +74,9 @@ pub(super) async fn get(
         url.host_str().unwrap_or_default(),
         url.port_or_known_default().unwrap_or_default()
     );
+    // A registry's answer can send haloyd to other hosts (a token realm); how
+    // connecting to those failed is not told, so that the API is no port scanner.
+    let elsewhere = !location::is_registry(&url, at);
     let mut request = client
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json");
@@ -85,7 +88,9 @@ pub(super) async fn get(
         None => request,
     };
     let failed = |e: reqwest::Error| {
-        if e.is_timeout() {
+        if elsewhere {
+            unreachable("the token service it named does not answer".into())
+        } else if e.is_timeout() {
             unreachable(format!("no answer within {} s", TIMEOUT.as_secs()))
         } else if e.is_connect() {
             unreachable(format!("connect to {address}: {}", root_cause(&e)))

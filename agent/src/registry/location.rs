@@ -19,11 +19,16 @@ pub struct Location {
 
 impl Location {
     pub fn of(repository: &str) -> Self {
-        let server = haloy_api::rules::registry_server_of(repository);
+        let mut server = haloy_api::rules::registry_server_of(repository);
+        // `docker.io/x` is Docker Hub too, not a host named docker.io.
+        if matches!(server.as_str(), "docker.io" | "registry-1.docker.io") {
+            server = "index.docker.io".to_string();
+        }
         let (host, name) = if server == "index.docker.io" {
             let name = repository
                 .strip_prefix("docker.io/")
                 .or_else(|| repository.strip_prefix("index.docker.io/"))
+                .or_else(|| repository.strip_prefix("registry-1.docker.io/"))
                 .unwrap_or(repository);
             let name = if name.contains('/') {
                 name.to_string()
@@ -56,6 +61,28 @@ impl Location {
             }
         })
     }
+}
+
+/// True when `url`'s host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+pub(super) fn is_loopback(url: &Url) -> bool {
+    url.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
+}
+
+/// True when `url` is on the registry at `at` itself (same host and port).
+pub(super) fn is_registry(url: &Url, at: &Location) -> bool {
+    let authority = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_string(),
+        (None, _) => return false,
+    };
+    authority.eq_ignore_ascii_case(&at.host)
 }
 
 /// True when `configured` (`image.registry.server`) names the registry at `at`.
@@ -92,6 +119,10 @@ mod tests {
             )
         );
         assert_eq!(Location::of("nginx").name, "library/nginx");
+        assert_eq!(
+            Location::of("docker.io/library/nginx"),
+            Location::of("nginx")
+        );
         let ghcr = Location::of("ghcr.io/org/app");
         assert_eq!(
             (ghcr.host.as_str(), ghcr.name.as_str(), ghcr.https),
@@ -110,6 +141,22 @@ mod tests {
             hub.url("/v2/").unwrap().as_str(),
             "https://registry-1.docker.io/v2/"
         );
+    }
+
+    #[test]
+    fn the_registry_and_loopback_are_recognised() {
+        let at = Location::of("127.0.0.1:5000/team/app");
+        let url = |u: &str| Url::parse(u).unwrap();
+        assert!(is_registry(&url("http://127.0.0.1:5000/v2/"), &at));
+        assert!(!is_registry(&url("http://127.0.0.1:5001/token"), &at));
+        let hub = Location::of("library/nginx");
+        assert!(is_registry(&url("https://registry-1.docker.io/v2/"), &hub));
+        assert!(!is_registry(&url("https://auth.docker.io/token"), &hub));
+        assert!(is_loopback(&url("http://localhost:1/")));
+        assert!(is_loopback(&url("http://127.1.2.3/")));
+        assert!(is_loopback(&url("http://[::1]/")));
+        assert!(!is_loopback(&url("http://10.0.0.1/")));
+        assert!(!is_loopback(&url("http://localhost.example.com/")));
     }
 
     #[test]

@@ -174,3 +174,32 @@ async fn a_missing_repository_and_a_non_json_answer_are_told_apart() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn how_a_token_service_elsewhere_failed_is_not_told() {
+    // The registry names a realm on a port where nothing listens: what connecting
+    // there met (refused, timed out) would make the API a port scanner.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (port, _) = serve(move |_| {
+        response(
+            "401 Unauthorized",
+            &format!("www-authenticate: Bearer realm=\"http://127.0.0.1:{closed}/token\"\r\n"),
+            "{}",
+        )
+    })
+    .await;
+    let text = tags(&format!("127.0.0.1:{port}/app"), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        text,
+        format!(
+            "cannot reach registry 127.0.0.1:{port}: the token service it named does not answer; check that it is running and reachable from this server"
+        )
+    );
+}

@@ -5,7 +5,7 @@
 use reqwest::{StatusCode, Url};
 
 use super::http::{self, Credentials};
-use super::{Location, RegistryError};
+use super::{Location, RegistryError, location};
 
 /// The parameters of a `Bearer` challenge, unescaped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +49,14 @@ impl Challenge {
             Url::parse(realm).map_err(|_| protocol("the token realm is not an http(s) URL"))?;
         match url.scheme() {
             "https" => {}
-            // Plain HTTP only for a registry that is itself plain HTTP (loopback): the
-            // credentials must not cross a network unencrypted.
-            "http" if !at.https => {}
+            // Plain HTTP only when the registry and its token service are both on this
+            // machine: Basic credentials must not cross a network unencrypted.
+            "http" if !at.https && location::is_loopback(&url) => {}
+            "http" => {
+                return Err(protocol(
+                    "the token realm is plain http:// on another machine; it must be https:// so the credentials are not sent in clear",
+                ));
+            }
             _ => return Err(protocol("the token realm is not an http(s) URL")),
         }
         {
@@ -151,9 +156,26 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "registry ghcr.io answered unexpectedly: the token realm is not an http(s) URL"
+            "registry ghcr.io answered unexpectedly: the token realm is plain http:// on another machine; it must be https:// so the credentials are not sent in clear"
         );
-        assert!(plain.token_url(&Location::of("127.0.0.1:5000/app")).is_ok());
+        // Not to a loopback registry either: the realm is elsewhere.
+        let err = plain
+            .token_url(&Location::of("127.0.0.1:5000/app"))
+            .unwrap_err();
+        assert!(err.to_string().contains("must be https://"), "{err}");
+        for realm in [
+            "http://127.0.0.1:5001/token",
+            "http://localhost/t",
+            "http://[::1]:80/t",
+        ] {
+            let local = Challenge::find(&format!("Bearer realm=\"{realm}\"")).unwrap();
+            assert!(
+                local.token_url(&Location::of("127.0.0.1:5000/app")).is_ok(),
+                "{realm}"
+            );
+            // A loopback realm for a registry elsewhere is still plain HTTP off it.
+            assert!(local.token_url(&Location::of("ghcr.io/org/app")).is_err());
+        }
         let no_realm = Challenge::find(r#"Bearer service="x""#).unwrap();
         assert!(
             no_realm

@@ -5,6 +5,7 @@
 //! (frames to lines), networks, and the mapping of bollard's errors to
 //! [`RuntimeError`].
 
+mod archive;
 mod container;
 mod error;
 mod image;

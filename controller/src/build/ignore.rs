@@ -10,7 +10,7 @@ use globset::{Candidate, GlobBuilder, GlobMatcher};
 
 /// The parsed patterns of one `.dockerignore`.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct IgnoreRules {
+pub struct IgnoreRules {
     rules: Vec<Rule>,
 }
 
@@ -24,7 +24,7 @@ struct Rule {
 }
 
 impl IgnoreRules {
-    pub(crate) fn parse(text: &str) -> Self {
+    pub fn parse(text: &str) -> Self {
         let rules = text
             .lines()
             .map(str::trim)
@@ -45,7 +45,7 @@ impl IgnoreRules {
     }
 
     /// Whether `path` (relative to the context, `/`-separated) stays out of the context.
-    pub(crate) fn is_ignored(&self, path: &str) -> bool {
+    pub fn is_ignored(&self, path: &str) -> bool {
         // A rule on a directory covers everything below it, so every leading part of
         // the path is a candidate: `a`, `a/b`, `a/b/c`.
         let mut prefix = String::with_capacity(path.len());
@@ -72,7 +72,7 @@ impl IgnoreRules {
 
     /// Whether any `!` exception exists: then an ignored directory must still be
     /// walked, since something inside it may come back.
-    pub(crate) fn has_exceptions(&self) -> bool {
+    pub fn has_exceptions(&self) -> bool {
         self.rules.iter().any(|rule| !rule.exclude)
     }
 }

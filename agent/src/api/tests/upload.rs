@@ -10,11 +10,11 @@ use tonic::Code;
 
 use super::{TOKEN, deploy, msg, result, rig, spec, start};
 
-fn digest(name: &str) -> String {
+pub(super) fn digest(name: &str) -> String {
     format!("sha256:{:x}", Sha256::digest(name.as_bytes()))
 }
 
-fn announce(image_id: &str, layers: &[&str]) -> v1::Upload {
+pub(super) fn announce(image_id: &str, layers: &[&str]) -> v1::Upload {
     v1::Upload {
         image_id: image_id.to_string(),
         layers: layers.iter().map(|l| digest(l)).collect(),
@@ -23,7 +23,11 @@ fn announce(image_id: &str, layers: &[&str]) -> v1::Upload {
 }
 
 /// Start, the data in two chunks, and the end with `digest` (the right one if None).
-fn upload(announced: v1::Upload, data: &[u8], digest: Option<String>) -> Vec<v1::DeployRequest> {
+pub(super) fn upload(
+    announced: v1::Upload,
+    data: &[u8],
+    digest: Option<String>,
+) -> Vec<v1::DeployRequest> {
     let sha = digest.unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(data)));
     let mut messages = vec![start(spec("v1"), image_source::Source::Upload(announced))];
     if !data.is_empty() {
@@ -51,7 +55,7 @@ fn wanted(events: &[deploy_event::Event]) -> &v1::UploadWanted {
 }
 
 /// The images the fake runtime loaded.
-fn loads(rig: &super::Rig) -> Vec<String> {
+pub(super) fn loads(rig: &super::Rig) -> Vec<String> {
     rig.runtime
         .log
         .calls()
@@ -63,9 +67,11 @@ fn loads(rig: &super::Rig) -> Vec<String> {
 #[tokio::test]
 async fn uploads_are_checked_against_their_digest() {
     let rig = rig().await;
-    // The fake runtime "loads" an archive by reading the image reference it contains.
-    // Without an image id (an older client) every layer is wanted.
-    let events = deploy(&rig, upload(announce("", &["l1"]), b"uploaded:img", None))
+    // The fake runtime "loads" an archive by reading the image reference it contains;
+    // the announced id is not that, so the engine takes what loaded. Nothing is on
+    // the server, so every layer is wanted.
+    let id = digest("img");
+    let events = deploy(&rig, upload(announce(&id, &["l1"]), b"uploaded:img", None))
         .await
         .unwrap();
     let w = wanted(&events);
@@ -85,7 +91,7 @@ async fn uploads_are_checked_against_their_digest() {
     );
 
     let wrong = Some("sha256:0000".to_string());
-    let events = deploy(&rig, upload(announce("", &["l1"]), b"uploaded:img", wrong))
+    let events = deploy(&rig, upload(announce(&id, &["l1"]), b"uploaded:img", wrong))
         .await
         .unwrap();
     let r = result(&events);

@@ -35,6 +35,8 @@ mod config;
 mod files;
 mod lifecycle;
 mod process;
+#[cfg(test)]
+mod props;
 mod routing;
 mod runtime;
 mod socket;

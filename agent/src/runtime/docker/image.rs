@@ -171,6 +171,19 @@ pub(super) async fn load(
     archive: ArchiveStream,
 ) -> Result<Vec<String>, RuntimeError> {
     tracing::debug!("loading an image archive as it arrives");
+    // Untagged: the deploy names the image, never the archive (see `archive`).
+    let mut stripper = super::archive::TagStripper::default();
+    let archive = archive
+        .map(move |chunk| {
+            let chunk = chunk?;
+            stripper
+                .push(&chunk)
+                .map(bytes::Bytes::from)
+                .map_err(|problem| {
+                    std::io::Error::other(format!("the uploaded archive is refused: {problem}"))
+                })
+        })
+        .boxed();
     let options = ImportImageOptionsBuilder::new().quiet(true).build();
     let messages: Vec<_> = client
         .import_image_stream(options, archive, None)
