@@ -384,7 +384,11 @@ fn report(result: v1::DeployResult, uploaded_bytes: u64) -> DeployReport {
     let status = DeploymentStatus::from_wire(result.status);
     DeployReport {
         deployment_id: result.deployment_id,
-        succeeded: status == DeploymentStatus::Succeeded,
+        // A canary that started serving its share is a deploy that did its part.
+        succeeded: matches!(
+            status,
+            DeploymentStatus::Succeeded | DeploymentStatus::Canary
+        ),
         status,
         reason: result.reason,
         uploaded_bytes,
