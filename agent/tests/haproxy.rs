@@ -217,20 +217,7 @@ async fn after_a_crash_ensure_running_restores_routes_and_servers() {
         .unwrap();
     h.proxy.drain_server("web", "v1-c").await.unwrap();
 
-    let processes = h.proxy.processes().await.unwrap();
-    let pids: Vec<_> = std::iter::once(processes.master)
-        .chain(processes.workers)
-        .collect();
-    for pid in &pids {
-        let status = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
-        assert!(status.unwrap().success());
-    }
-    eventually_async(LIMIT, "HAProxy is gone", || async {
-        pids.iter().all(|p| !support::alive(*p))
-    })
-    .await;
+    crash(&h).await;
     assert!(!h.proxy.is_running().await);
     assert_eq!(h.get("example.com", "/").await.status, 0, "nothing listens");
 
@@ -282,20 +269,7 @@ async fn changes_while_haproxy_is_down_reach_the_restarted_haproxy() {
         )])
         .await
         .unwrap();
-    let processes = h.proxy.processes().await.unwrap();
-    let pids: Vec<_> = std::iter::once(processes.master)
-        .chain(processes.workers)
-        .collect();
-    for pid in &pids {
-        let status = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
-        assert!(status.unwrap().success());
-    }
-    eventually_async(LIMIT, "HAProxy is gone", || async {
-        pids.iter().all(|p| !support::alive(*p))
-    })
-    .await;
+    crash(&h).await;
 
     h.proxy
         .remove_server("web", "v1-a")
@@ -526,4 +500,23 @@ async fn weights_split_requests_without_a_reload_and_survive_one() {
     }
     assert!((9..=11).contains(&share(&bodies)), "{bodies:?}");
     assert!(h.proxy.set_weight("web", "stable", 0).await.is_err());
+}
+
+/// SIGKILLs HAProxy's master and workers, as a crash would, and returns once they
+/// are gone.
+async fn crash(h: &Harness) {
+    let processes = h.proxy.processes().await.unwrap();
+    let pids: Vec<_> = std::iter::once(processes.master)
+        .chain(processes.workers)
+        .collect();
+    for pid in &pids {
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+        assert!(status.unwrap().success());
+    }
+    eventually_async(LIMIT, "HAProxy is gone", || async {
+        pids.iter().all(|p| !support::alive(*p))
+    })
+    .await;
 }

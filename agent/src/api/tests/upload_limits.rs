@@ -24,6 +24,16 @@ fn chunk(data: Vec<u8>) -> v1::DeployRequest {
     msg(deploy_request::Message::Chunk(v1::UploadChunk { data }))
 }
 
+fn succeeded(events: &[deploy_event::Event]) {
+    let r = result(events);
+    assert_eq!(
+        r.status,
+        v1::DeploymentStatus::Succeeded as i32,
+        "{}",
+        r.reason
+    );
+}
+
 fn failed(events: &[deploy_event::Event]) -> &str {
     let r = result(events);
     assert_eq!(
@@ -105,13 +115,7 @@ async fn more_bytes_than_announced_fail_the_deploy() {
     let events = deploy(&rig, upload(announced, b"uploaded:img", None))
         .await
         .unwrap();
-    let r = result(&events);
-    assert_eq!(
-        r.status,
-        v1::DeploymentStatus::Succeeded as i32,
-        "{}",
-        r.reason
-    );
+    succeeded(&events);
 }
 
 #[tokio::test]
@@ -156,13 +160,7 @@ async fn an_empty_upload_is_checked_against_its_digest_too() {
     )
     .await
     .unwrap();
-    let r = result(&events);
-    assert_eq!(
-        r.status,
-        v1::DeploymentStatus::Succeeded as i32,
-        "{}",
-        r.reason
-    );
+    succeeded(&events);
 }
 
 #[tokio::test]
@@ -218,11 +216,5 @@ async fn a_trickling_upload_is_cut_off_at_the_deadline_and_the_app_deploys_after
     )
     .await
     .unwrap();
-    let r = result(&events);
-    assert_eq!(
-        r.status,
-        v1::DeploymentStatus::Succeeded as i32,
-        "{}",
-        r.reason
-    );
+    succeeded(&events);
 }
