@@ -418,7 +418,9 @@ async fn a_trickling_upload_is_cut_off_at_the_deadline_and_the_app_deploys_right
         result.reason
     );
     assert!(
-        result.reason.contains("upload_deadline_secs in haloyd.yaml"),
+        result
+            .reason
+            .contains("upload_deadline_secs in haloyd.yaml"),
         "{}",
         result.reason
     );
@@ -426,7 +428,10 @@ async fn a_trickling_upload_is_cut_off_at_the_deadline_and_the_app_deploys_right
         took >= DEADLINE - Duration::from_millis(500) && took < DEADLINE + Duration::from_secs(5),
         "cut off after {took:?}, the deadline is {DEADLINE:?}"
     );
-    assert!(!rig.new_image_loaded(), "nothing of the cut-off upload is loaded");
+    assert!(
+        !rig.new_image_loaded(),
+        "nothing of the cut-off upload is loaded"
+    );
     assert_eq!(rig.server.get("trickle.test", "/").2, "old version");
 
     // The app is free at once: the whole upload deploys.

@@ -122,7 +122,10 @@ fn docker_runs(image: &str, n: usize) -> f64 {
             .and_then(|p| p.trim().parse().ok())
             .expect("published port");
         while !http_get(port, "localhost", "/health").is_ok_and(|(code, _, _)| code == 200) {
-            assert!(started.elapsed() < Duration::from_secs(120), "{id} never answered");
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{id} never answered"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -217,9 +220,8 @@ async fn main() {
     let server = Server::start();
 
     // (a) 20 apps at once, against one app and against Docker alone.
-    let config = |name: &str, tag: &str| {
-        server.app_config(name, &app_yaml(&server, name, &repository, tag))
-    };
+    let config =
+        |name: &str, tag: &str| server.app_config(name, &app_yaml(&server, name, &repository, tag));
     let names: Vec<String> = (0..APPS).map(|n| format!("load{n:02}")).collect();
     let (one_first, failed, output) = deploy_at_once(&server, &[config("solo", "v1")]);
     assert_eq!(failed, 0, "one app's deploy failed:\n{output}");
@@ -290,7 +292,12 @@ async fn main() {
     row("20 apps, first deploy", all_first, one_first, floor_all);
     row("one app, redeploy", one_re, one_re, floor_one);
     row("20 apps, redeploy", all_re, one_re, floor_all);
-    row("floor: 1 docker run until 200", floor_one, floor_one, floor_one);
+    row(
+        "floor: 1 docker run until 200",
+        floor_one,
+        floor_one,
+        floor_one,
+    );
     row(
         "floor: 20 docker runs at once until 200",
         floor_all,
