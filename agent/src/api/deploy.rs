@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use haloy_api::spec::AppSpec;
-use haloy_api::v1::{self, deploy_event, deploy_request, image_source};
+use haloy_api::v1::{self, deploy_request, image_source};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
@@ -115,7 +115,7 @@ pub async fn run(
             let last = matches!(event, Event::Finished(_));
             let _ = tx
                 .send(Ok(v1::DeployEvent {
-                    event: Some(to_pb(event)),
+                    event: Some(event.into()),
                 }))
                 .await;
             if last {
@@ -230,58 +230,4 @@ pub fn proposed_id<'a>(field: &str, id: &'a str) -> Result<Option<&'a str>, Agen
         )));
     }
     Ok(Some(id))
-}
-
-fn to_pb(event: Event) -> deploy_event::Event {
-    match event {
-        Event::Accepted(deployment_id) => {
-            deploy_event::Event::Accepted(v1::DeployAccepted { deployment_id })
-        }
-        Event::UploadWanted { have_image, layers } => {
-            deploy_event::Event::UploadWanted(v1::UploadWanted { have_image, layers })
-        }
-        Event::Phase(phase, message) => deploy_event::Event::Phase(v1::PhaseChange {
-            phase: phase_to_pb(phase).into(),
-            message,
-        }),
-        Event::Log {
-            replica,
-            stderr,
-            text,
-        } => deploy_event::Event::Log(v1::LogLine {
-            replica,
-            stream: if stderr {
-                v1::LogStream::Stderr
-            } else {
-                v1::LogStream::Stdout
-            }
-            .into(),
-            text,
-            time: Some(std::time::SystemTime::now().into()),
-        }),
-        Event::Agent(text) => deploy_event::Event::Agent(v1::AgentMessage {
-            text,
-            time: Some(std::time::SystemTime::now().into()),
-        }),
-        Event::Finished(outcome) => deploy_event::Event::Result(v1::DeployResult {
-            deployment_id: outcome.deployment_id,
-            status: super::status_to_pb(outcome.status).into(),
-            reason: outcome.reason,
-        }),
-    }
-}
-
-fn phase_to_pb(phase: Phase) -> v1::Phase {
-    match phase {
-        Phase::ReceivingImage => v1::Phase::ReceivingImage,
-        Phase::PullingImage => v1::Phase::PullingImage,
-        Phase::LoadingImage => v1::Phase::LoadingImage,
-        Phase::StoppingOld => v1::Phase::StoppingOld,
-        Phase::Starting => v1::Phase::Starting,
-        Phase::HealthChecking => v1::Phase::HealthChecking,
-        Phase::SwitchingTraffic => v1::Phase::SwitchingTraffic,
-        Phase::RetiringOld => v1::Phase::RetiringOld,
-        Phase::Certificates => v1::Phase::Certificates,
-        Phase::CleaningUp => v1::Phase::CleaningUp,
-    }
 }
