@@ -15,13 +15,13 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::address::ServerAddress;
-use crate::tls::{self, Security, TlsOptions};
+use crate::tls::{self, TlsOptions};
 use crate::upload;
 
 mod error;
 
 pub use error::ClientError;
-use error::{classify, is_untrusted};
+use error::classify;
 
 use crate::deployment::{DeployReport, ImageChoice, Progress};
 use haloy_api::status::{LogEntry, RollbackTarget, StatusReport};
@@ -68,19 +68,9 @@ impl Client {
     ) -> Result<Self, ClientError> {
         let address = ServerAddress::parse(server)?;
         let security = tls::security(server, &address, options)?;
-        let channel =
-            tls::channel(&address, &security)
-                .await
-                .map_err(|reason| match &security {
-                    Security::Tls(_) if is_untrusted(&reason) => ClientError::Untrusted {
-                        server: address.to_string(),
-                        reason,
-                    },
-                    _ => ClientError::Unreachable {
-                        server: address.to_string(),
-                        reason,
-                    },
-                })?;
+        let channel = tls::channel(&address, &security)
+            .await
+            .map_err(|e| ClientError::channel(&address.to_string(), e))?;
         let header = format!("Bearer {}", token.expose())
             .parse()
             .map_err(ClientError::TokenHeader)?;
