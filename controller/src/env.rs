@@ -107,9 +107,18 @@ pub fn read_dotenv(path: &Path) -> Result<Option<HashMap<String, String>>, Doten
 /// Parses `KEY=value` lines: `export ` prefixes, `#` comments, single quotes (literal)
 /// and double quotes (with `\n`, `\"` and `\\` escapes). Errors carry the 1-based line.
 ///
-/// Not `dotenvy` (0.15): it expands `$VAR` from this process's environment (a `$` in a
-/// password would silently change it), rejects unquoted values with spaces and `\t`
-/// escapes, and reports character offsets instead of lines.
+/// Not `dotenvy` (re-checked against 0.15.7, its current release): every reader it
+/// offers (`from_path_iter`, `from_read_iter`, ...) substitutes `$VAR` and `${VAR}`
+/// in unquoted and double-quoted values, from this process's environment first, and
+/// has no switch to turn that off. That breaks these tests here:
+/// - `values_are_taken_as_written`: `P=abc$HOME` and `Q="x${HOME}"` would read
+///   `abc/home/...` (a `$` in a password silently changes it, and a value depends on
+///   the shell running `haloy`); its `T="a\tb"` is an error, as `\t` is not one of
+///   dotenvy's escapes;
+/// - `parses_the_usual_dotenv_forms`: `export B = two words` is an error (an unquoted
+///   value ends at whitespace);
+/// - `reports_the_line_of_a_bad_entry`: its errors carry the offending line's text
+///   and a character offset within it, not the line number we name in the message.
 pub fn parse_dotenv(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
     let mut vars = HashMap::new();
     for (index, raw) in text.lines().enumerate() {
