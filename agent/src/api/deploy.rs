@@ -17,8 +17,8 @@ use super::EventStream;
 use super::error::AgentError;
 use super::upload;
 use crate::engine::{
-    DeployOptions, DeployRequest, Engine, Event, Events, ImageInput, ImageRequest, Phase, Upload,
-    UploadLimits,
+    DeployOptions, DeployRequest, Engine, Event, Events, ImageFailure, ImageInput, ImageRequest,
+    Phase, Upload, UploadLimits,
 };
 use crate::runtime::ContainerRuntime;
 
@@ -171,7 +171,7 @@ fn receive_upload(
     mut stream: Inbound,
     events: Events,
     give_back: oneshot::Sender<Inbound>,
-) -> BoxFuture<'static, Result<ImageInput, String>> {
+) -> BoxFuture<'static, Result<ImageInput, ImageFailure>> {
     Box::pin(async move {
         let wanted = upload::answer(runtime.as_ref(), &announced).await;
         let have = wanted.have_image;
@@ -193,9 +193,7 @@ fn receive_upload(
             // The client sends nothing but the end of the upload.
             let received = upload::receive(&mut stream, None, size, &limits).await;
             let _ = give_back.send(stream);
-            received.map_err(|reason| {
-                reason.unwrap_or_else(|| "the upload ended early; deploy again".into())
-            })?;
+            received.map_err(|reason| reason.unwrap_or(upload::ReceiveError::EndedEarly))?;
             return Ok(ImageInput::Id(image_id));
         }
         // Docker loads the archive while it arrives.
@@ -207,7 +205,7 @@ fn receive_upload(
                 let _ = sink.send(Err(io::Error::other(reason.clone()))).await;
             }
             drop(sink);
-            let _ = done.send(result);
+            let _ = done.send(result.map_err(|e| e.map(ImageFailure::from)));
             let _ = give_back.send(stream);
         });
         Ok(ImageInput::Upload(Upload {

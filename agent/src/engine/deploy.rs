@@ -118,9 +118,9 @@ impl Engine {
         let app = spec.name.as_str();
         let input = match image {
             ImageRequest::Ready(input) => input,
-            ImageRequest::Prepare(prepare) => {
-                prepare(events.clone()).await.map_err(Abort::Failed)?
-            }
+            ImageRequest::Prepare(prepare) => prepare(events.clone())
+                .await
+                .map_err(|e| Abort::Failed(e.to_string()))?,
         };
         let (run_image, origin) = self.obtain_image(&record.id, spec, input, events).await?;
         check_cancel(cancel)?;
