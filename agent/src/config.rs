@@ -10,6 +10,10 @@ use crate::api::ApiLimits;
 use crate::engine::UploadLimits;
 use crate::protection::ProtectionConfig;
 
+mod problem;
+
+pub use problem::ConfigProblem;
+
 /// Where a server's files live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -246,8 +250,16 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {problem}; fix the file or run `haloyadm init --force`")]
-    Invalid { path: PathBuf, problem: String },
+    #[error("{path}: {source}; fix the file or run `haloyadm init --force`")]
+    Syntax {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+    #[error("{path}: {source}; fix the file or run `haloyadm init --force`")]
+    Invalid {
+        path: PathBuf,
+        source: ConfigProblem,
+    },
 }
 
 impl HaloydConfig {
@@ -256,19 +268,19 @@ impl HaloydConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let config: Self = serde_yaml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        let config: Self = serde_yaml::from_str(&text).map_err(|source| ConfigError::Syntax {
             path: path.to_path_buf(),
-            problem: e.to_string(),
+            source,
         })?;
-        config.validate().map_err(|problem| ConfigError::Invalid {
+        config.validate().map_err(|source| ConfigError::Invalid {
             path: path.to_path_buf(),
-            problem,
+            source,
         })?;
         Ok(config)
     }
 
     /// Checks the rules serde cannot express.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigProblem> {
         self.api_limits.validate()?;
         let mut ports = vec![
             ("api_port", self.api_port),
@@ -280,14 +292,16 @@ impl HaloydConfig {
         }
         for &(key, port) in &ports {
             if port == 0 {
-                return Err(format!("{key} is 0; use a port between 1 and 65535"));
+                return Err(ConfigProblem::ZeroPort(key));
             }
         }
         for (i, (key_a, a)) in ports.iter().enumerate() {
             if let Some((key_b, _)) = ports[i + 1..].iter().find(|(_, b)| b == a) {
-                return Err(format!(
-                    "{key_a} and {key_b} are both {a}; give each its own port"
-                ));
+                return Err(ConfigProblem::SamePort {
+                    first: key_a,
+                    second: key_b,
+                    port: *a,
+                });
             }
         }
         let instance_ok = !self.instance.is_empty()
@@ -296,54 +310,62 @@ impl HaloydConfig {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !instance_ok {
-            return Err(format!(
-                "instance {:?} must be letters, digits, '-' or '_'",
-                self.instance
-            ));
+            return Err(ConfigProblem::Instance(self.instance.clone()));
         }
         if self.health_check_timeout_secs == 0 {
-            return Err("health_check_timeout_secs is 0; use at least 1".into());
+            return Err(ConfigProblem::Zero {
+                key: "health_check_timeout_secs",
+                fix: "use at least 1",
+            });
         }
         if let Some(domain) = &self.api_domain {
-            haloy_api::rules::domain_name(domain).map_err(|v| format!("api_domain: {v}"))?;
+            haloy_api::rules::domain_name(domain).map_err(|violation| ConfigProblem::Rule {
+                key: "api_domain",
+                violation,
+            })?;
         }
         if let Some(email) = &self.acme_email {
-            haloy_api::rules::email(email).map_err(|v| format!("acme_email: {v}"))?;
+            haloy_api::rules::email(email).map_err(|violation| ConfigProblem::Rule {
+                key: "acme_email",
+                violation,
+            })?;
         }
         if self.api_domain.is_some() && self.acme_email.is_none() {
-            return Err(
-                "api_domain is set without acme_email; add acme_email for its certificate".into(),
-            );
+            return Err(ConfigProblem::ApiDomainWithoutEmail);
         }
         if let Some(url) = &self.acme_directory {
             if !url.starts_with("https://") || url.contains(char::is_whitespace) {
-                return Err(format!(
-                    "acme_directory {url:?} is not an https:// URL; give the ACME directory's URL, e.g. {}",
-                    crate::certs::LETS_ENCRYPT
-                ));
+                return Err(ConfigProblem::AcmeDirectory {
+                    url: url.clone(),
+                    example: crate::certs::LETS_ENCRYPT,
+                });
             }
             if self.acme_staging {
-                return Err(
-                    "acme_directory and acme_staging are both set; keep one (acme_staging means Let's Encrypt's staging directory)".into(),
-                );
+                return Err(ConfigProblem::AcmeDirectoryAndStaging);
             }
         }
         if let Some(path) = &self.acme_ca_cert
             && !path.is_absolute()
         {
-            return Err(format!(
-                "acme_ca_cert {} is not an absolute path; give the full path of the PEM file",
-                path.display()
-            ));
+            return Err(ConfigProblem::RelativeCaCert(path.clone()));
         }
         if self.cert_check_interval_secs == 0 {
-            return Err("cert_check_interval_secs is 0; use at least 1".into());
+            return Err(ConfigProblem::Zero {
+                key: "cert_check_interval_secs",
+                fix: "use at least 1",
+            });
         }
         if self.max_upload_bytes == 0 {
-            return Err("max_upload_bytes is 0; use the largest image archive to accept, in bytes (10737418240 is 10 GiB)".into());
+            return Err(ConfigProblem::Zero {
+                key: "max_upload_bytes",
+                fix: "use the largest image archive to accept, in bytes (10737418240 is 10 GiB)",
+            });
         }
         if self.upload_deadline_secs == 0 {
-            return Err("upload_deadline_secs is 0; use at least 1 (1800 is 30 minutes)".into());
+            return Err(ConfigProblem::Zero {
+                key: "upload_deadline_secs",
+                fix: "use at least 1 (1800 is 30 minutes)",
+            });
         }
         Ok(())
     }
@@ -380,7 +402,10 @@ mod tests {
     fn config(extra: &str) -> Result<HaloydConfig, String> {
         let yaml = format!("data_dir: /var/lib/haloy\n{extra}");
         let config: HaloydConfig = serde_yaml::from_str(&yaml).map_err(|e| e.to_string())?;
-        config.validate().map(|()| config)
+        config
+            .validate()
+            .map(|()| config)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

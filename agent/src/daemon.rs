@@ -33,13 +33,41 @@ pub enum DaemonError {
     #[error("start-up reconciliation failed: {0}")]
     Reconcile(#[from] EngineError),
     #[error(
-        "cannot listen on {addr}: {reason}; is another haloyd using the port? (api_port in haloyd.yaml)"
+        "cannot listen on {addr}: {source}; is another haloyd using the port? (api_port in haloyd.yaml)"
     )]
-    Listen { addr: SocketAddr, reason: String },
-    #[error("cannot prepare {path}: {reason}")]
-    Prepare { path: String, reason: String },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot prepare {}: {source}", path.display())]
+    ChallengeSocket {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot prepare {}: {source}", path.display())]
+    ApiCertificate {
+        path: std::path::PathBuf,
+        source: AcceptorError,
+    },
+    #[error("cannot prepare FAILPOINTS: {0}")]
+    Failpoints(#[from] crate::engine::failpoint::FailpointError),
     #[error("the API server failed: {0}")]
-    Serve(String),
+    Serve(#[source] tonic::transport::Error),
+}
+
+/// Why the TLS API's certificate and key cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptorError {
+    #[error("the certificate is not PEM: {0}")]
+    CertificatePem(#[source] std::io::Error),
+    #[error("the key is not PEM: {0}")]
+    KeyPem(#[source] std::io::Error),
+    #[error("the file holds no private key")]
+    NoKey,
+    #[error("{0}")]
+    Protocols(#[source] rustls::Error),
+    #[error("the certificate and key do not fit together: {0}")]
+    Mismatch(#[source] rustls::Error),
 }
 
 /// How often haloyd checks that HAProxy still runs.
@@ -98,10 +126,10 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     let challenges = Challenges::default();
     let acme_socket = layout.data_dir.join("acme.sock");
     let _challenge_server =
-        ChallengeServer::start(&acme_socket, challenges.clone()).map_err(|e| {
-            DaemonError::Prepare {
-                path: acme_socket.display().to_string(),
-                reason: e.to_string(),
+        ChallengeServer::start(&acme_socket, challenges.clone()).map_err(|source| {
+            DaemonError::ChallengeSocket {
+                path: acme_socket.clone(),
+                source,
             }
         })?;
     let cert_dir = CertDir::new(layout.cert_dir());
@@ -129,12 +157,7 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
             tracing::warn!(?configured, "crash points are armed (FAILPOINTS)")
         }
         Ok(_) => {}
-        Err(e) => {
-            return Err(DaemonError::Prepare {
-                path: "FAILPOINTS".into(),
-                reason: e,
-            });
-        }
+        Err(e) => return Err(e.into()),
     }
     let seams = Seams {
         runtime: docker,
@@ -210,10 +233,7 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.api_port));
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| DaemonError::Listen {
-            addr,
-            reason: e.to_string(),
-        })?;
+        .map_err(|source| DaemonError::Listen { addr, source })?;
     tracing::info!(%addr, "serving the haloy API");
     let served = crate::api::serve(
         engine,
@@ -232,7 +252,7 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
         tls_api.abort();
     }
     tracing::info!("haloyd stopped; HAProxy keeps serving");
-    served.map_err(|e| DaemonError::Serve(e.to_string()))
+    served.map_err(DaemonError::Serve)
 }
 
 /// Serves the API over TLS on `addr` with haloyd's self-signed certificate (made on
@@ -246,20 +266,13 @@ async fn serve_tls_api(
 ) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
     let identity = setup::api_identity(layout)?;
     let fingerprint = identity.fingerprint().unwrap_or_default();
-    let tls = tls_acceptor(&identity).map_err(|reason| DaemonError::Prepare {
-        path: layout
-            .cert_dir()
-            .join("api-selfsigned.pem")
-            .display()
-            .to_string(),
-        reason,
+    let tls = tls_acceptor(&identity).map_err(|source| DaemonError::ApiCertificate {
+        path: layout.cert_dir().join("api-selfsigned.pem"),
+        source,
     })?;
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| DaemonError::Listen {
-            addr,
-            reason: e.to_string(),
-        })?;
+        .map_err(|source| DaemonError::Listen { addr, source })?;
     tracing::info!(%addr, %fingerprint, "serving the haloy API over TLS with haloyd's own certificate");
     // Handshakes run apart from the accept loop, so a slow client holds up no other.
     let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -300,20 +313,20 @@ async fn serve_tls_api(
 
 fn tls_acceptor(
     identity: &crate::certs::selfsigned::Identity,
-) -> Result<tokio_rustls::TlsAcceptor, String> {
+) -> Result<tokio_rustls::TlsAcceptor, AcceptorError> {
     let certs = rustls_pemfile::certs(&mut identity.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("the certificate is not PEM: {e}"))?;
+        .map_err(AcceptorError::CertificatePem)?;
     let key = rustls_pemfile::private_key(&mut identity.key_pem.as_bytes())
-        .map_err(|e| format!("the key is not PEM: {e}"))?
-        .ok_or("the file holds no private key")?;
+        .map_err(AcceptorError::KeyPem)?
+        .ok_or(AcceptorError::NoKey)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(AcceptorError::Protocols)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("the certificate and key do not fit together: {e}"))?;
+        .map_err(AcceptorError::Mismatch)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -10,7 +10,7 @@ use hyper::body::Body as _;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::engine::{Answer, HealthProbe};
+use crate::engine::{Answer, HealthProbe, ProbeError};
 
 /// The real probe: HTTP/1.1 over loopback.
 pub struct HttpProbe;
@@ -23,16 +23,16 @@ impl HealthProbe for HttpProbe {
         host: &str,
         path: &str,
         timeout: Duration,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, ProbeError> {
         probe(port, host, path, timeout).await
     }
 
-    async fn connect(&self, port: u16, timeout: Duration) -> Result<(), String> {
+    async fn connect(&self, port: u16, timeout: Duration) -> Result<(), ProbeError> {
         tokio::time::timeout(timeout, TcpStream::connect(("127.0.0.1", port)))
             .await
-            .map_err(|_| format!("no connection within {} ms", timeout.as_millis()))?
+            .map_err(|_| ProbeError::NoConnection(timeout))?
             .map(drop)
-            .map_err(|e| format!("connect: {e}"))
+            .map_err(ProbeError::Connect)
     }
 }
 
@@ -41,18 +41,23 @@ const BODY_PEEK: usize = 4096;
 
 /// One `GET path` to `127.0.0.1:port` with `Host: host`; the status and the body's
 /// first line for any HTTP answer.
-pub async fn probe(port: u16, host: &str, path: &str, timeout: Duration) -> Result<Answer, String> {
+pub async fn probe(
+    port: u16,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<Answer, ProbeError> {
     let attempt = async {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
-            .map_err(|e| format!("connect: {e}"))?;
+            .map_err(ProbeError::Connect)?;
         // Title-case header names (`Host:`), as the hand-written probe sent: some
         // apps match them byte for byte.
         let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
             .title_case_headers(true)
             .handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| format!("HTTP handshake: {e}"))?;
+            .map_err(ProbeError::Handshake)?;
         // The connection task ends with the exchange: the request says close.
         tokio::spawn(connection);
         let request = Request::get(path)
@@ -60,14 +65,14 @@ pub async fn probe(port: u16, host: &str, path: &str, timeout: Duration) -> Resu
             .header(hyper::header::USER_AGENT, "haloyd-health-check")
             .header(hyper::header::CONNECTION, "close")
             .body(String::new())
-            .map_err(|e| format!("bad request: {e}"))?;
+            .map_err(ProbeError::Request)?;
         let response = sender.send_request(request).await.map_err(|e| {
             if e.is_incomplete_message() {
-                "the connection closed without an answer".to_string()
+                ProbeError::Closed(e)
             } else if e.is_parse() {
-                "the answer is not HTTP".to_string()
+                ProbeError::NotHttp(e)
             } else {
-                format!("request: {e}")
+                ProbeError::Exchange(e)
             }
         })?;
         let status = response.status().as_u16();
@@ -92,7 +97,7 @@ pub async fn probe(port: u16, host: &str, path: &str, timeout: Duration) -> Resu
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+        .map_err(|_| ProbeError::NoAnswer(timeout))?
 }
 
 /// The first non-empty line of a body, at most 200 characters.
@@ -113,8 +118,8 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
-    fn status(answer: Result<Answer, String>) -> Result<u16, String> {
-        answer.map(|a| a.status)
+    fn status(answer: Result<Answer, ProbeError>) -> Result<u16, String> {
+        answer.map(|a| a.status).map_err(|e| e.to_string())
     }
 
     async fn server(answer: &'static [u8]) -> u16 {
@@ -186,6 +191,7 @@ mod tests {
             probe(port, "localhost", "/", Duration::from_secs(2))
                 .await
                 .unwrap_err()
+                .to_string()
                 .contains("connect")
         );
     }
@@ -208,13 +214,14 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let timeout = Duration::from_secs(2);
-        assert_eq!(HttpProbe.connect(port, timeout).await, Ok(()));
+        assert!(HttpProbe.connect(port, timeout).await.is_ok());
         drop(listener);
         assert!(
             HttpProbe
                 .connect(port, timeout)
                 .await
                 .unwrap_err()
+                .to_string()
                 .contains("connect")
         );
     }

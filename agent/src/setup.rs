@@ -18,7 +18,11 @@ pub enum SetupError {
     #[error("haloyd is not initialized (no {}); run `haloyadm init{}`", path.display(), if *local { " --local-install" } else { "" })]
     NotInitialized { path: PathBuf, local: bool },
     #[error("{0}")]
-    Invalid(String),
+    Invalid(#[from] crate::config::ConfigProblem),
+    #[error("{0}")]
+    Load(#[from] crate::config::ConfigError),
+    #[error("cannot write the settings: {0}")]
+    Encode(#[source] serde_yaml::Error),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -99,7 +103,7 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         max_upload_bytes: crate::engine::UploadLimits::default().max_bytes,
         upload_deadline_secs: crate::engine::UploadLimits::default().deadline.as_secs(),
     };
-    config.validate().map_err(SetupError::Invalid)?;
+    config.validate()?;
 
     for (dir, mode) in [
         (layout.config_dir.clone(), 0o700),
@@ -122,7 +126,7 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
 
 fn write_config(layout: &Layout, config: &HaloydConfig) -> Result<(), SetupError> {
     let path = layout.config_file();
-    let yaml = serde_yaml::to_string(config).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    let yaml = serde_yaml::to_string(config).map_err(SetupError::Encode)?;
     let text = format!("# haloyd settings, written by `haloyadm init`.\n{yaml}");
     write_private(&path, text.as_bytes()).map_err(|source| SetupError::Write { path, source })
 }
@@ -136,10 +140,10 @@ pub fn set_api_domain(
     email: &str,
 ) -> Result<HaloydConfig, SetupError> {
     let path = layout.config_file();
-    let mut config = HaloydConfig::load(&path).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    let mut config = HaloydConfig::load(&path)?;
     config.api_domain = Some(domain.to_string());
     config.acme_email = Some(email.to_string());
-    config.validate().map_err(SetupError::Invalid)?;
+    config.validate()?;
     write_config(layout, &config)?;
     Ok(config)
 }

@@ -2,9 +2,11 @@
 //! and Haloy's config directory, plus the flags shared by commands that act on targets.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use clap_complete::engine::CompletionCandidate;
 use haloy_controller::TargetSelection;
 
 /// The process as commands see it. Built once in `main`, passed down, so tests can
@@ -45,7 +47,7 @@ pub struct TargetFlags {
         visible_alias = "target",
         value_name = "NAMES",
         value_delimiter = ',',
-        add = clap_complete::engine::ArgValueCompleter::new(crate::commands::completion::complete_targets)
+        add = clap_complete::engine::ArgValueCompleter::new(complete_targets)
     )]
     pub targets: Vec<String>,
     /// Act on every target.
@@ -65,4 +67,24 @@ impl TargetFlags {
             all: self.all,
         }
     }
+}
+
+/// Target names from the config in the current directory that start with what was
+/// typed (clap splits comma-separated lists and completes the last name).
+pub fn complete_targets(current: &OsStr) -> Vec<CompletionCandidate> {
+    let Some(current) = current.to_str() else {
+        return Vec::new();
+    };
+    let Ok(cwd) = std::env::current_dir() else {
+        return Vec::new();
+    };
+    let Ok(config) = haloy_controller::ConfigFile::load(None::<&Path>, &cwd) else {
+        return Vec::new();
+    };
+    config
+        .target_names()
+        .into_iter()
+        .filter(|name| name.starts_with(current))
+        .map(CompletionCandidate::new)
+        .collect()
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use haloy_api::spec::Secret;
 use tokio::sync::mpsc;
 
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::config::plan::TargetPlan;
 use crate::deployment::{ImageChoice, Progress};
 use crate::fanout::{self, Labelled, Line, Lines};
@@ -165,11 +165,8 @@ async fn deploy_one(
             &options.env,
             &out,
         )
-        .await
-        .map_err(|e| e.to_string())?;
-        let mut client = Client::connect(&job.server, &job.token)
-            .await
-            .map_err(|e| e.to_string())?;
+        .await?;
+        let mut client = Client::connect(&job.server, &job.token).await?;
         client.propose_deployment_id(Some(deployment_id.to_string()));
         client.include_protected(options.include_protected);
         client.canary(options.canary);
@@ -234,9 +231,8 @@ async fn deploy_one(
                     let _ = out.send(text);
                 }
             })
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(report)
+            .await?;
+        Ok::<_, TargetError>(report)
     }
     .await;
     match result {
@@ -266,10 +262,19 @@ async fn deploy_one(
                 );
             }
         }
-        Err(message) => outcome.message = message,
+        Err(e) => outcome.message = e.to_string(),
     }
     outcome.duration = started.elapsed();
     outcome
+}
+
+/// Why a deploy to one target did not get as far as a report.
+#[derive(Debug, thiserror::Error)]
+enum TargetError {
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }
 
 /// "uploaded 12.0 of 48.0 MiB (25%), 10.2 MiB/s, about 4 s left".

@@ -128,12 +128,40 @@ pub enum DotenvError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}:{line}: {problem}; write KEY=value, one per line")]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        problem: String,
-    },
+    #[error("{path}:{}: {}; write KEY=value, one per line", source.line, source.problem)]
+    Syntax { path: PathBuf, source: DotenvSyntax },
+}
+
+/// A line of a `.env` file that is not `KEY=value`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {problem}")]
+pub struct DotenvSyntax {
+    /// 1-based.
+    pub line: usize,
+    pub problem: DotenvProblem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DotenvProblem {
+    #[error("line has no '=' after {0:?}")]
+    NoEquals(String),
+    #[error("{0:?} is not a valid variable name")]
+    BadName(String),
+    #[error("the {0} quote is not closed")]
+    Unclosed(char),
+}
+
+/// A `from.secret` reference that is not `<provider>:<source>.<field>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretRefError {
+    #[error("{0:?} has no provider; write it as onepassword:<source>.<field>")]
+    NoProvider(String),
+    #[error(
+        "unknown secret provider {0:?}; the supported provider is onepassword (onepassword:<source>.<field>)"
+    )]
+    UnknownProvider(String),
+    #[error("{text:?} does not name a source and a field; write it as {provider}:<source>.<field>")]
+    NoField { text: String, provider: String },
 }
 
 /// Failures of a secret provider. Messages name the reference, never the value.

@@ -12,7 +12,7 @@ use haloy_api::spec::Secret;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use crate::error::SecretError;
+use crate::error::{SecretError, SecretRefError};
 
 /// A parsed `from.secret` reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +25,13 @@ pub struct SecretRef {
 pub const PROVIDERS: &[&str] = &["onepassword"];
 
 impl SecretRef {
-    /// Parses `onepassword:production-db.password`. The error is a fix-it message.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (provider, rest) = text.split_once(':').ok_or_else(|| {
-            format!("{text:?} has no provider; write it as onepassword:<source>.<field>")
-        })?;
+    /// Parses `onepassword:production-db.password`. The error says the fix.
+    pub fn parse(text: &str) -> Result<Self, SecretRefError> {
+        let (provider, rest) = text
+            .split_once(':')
+            .ok_or_else(|| SecretRefError::NoProvider(text.to_string()))?;
         if !PROVIDERS.contains(&provider) {
-            return Err(format!(
-                "unknown secret provider {provider:?}; the supported provider is onepassword (onepassword:<source>.<field>)"
-            ));
+            return Err(SecretRefError::UnknownProvider(provider.to_string()));
         }
         match rest.split_once('.') {
             Some((source, field)) if !source.is_empty() && !field.is_empty() => Ok(Self {
@@ -41,9 +39,10 @@ impl SecretRef {
                 source: source.to_string(),
                 field: field.to_string(),
             }),
-            _ => Err(format!(
-                "{text:?} does not name a source and a field; write it as {provider}:<source>.<field>"
-            )),
+            _ => Err(SecretRefError::NoField {
+                text: text.to_string(),
+                provider: provider.to_string(),
+            }),
         }
     }
 }
@@ -244,14 +243,21 @@ mod tests {
         assert!(
             SecretRef::parse("vault:x.y")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown secret provider")
         );
         assert!(
             SecretRef::parse("onepassword:x")
                 .unwrap_err()
+                .to_string()
                 .contains("<source>.<field>")
         );
-        assert!(SecretRef::parse("x.y").unwrap_err().contains("no provider"));
+        assert!(
+            SecretRef::parse("x.y")
+                .unwrap_err()
+                .to_string()
+                .contains("no provider")
+        );
     }
 
     #[test]

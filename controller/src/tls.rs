@@ -140,11 +140,14 @@ impl ServerCertVerifier for Pinned {
         if got == self.fingerprint {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(format!(
-                "the server's certificate has fingerprint {}, not the pinned {}",
-                with_colons(&got),
-                with_colons(&self.fingerprint)
-            )))
+            // An invalid-certificate error, so the client reports it as one.
+            let mismatch = NotPinned {
+                got: with_colons(&got),
+                pinned: with_colons(&self.fingerprint),
+            };
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(mismatch))),
+            ))
         }
     }
 
@@ -184,11 +187,11 @@ impl ServerCertVerifier for Pinned {
 }
 
 /// The rustls settings for `trust`, speaking HTTP/2.
-fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
+fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, ChannelError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+        .map_err(ChannelError::Config)?;
     let mut config = match trust {
         Trust::Fingerprint(fingerprint) => builder
             .dangerous()
@@ -198,26 +201,23 @@ fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
             }))
             .with_no_client_auth(),
         Trust::CaBundle(path) => {
-            let fix = "fix it with `haloy server add <server> <token> --force --ca-cert <pem>`";
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("cannot read the CA bundle {}: {e}; {fix}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|source| ChannelError::CaRead {
+                path: path.clone(),
+                source,
+            })?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|e| {
-                    format!("the CA bundle {} is not PEM: {e}; {fix}", path.display())
+                let cert = cert.map_err(|source| ChannelError::CaPem {
+                    path: path.clone(),
+                    source,
                 })?;
-                roots.add(cert).map_err(|e| {
-                    format!(
-                        "the CA bundle {} has a bad certificate: {e}; {fix}",
-                        path.display()
-                    )
+                roots.add(cert).map_err(|source| ChannelError::CaCert {
+                    path: path.clone(),
+                    source,
                 })?;
             }
             if roots.is_empty() {
-                return Err(format!(
-                    "the CA bundle {} holds no certificate; {fix}",
-                    path.display()
-                ));
+                return Err(ChannelError::CaEmpty { path: path.clone() });
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
@@ -225,7 +225,7 @@ fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
             let mut roots = rustls::RootCertStore::empty();
             roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
             if roots.is_empty() {
-                return Err("the system has no trusted root certificates (install ca-certificates), or pass --ca-cert <pem> to `haloy server add`".into());
+                return Err(ChannelError::NoSystemRoots);
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
@@ -237,17 +237,20 @@ fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
 /// Opens the gRPC channel to `address` as `security` says. TLS is done here rather
 /// than by tonic, so that an untrusted certificate fails the connection with its
 /// reason instead of a bare protocol error at the first call.
-pub async fn channel(address: &ServerAddress, security: &Security) -> Result<Channel, String> {
+pub async fn channel(
+    address: &ServerAddress,
+    security: &Security,
+) -> Result<Channel, ChannelError> {
     let timeout = Duration::from_secs(5);
     let trust = match security {
         Security::Plaintext => {
             let port = address.port.unwrap_or(DEFAULT_API_PORT);
             return Endpoint::from_shared(format!("http://{}:{port}", address.host))
-                .map_err(|e| e.to_string())?
+                .map_err(ChannelError::Transport)?
                 .connect_timeout(timeout)
                 .connect()
                 .await
-                .map_err(|e| source_chain(&e));
+                .map_err(ChannelError::Transport);
         }
         Security::Tls(trust) => trust,
     };
@@ -257,8 +260,10 @@ pub async fn channel(address: &ServerAddress, security: &Security) -> Result<Cha
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let name = ServerName::try_from(host.clone())
-        .map_err(|e| format!("{host} cannot be a TLS server name: {e}"))?;
+    let name = ServerName::try_from(host.clone()).map_err(|source| ChannelError::ServerName {
+        host: host.clone(),
+        source,
+    })?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(trust)?));
     let open = move |connector: tokio_rustls::TlsConnector,
                      host: String,
@@ -270,8 +275,11 @@ pub async fn channel(address: &ServerAddress, security: &Security) -> Result<Cha
     // reason (tonic would report a bare "transport error" at the first call).
     let first = tokio::time::timeout(timeout, open(connector.clone(), host.clone(), name.clone()))
         .await
-        .map_err(|_| format!("no TLS connection within {} s", timeout.as_secs()))?
-        .map_err(|e| source_chain(&e))?;
+        .map_err(|_| ChannelError::Timeout(timeout))?
+        .map_err(|e| match untrusted(&e) {
+            Some(refusal) => ChannelError::Untrusted(refusal.clone()),
+            None => ChannelError::Connect(e),
+        })?;
     let first = Arc::new(std::sync::Mutex::new(Some(first)));
     let connect = tower::service_fn(move |_: tonic::codegen::http::Uri| {
         let (connector, host, name) = (connector.clone(), host.clone(), name.clone());
@@ -286,11 +294,94 @@ pub async fn channel(address: &ServerAddress, security: &Security) -> Result<Cha
     });
     // tonic sees a plain endpoint; the connector above does the TLS.
     Endpoint::from_shared(format!("http://{}:{port}", address.host))
-        .map_err(|e| e.to_string())?
+        .map_err(ChannelError::Transport)?
         .connect_timeout(timeout)
         .connect_with_connector(connect)
         .await
-        .map_err(|e| source_chain(&e))
+        .map_err(ChannelError::Transport)
+}
+
+/// Why no channel to haloyd could be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The server's certificate is not trusted (unknown issuer, expired, wrong
+    /// name, not the pinned one).
+    #[error("{}", untrusted_reason(.0))]
+    Untrusted(#[source] rustls::Error),
+    #[error("cannot set up TLS: {0}")]
+    Config(#[source] rustls::Error),
+    #[error("cannot read the CA bundle {}: {source}; {CA_FIX}", path.display())]
+    CaRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the CA bundle {} is not PEM: {source}; {CA_FIX}", path.display())]
+    CaPem {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the CA bundle {} has a bad certificate: {source}; {CA_FIX}", path.display())]
+    CaCert {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("the CA bundle {} holds no certificate; {CA_FIX}", path.display())]
+    CaEmpty { path: PathBuf },
+    #[error(
+        "the system has no trusted root certificates (install ca-certificates), or pass --ca-cert <pem> to `haloy server add`"
+    )]
+    NoSystemRoots,
+    #[error("{host} cannot be a TLS server name: {source}")]
+    ServerName {
+        host: String,
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("no TLS connection within {} s", .0.as_secs())]
+    Timeout(Duration),
+    #[error("{}", source_chain(.0))]
+    Connect(#[source] std::io::Error),
+    #[error("{}", source_chain(.0))]
+    Transport(#[source] tonic::transport::Error),
+}
+
+const CA_FIX: &str = "fix it with `haloy server add <server> <token> --force --ca-cert <pem>`";
+
+/// A pinned fingerprint that does not match the server's certificate.
+#[derive(Debug, thiserror::Error)]
+#[error("the server's certificate has fingerprint {got}, not the pinned {pinned}")]
+struct NotPinned {
+    got: String,
+    pinned: String,
+}
+
+/// A certificate refusal as the user reads it: rustls prints the causes it does not
+/// describe itself (ours among them) in debug form, so those are written out here.
+pub fn untrusted_reason(refusal: &rustls::Error) -> String {
+    match refusal {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+            format!("invalid peer certificate: {other}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The certificate refusal anywhere in `error`'s causes: rustls's error as
+/// tokio-rustls wraps it in an `io::Error`, or on its own.
+pub fn untrusted<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let found = cause.downcast_ref::<rustls::Error>().or_else(|| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(refusal @ rustls::Error::InvalidCertificate(_)) = found {
+            return Some(refusal);
+        }
+        next = cause.source();
+    }
+    None
 }
 
 /// An error and its causes, "a: b: c", without repeats.

@@ -18,9 +18,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use integration_tests::{ImageFamily, Load, Server, bin, describe, eventually, run};
+use integration_tests::{ImageFamily, Load, Server, Wait, bin, describe, eventually, run};
 
 /// Every crash point of a deploy, in order.
 const DEPLOY_POINTS: [&str; 9] = [
@@ -434,10 +434,8 @@ fn deploy_all<'a>(
 
 /// Waits for a child for at most `limit`, killing it after that.
 fn finish(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Killed after the limit whether it exited or not: a hung client fails the case.
+    let _ = Wait::new(limit, "haloy to exit").poll(|| child.try_wait().ok().flatten().is_some());
     let _ = child.kill();
     child.wait_with_output().expect("haloy output")
 }
@@ -446,22 +444,22 @@ fn wait_paused<'a>(server: &Server, points: impl Iterator<Item = (&'static str, 
     let wanted: Vec<String> = points
         .map(|(point, case)| format!("failpoint {point} paused {}", case.app))
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        let log = server.log();
-        let missing: Vec<&String> = wanted
-            .iter()
-            .filter(|w| !log.contains(w.as_str()))
-            .collect();
-        if missing.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never reached: {missing:?}\n--- haloyd.log\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let log = || format!("--- haloyd.log\n{}", server.log());
+    Wait::new(Duration::from_secs(240), "every crash point to pause")
+        .every(Duration::from_millis(200))
+        .context(&log)
+        .until(|| {
+            let log = server.log();
+            let missing: Vec<&String> = wanted
+                .iter()
+                .filter(|w| !log.contains(w.as_str()))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("never reached: {missing:?}"))
+            }
+        });
 }
 
 /// `haloy status --json` of the case's app.
@@ -474,21 +472,20 @@ fn status(server: &Server, config: &Path) -> serde_json::Value {
 
 /// Waits until haloyd is doing nothing with any case's app.
 fn wait_settled(server: &Server, cases: &[Case], configs: &BTreeMap<String, PathBuf>) {
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let log = || server.log();
     for case in cases {
-        loop {
-            let status = status(server, &configs[&case.app]);
-            if status["activity"].is_null() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never settled: {status}\n{}",
-                case.app,
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let what = format!("{} to settle", case.app);
+        Wait::new(Duration::from_secs(240), &what)
+            .every(Duration::from_millis(200))
+            .context(&log)
+            .until(|| {
+                let status = status(server, &configs[&case.app]);
+                if status["activity"].is_null() {
+                    Ok(())
+                } else {
+                    Err(status.to_string())
+                }
+            });
     }
 }
 

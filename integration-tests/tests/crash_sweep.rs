@@ -8,7 +8,7 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use integration_tests::{ImageFamily, Load, Server, describe, eventually};
+use integration_tests::{ImageFamily, Load, Server, Wait, describe, eventually};
 
 fn config(server: &Server, repository: &str, tag: &str, replicas: u32, strategy: &str) -> String {
     config_checked(server, repository, tag, replicas, strategy, "/health")
@@ -127,19 +127,12 @@ fn killed_after_the_switch_v2_serves_and_killed_before_it_v1_serves() {
 
     // Killed while v1 is being retired: after the commit point.
     let mut deploy = deploy_in_background(&server, &at("v2"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        // v1's server leaves service only once the switch is on record.
-        if haproxy_state(&server, &v1[0]).is_none_or(|s| s != "UP") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "v1 was never retired:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let log = || server.log();
+    // v1's server leaves service only once the switch is on record.
+    Wait::new(Duration::from_secs(30), "v1 to be retired")
+        .every(Duration::from_millis(5))
+        .context(&log)
+        .until(|| haproxy_state(&server, &v1[0]).is_none_or(|s| s != "UP"));
     server.kill_haloyd();
     let _ = deploy.wait();
     server.start_daemons();
@@ -151,15 +144,10 @@ fn killed_after_the_switch_v2_serves_and_killed_before_it_v1_serves() {
     // The mirror image: killed after v3's container started, before it takes traffic.
     let v2 = server.containers("web");
     let mut deploy = deploy_in_background(&server, &at("v3"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !server.containers("web").iter().any(|c| !v2.contains(c)) {
-        assert!(
-            Instant::now() < deadline,
-            "v3 never started:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Wait::new(Duration::from_secs(30), "v3's container to start")
+        .every(Duration::from_millis(20))
+        .context(&log)
+        .until(|| server.containers("web").iter().any(|c| !v2.contains(c)));
     let routed: Vec<String> = server
         .haproxy_servers("web")
         .into_iter()

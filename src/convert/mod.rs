@@ -5,6 +5,8 @@
 
 mod status;
 
+pub use status::{history_strategy, history_strategy_name};
+
 use crate::rules::{self, Violation};
 use crate::spec::{
     AppSpec, DeploymentStrategy, DomainSpec, EnvVar, History, ImageSource, ImageSpec, RegistryAuth,

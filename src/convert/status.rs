@@ -114,3 +114,34 @@ impl From<v1::LogLine> for LogEntry {
         }
     }
 }
+
+impl From<RollbackTarget> for v1::RollbackTarget {
+    fn from(t: RollbackTarget) -> Self {
+        Self {
+            deployment_id: t.deployment_id,
+            image: t.image,
+            deployed_at: t.deployed_at.map(Into::into),
+            live: t.live,
+        }
+    }
+}
+
+/// A history strategy by the name [`crate::spec::History::strategy`] gives it;
+/// any name but "none" and "registry" is the local strategy.
+pub fn history_strategy(name: &str) -> v1::HistoryStrategy {
+    match name {
+        "none" => v1::HistoryStrategy::None,
+        "registry" => v1::HistoryStrategy::Registry,
+        _ => v1::HistoryStrategy::Local,
+    }
+}
+
+/// The name of a history strategy as sent; values this side does not know read as
+/// "local", the default strategy.
+pub fn history_strategy_name(value: i32) -> &'static str {
+    match v1::HistoryStrategy::try_from(value) {
+        Ok(v1::HistoryStrategy::None) => "none",
+        Ok(v1::HistoryStrategy::Registry) => "registry",
+        _ => "local",
+    }
+}

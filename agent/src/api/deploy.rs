@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use haloy_api::spec::AppSpec;
-use haloy_api::v1::{self, deploy_event, deploy_request, image_source};
+use haloy_api::v1::{self, deploy_request, image_source};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
@@ -17,8 +17,8 @@ use super::EventStream;
 use super::error::AgentError;
 use super::upload;
 use crate::engine::{
-    DeployOptions, DeployRequest, Engine, Event, Events, ImageInput, ImageRequest, Phase, Upload,
-    UploadLimits,
+    DeployOptions, DeployRequest, Engine, Event, Events, ImageFailure, ImageInput, ImageRequest,
+    Phase, Upload, UploadLimits,
 };
 use crate::runtime::ContainerRuntime;
 
@@ -115,7 +115,7 @@ pub async fn run(
             let last = matches!(event, Event::Finished(_));
             let _ = tx
                 .send(Ok(v1::DeployEvent {
-                    event: Some(to_pb(event)),
+                    event: Some(event.into()),
                 }))
                 .await;
             if last {
@@ -171,7 +171,7 @@ fn receive_upload(
     mut stream: Inbound,
     events: Events,
     give_back: oneshot::Sender<Inbound>,
-) -> BoxFuture<'static, Result<ImageInput, String>> {
+) -> BoxFuture<'static, Result<ImageInput, ImageFailure>> {
     Box::pin(async move {
         let wanted = upload::answer(runtime.as_ref(), &announced).await;
         let have = wanted.have_image;
@@ -193,9 +193,7 @@ fn receive_upload(
             // The client sends nothing but the end of the upload.
             let received = upload::receive(&mut stream, None, size, &limits).await;
             let _ = give_back.send(stream);
-            received.map_err(|reason| {
-                reason.unwrap_or_else(|| "the upload ended early; deploy again".into())
-            })?;
+            received.map_err(|reason| reason.unwrap_or(upload::ReceiveError::EndedEarly))?;
             return Ok(ImageInput::Id(image_id));
         }
         // Docker loads the archive while it arrives.
@@ -207,7 +205,7 @@ fn receive_upload(
                 let _ = sink.send(Err(io::Error::other(reason.clone()))).await;
             }
             drop(sink);
-            let _ = done.send(result);
+            let _ = done.send(result.map_err(|e| e.map(ImageFailure::from)));
             let _ = give_back.send(stream);
         });
         Ok(ImageInput::Upload(Upload {
@@ -230,58 +228,4 @@ pub fn proposed_id<'a>(field: &str, id: &'a str) -> Result<Option<&'a str>, Agen
         )));
     }
     Ok(Some(id))
-}
-
-fn to_pb(event: Event) -> deploy_event::Event {
-    match event {
-        Event::Accepted(deployment_id) => {
-            deploy_event::Event::Accepted(v1::DeployAccepted { deployment_id })
-        }
-        Event::UploadWanted { have_image, layers } => {
-            deploy_event::Event::UploadWanted(v1::UploadWanted { have_image, layers })
-        }
-        Event::Phase(phase, message) => deploy_event::Event::Phase(v1::PhaseChange {
-            phase: phase_to_pb(phase).into(),
-            message,
-        }),
-        Event::Log {
-            replica,
-            stderr,
-            text,
-        } => deploy_event::Event::Log(v1::LogLine {
-            replica,
-            stream: if stderr {
-                v1::LogStream::Stderr
-            } else {
-                v1::LogStream::Stdout
-            }
-            .into(),
-            text,
-            time: Some(std::time::SystemTime::now().into()),
-        }),
-        Event::Agent(text) => deploy_event::Event::Agent(v1::AgentMessage {
-            text,
-            time: Some(std::time::SystemTime::now().into()),
-        }),
-        Event::Finished(outcome) => deploy_event::Event::Result(v1::DeployResult {
-            deployment_id: outcome.deployment_id,
-            status: super::status_to_pb(outcome.status).into(),
-            reason: outcome.reason,
-        }),
-    }
-}
-
-fn phase_to_pb(phase: Phase) -> v1::Phase {
-    match phase {
-        Phase::ReceivingImage => v1::Phase::ReceivingImage,
-        Phase::PullingImage => v1::Phase::PullingImage,
-        Phase::LoadingImage => v1::Phase::LoadingImage,
-        Phase::StoppingOld => v1::Phase::StoppingOld,
-        Phase::Starting => v1::Phase::Starting,
-        Phase::HealthChecking => v1::Phase::HealthChecking,
-        Phase::SwitchingTraffic => v1::Phase::SwitchingTraffic,
-        Phase::RetiringOld => v1::Phase::RetiringOld,
-        Phase::Certificates => v1::Phase::Certificates,
-        Phase::CleaningUp => v1::Phase::CleaningUp,
-    }
 }

@@ -42,8 +42,13 @@ impl Default for ApiLimits {
     }
 }
 
+/// A limit set to 0, which would refuse every connection or stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("api_limits.{0} is 0; use at least 1")]
+pub struct ZeroLimit(pub &'static str);
+
 impl ApiLimits {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ZeroLimit> {
         let zero = [
             ("max_connections", self.max_connections == 0),
             (
@@ -57,7 +62,7 @@ impl ApiLimits {
             ("keepalive_secs", self.keepalive_secs == 0),
         ];
         match zero.iter().find(|(_, is_zero)| *is_zero) {
-            Some((key, _)) => Err(format!("api_limits.{key} is 0; use at least 1")),
+            Some((key, _)) => Err(ZeroLimit(key)),
             None => Ok(()),
         }
     }

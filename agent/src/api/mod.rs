@@ -3,6 +3,7 @@
 
 mod auth;
 mod canary;
+mod convert;
 mod deploy;
 mod error;
 pub mod guard;
@@ -23,8 +24,6 @@ pub use error::AgentError;
 pub use guard::ApiLimits;
 
 use crate::engine::{DeployOptions, Engine, ImageInput, ImageRequest, StopOptions};
-use crate::ids;
-use crate::store::{DeploymentRecord, Status as RecordStatus};
 
 /// Largest message accepted or sent; upload chunks are at most 1 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -81,55 +80,7 @@ impl v1::haloy_server::Haloy for HaloyService {
             .status(app_name(&app)?)
             .await
             .map_err(AgentError::from)?;
-        let domains = status
-            .current
-            .as_ref()
-            .map(|r| {
-                r.spec
-                    .domains
-                    .iter()
-                    .map(|(domain, aliases)| v1::Domain {
-                        domain: domain.clone(),
-                        aliases: aliases.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let snapshot = status.snapshot;
-        Ok(Response::new(v1::StatusResponse {
-            activity: snapshot.activity.map(|(what, running_for)| v1::Activity {
-                what,
-                running_for_ms: u64::try_from(running_for.as_millis()).unwrap_or(u64::MAX),
-            }),
-            problem: snapshot.problem.unwrap_or_default(),
-            app: status.app,
-            current: status.current.as_ref().map(record_to_pb),
-            latest: status.latest.as_ref().map(record_to_pb),
-            replicas: status
-                .replicas
-                .into_iter()
-                .map(|r| v1::Replica {
-                    name: r.name,
-                    container_id: r.container_id,
-                    deployment_id: r.deployment_id,
-                    state: r.state,
-                    health: r.health,
-                    restarts: r.restarts,
-                    last_failure: r.last_failure,
-                })
-                .collect(),
-            domains,
-            certificates: status
-                .certificates
-                .into_iter()
-                .map(|c| v1::Certificate {
-                    domain: c.domain,
-                    names: c.names,
-                    not_after: c.not_after.map(Into::into),
-                    last_error: c.last_error,
-                })
-                .collect(),
-        }))
+        Ok(Response::new(status.into()))
     }
 
     async fn logs(&self, request: Request<v1::LogsRequest>) -> Result<Response<LogStream>, Status> {
@@ -145,17 +96,7 @@ impl v1::haloy_server::Haloy for HaloyService {
             .await
             .map_err(AgentError::from)?;
         let out = lines.map(|item| match item {
-            Ok((replica, line)) => Ok(v1::LogLine {
-                replica,
-                stream: if line.stderr {
-                    v1::LogStream::Stderr
-                } else {
-                    v1::LogStream::Stdout
-                }
-                .into(),
-                text: line.text,
-                time: None,
-            }),
+            Ok((replica, line)) => Ok(convert::log_line(replica, line)),
             Err(e) => Err(Status::unavailable(e.to_string())),
         });
         Ok(Response::new(out.boxed()))
@@ -292,32 +233,6 @@ impl v1::haloy_server::Haloy for HaloyService {
         Ok(Response::new(
             canary::abort(&self.engine, app_name(&app)?).await?,
         ))
-    }
-}
-
-fn status_to_pb(status: RecordStatus) -> v1::DeploymentStatus {
-    match status {
-        RecordStatus::InProgress => v1::DeploymentStatus::InProgress,
-        RecordStatus::Succeeded => v1::DeploymentStatus::Succeeded,
-        RecordStatus::Failed => v1::DeploymentStatus::Failed,
-        RecordStatus::Cancelled => v1::DeploymentStatus::Cancelled,
-        RecordStatus::Canary => v1::DeploymentStatus::Canary,
-    }
-}
-
-fn record_to_pb(record: &DeploymentRecord) -> v1::Deployment {
-    v1::Deployment {
-        id: record.id.clone(),
-        app: record.app.clone(),
-        image: record.image.clone(),
-        status: status_to_pb(record.status()).into(),
-        reason: record.reason.clone(),
-        started_at: Some(ids::to_system_time(record.started_at_ms).into()),
-        finished_at: record
-            .finished_at_ms
-            .map(|ms| ids::to_system_time(ms).into()),
-        phase: record.phase.as_str().to_string(),
-        note: record.note.clone(),
     }
 }
 

@@ -8,7 +8,9 @@
 //!   (pulls) that tag. An earlier deployment's id works too and means its tag.
 //! - `none`: nothing to roll back to.
 
+use haloy_api::convert;
 use haloy_api::spec::{AppSpec, History, ImageSpec, RegistryAuth};
+use haloy_api::status::RollbackTarget;
 use haloy_api::v1;
 
 use super::AgentError;
@@ -37,14 +39,11 @@ pub async fn targets(
     let strategy = image
         .as_ref()
         .map_or(newest.spec.history.as_str(), |i| i.history.strategy());
-    let (strategy, targets) = match strategy {
-        "none" => (v1::HistoryStrategy::None, Vec::new()),
+    let targets = match strategy {
+        "none" => Vec::new(),
         "registry" => {
             let (repository, count, pattern, auth) = registry_settings(newest, image.as_ref())?;
-            let targets =
-                registry_targets(&records, live, &repository, count, &pattern, auth.as_ref())
-                    .await?;
-            (v1::HistoryStrategy::Registry, targets)
+            registry_targets(&records, live, &repository, count, &pattern, auth.as_ref()).await?
         }
         _ => {
             let mut targets = Vec::new();
@@ -58,20 +57,20 @@ pub async fn targets(
                     targets.push(target(record, live));
                 }
             }
-            (v1::HistoryStrategy::Local, targets)
+            targets
         }
     };
     Ok(v1::RollbackTargetsResponse {
-        strategy: strategy.into(),
-        targets,
+        strategy: convert::history_strategy(strategy).into(),
+        targets: targets.into_iter().map(Into::into).collect(),
     })
 }
 
-fn target(record: &DeploymentRecord, live: Option<&DeploymentRecord>) -> v1::RollbackTarget {
-    v1::RollbackTarget {
+fn target(record: &DeploymentRecord, live: Option<&DeploymentRecord>) -> RollbackTarget {
+    RollbackTarget {
         deployment_id: record.id.clone(),
         image: record.image.clone(),
-        deployed_at: Some(ids::to_system_time(record.started_at_ms).into()),
+        deployed_at: Some(ids::to_system_time(record.started_at_ms)),
         live: live.is_some_and(|l| l.id == record.id),
     }
 }
@@ -133,7 +132,7 @@ async fn registry_targets(
     count: usize,
     pattern: &str,
     auth: Option<&RegistryAuth>,
-) -> Result<Vec<v1::RollbackTarget>, AgentError> {
+) -> Result<Vec<RollbackTarget>, AgentError> {
     let pattern = tag_pattern(pattern)?;
     let mut tags: Vec<String> = registry::tags(repository, auth)
         .await?
@@ -152,11 +151,11 @@ async fn registry_targets(
                     && r.spec.repository == repository
                     && r.spec.tag == tag
             });
-            v1::RollbackTarget {
+            RollbackTarget {
                 deployment_id: tag,
                 live: live_image == Some(image.as_str()),
                 image,
-                deployed_at: deployed.map(|r| ids::to_system_time(r.started_at_ms).into()),
+                deployed_at: deployed.map(|r| ids::to_system_time(r.started_at_ms)),
             }
         })
         .collect())

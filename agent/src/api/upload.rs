@@ -120,7 +120,53 @@ pub fn missing_layers(announced: &[String], chains: &[Vec<String>]) -> Vec<Strin
 
 /// How receiving an upload ended: its size, or why it failed; `Err(None)` when it
 /// stopped because nobody reads the data any more (the load gave up first).
-pub type Received = Result<u64, Option<String>>;
+pub type Received = Result<u64, Option<ReceiveError>>;
+
+/// Why an upload could not be received; the deploy fails with it as its reason.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("the upload stalled: nothing arrived for {} s; deploy again", .0.as_secs())]
+    Stalled(std::time::Duration),
+    #[error(
+        "the upload took longer than {} s (upload_deadline_secs in haloyd.yaml); raise it there or upload over a faster link",
+        .0.as_secs()
+    )]
+    Deadline(std::time::Duration),
+    #[error("the upload broke off: {}", .0.message())]
+    BrokeOff(#[source] tonic::Status),
+    #[error("the upload ended without UploadEnd")]
+    NoEnd,
+    #[error(
+        "an upload chunk of {0} bytes is over the limit of {MAX_CHUNK} bytes (1 MiB); send smaller chunks"
+    )]
+    ChunkTooLarge(usize),
+    #[error(
+        "the upload carries more than {0} bytes, over this server's limit of {0} bytes (max_upload_bytes in haloyd.yaml); raise it there or make the image smaller"
+    )]
+    OverLimit(u64),
+    #[error(
+        "the upload carries more than the {0} bytes its Upload.archive_size announced; deploy again"
+    )]
+    OverAnnounced(u64),
+    #[error(
+        "the upload is corrupt: its digest is {digest}, the client announced {announced:?}; deploy again"
+    )]
+    Corrupt { digest: String, announced: String },
+    #[error(
+        "the upload is incomplete: received {received} bytes, the client sent {sent}; deploy again"
+    )]
+    Incomplete { received: u64, sent: u64 },
+    #[error("cancelled by the client")]
+    Cancelled,
+    #[error("cancelled by the client: {0}")]
+    CancelledBecause(String),
+    #[error("unexpected message during the upload")]
+    Unexpected,
+    /// The client ended the stream before the end of an upload of an image the
+    /// server has.
+    #[error("the upload ended early; deploy again")]
+    EndedEarly,
+}
 
 /// Reads chunks until `UploadEnd` and checks the size and digest, passing the data to
 /// `sink` (or dropping it, for an image the server already has). `announced` is the
@@ -146,25 +192,15 @@ pub async fn receive(
             let message = if idle <= deadline {
                 tokio::time::timeout_at(idle, stream.message())
                     .await
-                    .map_err(|_| {
-                        format!(
-                            "the upload stalled: nothing arrived for {} s; deploy again",
-                            limits.idle.as_secs()
-                        )
-                    })?
+                    .map_err(|_| ReceiveError::Stalled(limits.idle))?
             } else {
                 tokio::time::timeout_at(deadline, stream.message())
                     .await
-                    .map_err(|_| {
-                        format!(
-                            "the upload took longer than {} s (upload_deadline_secs in haloyd.yaml); raise it there or upload over a faster link",
-                            limits.deadline.as_secs()
-                        )
-                    })?
+                    .map_err(|_| ReceiveError::Deadline(limits.deadline))?
             };
             message
-                .map_err(|e| format!("the upload broke off: {}", e.message()))?
-                .ok_or_else(|| "the upload ended without UploadEnd".to_string())
+                .map_err(ReceiveError::BrokeOff)?
+                .ok_or(ReceiveError::NoEnd)
         };
         let message = match sink {
             Some(sink) => tokio::select! {
@@ -176,23 +212,14 @@ pub async fn receive(
         match message.message {
             Some(deploy_request::Message::Chunk(chunk)) => {
                 if chunk.data.len() > MAX_CHUNK {
-                    return Err(Some(format!(
-                        "an upload chunk of {} bytes is over the limit of {MAX_CHUNK} bytes (1 MiB); send smaller chunks",
-                        chunk.data.len()
-                    )));
+                    return Err(Some(ReceiveError::ChunkTooLarge(chunk.data.len())));
                 }
                 size += chunk.data.len() as u64;
                 if size > limits.max_bytes {
-                    return Err(Some(too_large(
-                        "the upload carries more than",
-                        limits.max_bytes,
-                        limits,
-                    )));
+                    return Err(Some(ReceiveError::OverLimit(limits.max_bytes)));
                 }
                 if announced > 0 && size > announced {
-                    return Err(Some(format!(
-                        "the upload carries more than the {announced} bytes its Upload.archive_size announced; deploy again"
-                    )));
+                    return Err(Some(ReceiveError::OverAnnounced(announced)));
                 }
                 hasher.update(&chunk.data);
                 let data = Bytes::from(chunk.data);
@@ -203,16 +230,16 @@ pub async fn receive(
             Some(deploy_request::Message::End(end)) => {
                 let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
                 if end.sha256 != digest {
-                    return Err(Some(format!(
-                        "the upload is corrupt: its digest is {digest}, the client announced {:?}; deploy again",
-                        end.sha256
-                    )));
+                    return Err(Some(ReceiveError::Corrupt {
+                        digest,
+                        announced: end.sha256,
+                    }));
                 }
                 if end.size != size {
-                    return Err(Some(format!(
-                        "the upload is incomplete: received {size} bytes, the client sent {}; deploy again",
-                        end.size
-                    )));
+                    return Err(Some(ReceiveError::Incomplete {
+                        received: size,
+                        sent: end.size,
+                    }));
                 }
                 if let (Some(sink), Some(last)) = (sink, held) {
                     sink.send(Ok(last)).await.map_err(|_| None)?;
@@ -220,13 +247,13 @@ pub async fn receive(
                 return Ok(size);
             }
             Some(deploy_request::Message::Cancel(cancel)) if cancel.reason.is_empty() => {
-                return Err(Some("cancelled by the client".into()));
+                return Err(Some(ReceiveError::Cancelled));
             }
             Some(deploy_request::Message::Cancel(cancel)) => {
-                return Err(Some(format!("cancelled by the client: {}", cancel.reason)));
+                return Err(Some(ReceiveError::CancelledBecause(cancel.reason)));
             }
             Some(deploy_request::Message::Start(_)) | None => {
-                return Err(Some("unexpected message during the upload".into()));
+                return Err(Some(ReceiveError::Unexpected));
             }
         }
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use super::{AcmeDirectory, AcmeError, CertFile, Installer, Issued};
+use super::{AcmeDirectory, AcmeError, CertFile, InstallError, Installer, Issued};
 
 pub(crate) struct FakeDirectory {
     pub lifetime: Duration,
@@ -66,9 +66,9 @@ pub(crate) struct FakeInstaller {
 }
 
 impl FakeInstaller {
-    fn failure(&self) -> Result<(), String> {
+    fn failure(&self) -> Result<(), InstallError> {
         match self.fail.lock().unwrap().clone() {
-            Some(reason) => Err(reason),
+            Some(reason) => Err(InstallError(reason.into())),
             None => Ok(()),
         }
     }
@@ -76,13 +76,13 @@ impl FakeInstaller {
 
 #[async_trait]
 impl Installer for FakeInstaller {
-    async fn install_certificate(&self, cert: &CertFile) -> Result<(), String> {
+    async fn install_certificate(&self, cert: &CertFile) -> Result<(), InstallError> {
         self.failure()?;
         self.installed.lock().unwrap().push(cert.clone());
         Ok(())
     }
 
-    async fn remove_certificate(&self, domain: &str, path: &Path) -> Result<(), String> {
+    async fn remove_certificate(&self, domain: &str, path: &Path) -> Result<(), InstallError> {
         self.failure()?;
         self.removed
             .lock()

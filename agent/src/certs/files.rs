@@ -199,9 +199,18 @@ impl CertDir {
     }
 }
 
-fn read_wanted(path: &Path) -> Result<Wanted, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    serde_json::from_str::<Wanted>(&text).map_err(|e| e.to_string())
+/// Why a certificate request file could not be read.
+#[derive(Debug, thiserror::Error)]
+enum WantedError {
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+fn read_wanted(path: &Path) -> Result<Wanted, WantedError> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(serde_json::from_str::<Wanted>(&text)?)
 }
 
 /// The files of `dir` whose names end with `suffix` (hidden ones left out).

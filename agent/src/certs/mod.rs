@@ -10,6 +10,7 @@
 
 pub mod acme;
 pub mod challenge;
+mod error;
 pub mod files;
 pub mod policy;
 pub mod selfsigned;
@@ -23,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+pub use error::{InstallError, ObtainError};
 pub use files::{CertDir, Wanted};
 use policy::Need;
 pub use x509::CertInfo;
@@ -107,11 +109,11 @@ impl std::fmt::Debug for CertFile {
 #[async_trait]
 pub trait Installer: Send + Sync + 'static {
     /// Serves `cert` from now on, replacing an earlier certificate of the domain.
-    async fn install_certificate(&self, cert: &CertFile) -> Result<(), String>;
+    async fn install_certificate(&self, cert: &CertFile) -> Result<(), InstallError>;
     /// Stops serving the certificate known as `path` for `domain`: its hosts are no
     /// longer redirected to HTTPS and the proxy forgets the certificate. Removing one
     /// that is not there succeeds.
-    async fn remove_certificate(&self, domain: &str, path: &Path) -> Result<(), String>;
+    async fn remove_certificate(&self, domain: &str, path: &Path) -> Result<(), InstallError>;
 }
 
 #[derive(Debug, Clone)]
@@ -403,7 +405,7 @@ impl Certificates {
     /// Issues a certificate (or takes the one issued earlier whose install failed:
     /// issuing again would spend the directory's duplicate-certificate limit),
     /// installs it, and only then makes it the file HAProxy loads after a restart.
-    async fn obtain(&self, wanted: &Wanted, now: SystemTime) -> Result<CertInfo, String> {
+    async fn obtain(&self, wanted: &Wanted, now: SystemTime) -> Result<CertInfo, ObtainError> {
         let domain = &wanted.domain;
         let staged = self.files.load_staged(domain).and_then(|pem| {
             let info = x509::leaf_info(&pem).ok()?;
@@ -416,16 +418,12 @@ impl Certificates {
                 staged
             }
             None => {
-                let issued = self
-                    .directory
-                    .issue(&wanted.names, &wanted.email)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let issued = self.directory.issue(&wanted.names, &wanted.email).await?;
                 let info = x509::leaf_info(&issued.chain_pem)?;
                 let pem = self
                     .files
                     .stage_certificate(domain, &issued.chain_pem, &issued.key_pem)
-                    .map_err(|e| format!("cannot store the certificate: {e}"))?;
+                    .map_err(ObtainError::Store)?;
                 (pem, info)
             }
         };
@@ -437,11 +435,9 @@ impl Certificates {
                 pem,
             })
             .await
-            .map_err(|e| format!("cannot install the certificate into HAProxy: {e}"))?;
+            .map_err(ObtainError::Install)?;
         // HAProxy serves it from memory; the file follows for the next restart.
-        self.files
-            .promote(domain)
-            .map_err(|e| format!("cannot store the certificate: {e}"))?;
+        self.files.promote(domain).map_err(ObtainError::Store)?;
         Ok(info)
     }
 

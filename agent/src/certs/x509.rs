@@ -3,7 +3,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use x509_parser::error::{PEMError, X509Error};
 use x509_parser::extensions::GeneralName;
+use x509_parser::nom;
 
 /// The leaf certificate of a chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +27,22 @@ impl CertInfo {
     }
 }
 
+/// Why a certificate chain could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CertReadError {
+    #[error("the certificate chain is not PEM: {0}")]
+    Pem(#[source] nom::Err<PEMError>),
+    #[error("the certificate cannot be parsed: {0}")]
+    Parse(#[source] nom::Err<X509Error>),
+    #[error("the certificate's names cannot be read: {0}")]
+    Names(#[source] X509Error),
+}
+
 /// Reads the first certificate of a PEM chain.
-pub fn leaf_info(chain_pem: &str) -> Result<CertInfo, String> {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(chain_pem.as_bytes())
-        .map_err(|e| format!("the certificate chain is not PEM: {e}"))?;
-    let cert = pem
-        .parse_x509()
-        .map_err(|e| format!("the certificate cannot be parsed: {e}"))?;
+pub fn leaf_info(chain_pem: &str) -> Result<CertInfo, CertReadError> {
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(chain_pem.as_bytes()).map_err(CertReadError::Pem)?;
+    let cert = pem.parse_x509().map_err(CertReadError::Parse)?;
     let mut names: Vec<String> = match cert.subject_alternative_name() {
         Ok(Some(san)) => san
             .value
@@ -43,7 +54,7 @@ pub fn leaf_info(chain_pem: &str) -> Result<CertInfo, String> {
             })
             .collect(),
         Ok(None) => Vec::new(),
-        Err(e) => return Err(format!("the certificate's names cannot be read: {e}")),
+        Err(e) => return Err(CertReadError::Names(e)),
     };
     names.sort();
     names.dedup();

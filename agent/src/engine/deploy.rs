@@ -17,23 +17,9 @@ use super::events::{Abort, Cancel, Event, Events, Outcome, Phase, check_cancel, 
 use super::failpoint;
 use super::health::Check;
 use super::image::ImageRequest;
-use super::steps;
+use super::steps::{self, Work};
 use crate::runtime::{ContainerInfo, ContainerState};
 use crate::store::{DeploymentRecord, JournalPhase, Status, StoreError};
-
-/// What a deploy has done so far, for undoing it.
-#[derive(Default)]
-pub(super) struct Work {
-    pub created: Vec<ContainerInfo>,
-    pub routed: Vec<String>,
-    pub stopped_old: Vec<ContainerInfo>,
-    /// Accessory containers moved aside: (id, original name).
-    pub renamed: Vec<(String, String)>,
-    /// The share of requests a canary deploy gives the new version.
-    pub canary: Option<u8>,
-    /// Old servers whose weight a canary changed.
-    pub reweighted: Vec<String>,
-}
 
 impl Engine {
     /// Writes `record` at `phase` and flushes it.
@@ -132,9 +118,9 @@ impl Engine {
         let app = spec.name.as_str();
         let input = match image {
             ImageRequest::Ready(input) => input,
-            ImageRequest::Prepare(prepare) => {
-                prepare(events.clone()).await.map_err(Abort::Failed)?
-            }
+            ImageRequest::Prepare(prepare) => prepare(events.clone())
+                .await
+                .map_err(|e| Abort::Failed(e.to_string()))?,
         };
         let (run_image, origin) = self.obtain_image(&record.id, spec, input, events).await?;
         check_cancel(cancel)?;

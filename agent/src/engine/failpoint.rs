@@ -49,6 +49,16 @@ pub const RECOVER_RESTORED: &str = "recover::restored";
 /// The other version is gone; the journal does not say so yet.
 pub const RECOVER_RETIRED: &str = "recover::retired";
 
+/// A `FAILPOINTS` entry that cannot be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum FailpointError {
+    #[error("FAILPOINTS entry {0:?} is not name=actions")]
+    Syntax(String),
+    /// `reason` is the `fail` crate's own (it reports errors as strings).
+    #[error("FAILPOINTS entry {entry:?}: {reason}")]
+    Actions { entry: String, reason: String },
+}
+
 #[cfg(feature = "failpoints")]
 mod enabled {
     use std::collections::HashSet;
@@ -68,15 +78,19 @@ mod enabled {
 
     /// Configures the points `FAILPOINTS` names (`name=actions;…`) and starts
     /// listening for SIGUSR2; returns what was configured.
-    pub fn setup() -> Result<Vec<String>, String> {
+    pub fn setup() -> Result<Vec<String>, super::FailpointError> {
         let mut configured = Vec::new();
         let text = std::env::var("FAILPOINTS").unwrap_or_default();
         for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
             let (name, actions) = entry
                 .split_once('=')
-                .ok_or_else(|| format!("FAILPOINTS entry {entry:?} is not name=actions"))?;
-            fail::cfg(name.trim(), actions.trim())
-                .map_err(|e| format!("FAILPOINTS entry {entry:?}: {e}"))?;
+                .ok_or_else(|| super::FailpointError::Syntax(entry.to_string()))?;
+            fail::cfg(name.trim(), actions.trim()).map_err(|reason| {
+                super::FailpointError::Actions {
+                    entry: entry.to_string(),
+                    reason,
+                }
+            })?;
             configured.push(entry.to_string());
         }
         tokio::spawn(async {

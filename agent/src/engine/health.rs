@@ -22,6 +22,27 @@ pub struct Answer {
     pub first_line: String,
 }
 
+/// Why a health check got no HTTP answer (or no connection).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("connect: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("HTTP handshake: {0}")]
+    Handshake(#[source] hyper::Error),
+    #[error("bad request: {0}")]
+    Request(#[source] hyper::http::Error),
+    #[error("the connection closed without an answer")]
+    Closed(#[source] hyper::Error),
+    #[error("the answer is not HTTP")]
+    NotHttp(#[source] hyper::Error),
+    #[error("request: {0}")]
+    Exchange(#[source] hyper::Error),
+    #[error("no answer within {} ms", .0.as_millis())]
+    NoAnswer(Duration),
+    #[error("no connection within {} ms", .0.as_millis())]
+    NoConnection(Duration),
+}
+
 /// Asks an app whether it is healthy.
 #[async_trait]
 pub trait HealthProbe: Send + Sync + 'static {
@@ -33,9 +54,9 @@ pub trait HealthProbe: Send + Sync + 'static {
         host: &str,
         path: &str,
         timeout: Duration,
-    ) -> Result<Answer, String>;
+    ) -> Result<Answer, ProbeError>;
     /// Whether something accepts TCP connections on `127.0.0.1:port`.
-    async fn connect(&self, port: u16, timeout: Duration) -> Result<(), String>;
+    async fn connect(&self, port: u16, timeout: Duration) -> Result<(), ProbeError>;
 }
 
 /// 2xx and 3xx count as healthy unless the app expects one status.
@@ -223,7 +244,11 @@ impl Engine {
                 }
                 Err(e) => Err(format!("GET {path}: {e}")),
             },
-            None => self.probe.connect(port, timeout).await,
+            None => self
+                .probe
+                .connect(port, timeout)
+                .await
+                .map_err(|e| e.to_string()),
         };
         // An image's own HEALTHCHECK must agree: both have to say healthy.
         let docker = match info.docker_health.as_deref() {

@@ -25,10 +25,14 @@ pub enum ImageInput {
     Upload(Upload),
 }
 
+/// Why the image of a deploy could not be obtained from its client (an upload that
+/// broke off, ...): the API's own error, which the deploy fails with as its reason.
+pub type ImageFailure = Box<dyn std::error::Error + Send + Sync>;
+
 /// Work the API does once a deploy is accepted to learn where its image comes from
 /// (an upload is negotiated and received here); `Err` is the reason the deploy fails.
 pub type PrepareImage =
-    Box<dyn FnOnce(Events) -> BoxFuture<'static, Result<ImageInput, String>> + Send>;
+    Box<dyn FnOnce(Events) -> BoxFuture<'static, Result<ImageInput, ImageFailure>> + Send>;
 
 /// The image of a deploy as the caller knows it when it asks.
 pub enum ImageRequest {
@@ -44,7 +48,7 @@ pub struct Upload {
     /// image becomes `spec.image`.
     pub image_id: Option<String>,
     /// How receiving ended (see `api::upload::Received`).
-    pub received: oneshot::Receiver<Result<u64, Option<String>>>,
+    pub received: oneshot::Receiver<Result<u64, Option<ImageFailure>>>,
 }
 
 /// How much an upload may carry and how long it may take (haloyd.yaml).
@@ -176,7 +180,7 @@ impl Engine {
         let loaded = match (loaded, received) {
             (Ok(loaded), Ok(_)) => loaded,
             // Why the upload failed explains the broken load best.
-            (_, Err(Some(reason))) => return Err(Abort::Failed(reason)),
+            (_, Err(Some(reason))) => return Err(Abort::Failed(reason.to_string())),
             (Err(e), _) => return Err(e.into()),
             (Ok(_), Err(None)) => {
                 return Err(Abort::Failed(

@@ -19,7 +19,8 @@ use super::failpoint;
 use super::health::Check;
 use super::owner::After;
 use super::recovery::{self, AppPlan};
-use crate::runtime::{ContainerInfo, labels};
+use crate::proxy::ProxyError;
+use crate::runtime::{ContainerInfo, RuntimeError, labels};
 use crate::store::JournalPhase;
 
 /// What the start-up pass found.
@@ -108,7 +109,7 @@ impl Engine {
         for container in &plan.start {
             if let Err(problem) = self.restart_replica(app, container, &check).await {
                 tracing::warn!(app, container = %container.name, "{problem}");
-                problems.push(problem);
+                problems.push(problem.to_string());
             }
         }
         failpoint::reached(failpoint::RECOVER_RESTORED, app).await;
@@ -164,13 +165,17 @@ impl Engine {
         app: &str,
         container: &ContainerInfo,
         check: &Check,
-    ) -> Result<(), String> {
+    ) -> Result<(), RestartError> {
         tracing::info!(app, container = %container.name, "starting a replica the interrupted deploy stopped");
-        let started = self
-            .runtime
-            .start(&container.id)
-            .await
-            .map_err(|e| format!("cannot start {}: {e}", container.name))?;
+        let name = || container.name.clone();
+        let started =
+            self.runtime
+                .start(&container.id)
+                .await
+                .map_err(|source| RestartError::Start {
+                    name: name(),
+                    source,
+                })?;
         let (_never, mut cancel) = watch::channel(false);
         // Recovery has no client: the log lines of a failure go nowhere.
         let (events, _) = mpsc::channel(32);
@@ -179,16 +184,32 @@ impl Engine {
             .await
         {
             Ok(info) => info,
-            Err(Abort::Failed(reason)) => {
-                return Err(format!("after the restart: {reason}"));
-            }
-            Err(Abort::Cancelled) => return Err("cancelled".into()),
+            Err(Abort::Failed(reason)) => return Err(RestartError::Unhealthy(reason)),
+            Err(Abort::Cancelled) => return Err(RestartError::Cancelled),
         };
-        let server = backend(&healthy)
-            .map_err(|_| format!("replica {} has no published port", container.name))?;
+        let server = backend(&healthy).map_err(|_| RestartError::NoPort(name()))?;
         self.proxy
             .add_server(app, &server)
             .await
-            .map_err(|e| format!("cannot route {}: {e}", container.name))
+            .map_err(|source| RestartError::Route {
+                name: name(),
+                source,
+            })
     }
+}
+
+/// Why a replica an interrupted deploy stopped could not be brought back.
+#[derive(Debug, thiserror::Error)]
+enum RestartError {
+    #[error("cannot start {name}: {source}")]
+    Start { name: String, source: RuntimeError },
+    /// The health check's own explanation.
+    #[error("after the restart: {0}")]
+    Unhealthy(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("replica {0} has no published port")]
+    NoPort(String),
+    #[error("cannot route {name}: {source}")]
+    Route { name: String, source: ProxyError },
 }

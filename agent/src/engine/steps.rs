@@ -7,13 +7,26 @@ use haloy_api::spec::AppSpec;
 use super::Engine;
 use super::accessory::is_routed;
 use super::container::backend;
-use super::deploy::Work;
 use super::events::{Abort, Cancel, Events, Phase, check_cancel, log, phase};
 use super::health::Check;
 use super::retire::Timing;
 use crate::proxy::AppRoute;
 use crate::runtime::ContainerInfo;
 use crate::store::DeploymentRecord;
+
+/// What a deploy has done so far, for undoing it.
+#[derive(Default)]
+pub(super) struct Work {
+    pub created: Vec<ContainerInfo>,
+    pub routed: Vec<String>,
+    pub stopped_old: Vec<ContainerInfo>,
+    /// Accessory containers moved aside: (id, original name).
+    pub renamed: Vec<(String, String)>,
+    /// The share of requests a canary deploy gives the new version.
+    pub canary: Option<u8>,
+    /// Old servers whose weight a canary changed.
+    pub reweighted: Vec<String>,
+}
 
 /// Replica numbers in batches of at most `max_surge` (all at once without it).
 pub(super) fn batches(replicas: u32, max_surge: Option<u32>) -> Vec<Vec<u32>> {

@@ -71,8 +71,29 @@ pub enum ProxyError {
     },
     #[error("HAProxy: {0}")]
     Other(String),
+    #[error("HAProxy: {0}")]
+    Server(#[from] ServerProblem),
+    #[error(
+        "HAProxy: {what} {} has characters HAProxy's configuration cannot take; use letters, digits and /-._+@~",
+        path.display()
+    )]
+    UnsafePath {
+        what: &'static str,
+        path: std::path::PathBuf,
+    },
     #[error("HAProxy's default certificate: {0}")]
     DefaultCertificate(#[from] crate::certs::selfsigned::SelfSignedError),
+}
+
+/// A server HAProxy cannot take as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerProblem {
+    #[error(
+        "server name {0:?} is invalid; use up to 128 letters, digits, '-', '_' or '.', starting with a letter or digit"
+    )]
+    Name(String),
+    #[error("server {name} has address {addr}; give the IP and port the container is reachable on")]
+    Address { name: String, addr: SocketAddr },
 }
 
 #[async_trait]

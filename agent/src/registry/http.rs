@@ -13,9 +13,9 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The client every registry request shares: its connection pool, and the system's
-/// trusted roots, loaded once per process. A failure to build it is kept as its
-/// message, since every later request reports it again.
-static CLIENT: LazyLock<Result<reqwest::Client, String>> = LazyLock::new(|| {
+/// trusted roots, loaded once per process. A failure to build it is kept, and every
+/// later request reports it again.
+static CLIENT: LazyLock<Result<reqwest::Client, ClientSetupError>> = LazyLock::new(|| {
     let mut roots = rustls::RootCertStore::empty();
     // Unreadable entries are skipped; an empty store fails every HTTPS request with
     // an error naming the registry.
@@ -24,7 +24,7 @@ static CLIENT: LazyLock<Result<reqwest::Client, String>> = LazyLock::new(|| {
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
+    .map_err(ClientSetupError::Tls)?
     .with_root_certificates(roots)
     .with_no_client_auth();
     reqwest::Client::builder()
@@ -37,8 +37,17 @@ static CLIENT: LazyLock<Result<reqwest::Client, String>> = LazyLock::new(|| {
         // Like before: haloyd's own environment chooses no proxy for registry calls.
         .no_proxy()
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(ClientSetupError::Build)
 });
+
+/// Why the shared registry client could not be built.
+#[derive(Debug, thiserror::Error)]
+enum ClientSetupError {
+    #[error("{0}")]
+    Tls(#[source] rustls::Error),
+    #[error("{0}")]
+    Build(#[source] reqwest::Error),
+}
 
 /// What a request sends in its `Authorization` header.
 pub(super) enum Credentials<'a> {

@@ -4,11 +4,7 @@
 //! set) for candidates, so `--targets` completes the target names of the config in
 //! the current directory.
 
-use std::ffi::OsStr;
-use std::path::Path;
-
 use clap_complete::Shell;
-use clap_complete::engine::CompletionCandidate;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,24 +31,4 @@ pub fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     );
     out.write_all(&output.stdout)?;
     Ok(())
-}
-
-/// Target names from the config in the current directory that start with what was
-/// typed (clap splits comma-separated lists and completes the last name).
-pub fn complete_targets(current: &OsStr) -> Vec<CompletionCandidate> {
-    let Some(current) = current.to_str() else {
-        return Vec::new();
-    };
-    let Ok(cwd) = std::env::current_dir() else {
-        return Vec::new();
-    };
-    let Ok(config) = haloy_controller::ConfigFile::load(None::<&Path>, &cwd) else {
-        return Vec::new();
-    };
-    config
-        .target_names()
-        .into_iter()
-        .filter(|name| name.starts_with(current))
-        .map(CompletionCandidate::new)
-        .collect()
 }

@@ -33,18 +33,7 @@ impl Client {
             .await
             .map_err(|s| self.error(s))?
             .into_inner();
-        let traffic = |t: v1::VersionTraffic| VersionTraffic {
-            deployment_id: t.deployment_id,
-            image: t.image,
-            replicas: t.replicas,
-            responses: t.responses,
-            errors: t.errors,
-        };
-        Ok(CanaryReport {
-            percent: response.percent,
-            canary: response.canary.map(traffic).unwrap_or_default(),
-            stable: response.stable.map(traffic),
-        })
+        Ok(response.into())
     }
 
     /// Promotes (`true`) or aborts the app's canary; the server's sentence.

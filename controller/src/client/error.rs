@@ -26,11 +26,26 @@ pub enum ClientError {
     #[error(
         "cannot reach haloyd at {server} over TLS: {reason}; if haloyd serves its own self-signed certificate, pin it with `haloy server add {server} <token> --force --fingerprint <sha256 from haloyadm api token>`, or trust its CA with --ca-cert <pem>"
     )]
-    Untrusted { server: String, reason: String },
+    Untrusted {
+        server: String,
+        #[source]
+        refusal: rustls::Error,
+        reason: String,
+    },
+    /// The channel could not be opened (no answer, a bad CA bundle, ...).
     #[error(
-        "cannot reach haloyd at {server}: {reason}; is it running? (`haloyadm start` on the server)"
+        "cannot reach haloyd at {server}: {source}; is it running? (`haloyadm start` on the server)"
     )]
-    Unreachable { server: String, reason: String },
+    Connect {
+        server: String,
+        source: tls::ChannelError,
+    },
+    /// A call failed in the transport, after the channel was opened.
+    #[error(
+        "cannot reach haloyd at {server}: {}; is it running? (`haloyadm start` on the server)",
+        .source.message()
+    )]
+    Unreachable { server: String, source: Status },
     #[error(
         "{server} refused the API token; print the right one with `haloyadm api token` on the server and run `haloy server add {server} <token> --force`"
     )]
@@ -43,18 +58,37 @@ pub enum ClientError {
     Upload(#[from] upload::UploadError),
 }
 
-/// What a failed call means to the user. A TLS handshake can fail at the first call
-/// (the channel connects lazily after a failed attempt); its reason is then in the
-/// status's source. Only that transport error is checked for an untrusted
-/// certificate: a message from haloyd (say, a registry pull that failed on x509) is
-/// the server's answer, not a problem with this connection.
-pub(super) fn classify(server: &str, status: Status) -> ClientError {
-    let transport = std::error::Error::source(&status).map(tls::source_chain);
-    if let Some(reason) = transport.filter(|r| is_untrusted(r)) {
-        return ClientError::Untrusted {
+impl ClientError {
+    /// A certificate refusal from the TLS handshake with `server`.
+    pub(super) fn untrusted(server: &str, refusal: rustls::Error) -> Self {
+        Self::Untrusted {
             server: server.to_string(),
-            reason,
-        };
+            reason: tls::untrusted_reason(&refusal),
+            refusal,
+        }
+    }
+
+    /// A channel to `server` that could not be opened.
+    pub(super) fn channel(server: &str, error: tls::ChannelError) -> Self {
+        match error {
+            tls::ChannelError::Untrusted(refusal) => Self::untrusted(server, refusal),
+            source => Self::Connect {
+                server: server.to_string(),
+                source,
+            },
+        }
+    }
+}
+
+/// What a failed call means to the user. A TLS handshake can fail at the first call
+/// (the channel connects lazily after a failed attempt); its refusal is then among
+/// the status's causes. Only those causes are checked for an untrusted certificate:
+/// a message from haloyd (say, a registry pull that failed on x509) is the server's
+/// answer, not a problem with this connection.
+pub(super) fn classify(server: &str, status: Status) -> ClientError {
+    let refusal = std::error::Error::source(&status).and_then(tls::untrusted);
+    if let Some(refusal) = refusal {
+        return ClientError::untrusted(server, refusal.clone());
     }
     match status.code() {
         Code::Unauthenticated => ClientError::Unauthenticated {
@@ -65,7 +99,7 @@ pub(super) fn classify(server: &str, status: Status) -> ClientError {
         {
             ClientError::Unreachable {
                 server: server.to_string(),
-                reason: status.message().to_string(),
+                source: status,
             }
         }
         _ => ClientError::Call {
@@ -73,18 +107,6 @@ pub(super) fn classify(server: &str, status: Status) -> ClientError {
             message: status.message().to_string(),
         },
     }
-}
-
-/// Whether a connection error is the server's certificate not being trusted.
-pub(super) fn is_untrusted(reason: &str) -> bool {
-    [
-        "certificate",
-        "fingerprint",
-        "UnknownIssuer",
-        "not the pinned",
-    ]
-    .iter()
-    .any(|word| reason.contains(word))
 }
 
 #[cfg(test)]
@@ -107,8 +129,10 @@ mod tests {
     #[test]
     fn an_untrusted_certificate_in_the_transport_is_reported_as_such() {
         let mut status = Status::unavailable("transport error");
-        status.set_source(Arc::new(std::io::Error::other(
-            "invalid peer certificate: UnknownIssuer",
+        // As tokio-rustls reports a refused certificate.
+        status.set_source(Arc::new(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         )));
         match classify("haloy.test", status) {
             ClientError::Untrusted { reason, .. } => {

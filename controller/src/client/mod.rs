@@ -2,11 +2,11 @@
 //! CLI makes, returning plain domain values instead of prost messages.
 
 mod canary;
+mod convert;
 
 pub use canary::{CanaryReport, VersionTraffic};
 
 use haloy_api::spec::{AppSpec, Secret};
-use haloy_api::status::DeploymentStatus;
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,13 +15,13 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::address::ServerAddress;
-use crate::tls::{self, Security, TlsOptions};
+use crate::tls::{self, TlsOptions};
 use crate::upload;
 
 mod error;
 
 pub use error::ClientError;
-use error::{classify, is_untrusted};
+use error::classify;
 
 use crate::deployment::{DeployReport, ImageChoice, Progress};
 use haloy_api::status::{LogEntry, RollbackTarget, StatusReport};
@@ -68,19 +68,9 @@ impl Client {
     ) -> Result<Self, ClientError> {
         let address = ServerAddress::parse(server)?;
         let security = tls::security(server, &address, options)?;
-        let channel =
-            tls::channel(&address, &security)
-                .await
-                .map_err(|reason| match &security {
-                    Security::Tls(_) if is_untrusted(&reason) => ClientError::Untrusted {
-                        server: address.to_string(),
-                        reason,
-                    },
-                    _ => ClientError::Unreachable {
-                        server: address.to_string(),
-                        reason,
-                    },
-                })?;
+        let channel = tls::channel(&address, &security)
+            .await
+            .map_err(|e| ClientError::channel(&address.to_string(), e))?;
         let header = format!("Bearer {}", token.expose())
             .parse()
             .map_err(ClientError::TokenHeader)?;
@@ -161,7 +151,7 @@ impl Client {
             let Some(event) = event.and_then(|e| e.event) else {
                 return Err(self.no_result("deploy"));
             };
-            match into_progress(event) {
+            match Progress::try_from(event) {
                 Ok(p) => progress(p),
                 Err(deploy_event::Event::UploadWanted(wanted)) => {
                     let (Some(tx), Some(staged)) = (sender.take(), &staged) else {
@@ -173,7 +163,10 @@ impl Client {
                     });
                 }
                 Err(deploy_event::Event::Result(result)) => {
-                    return Ok(report(result, uploaded_bytes));
+                    return Ok(DeployReport {
+                        uploaded_bytes,
+                        ..result.into()
+                    });
                 }
                 Err(_) => {}
             }
@@ -203,11 +196,7 @@ impl Client {
             .await
             .map_err(|s| self.error(s))?
             .into_inner();
-        let strategy = match v1::HistoryStrategy::try_from(response.strategy) {
-            Ok(v1::HistoryStrategy::None) => "none",
-            Ok(v1::HistoryStrategy::Registry) => "registry",
-            _ => "local",
-        };
+        let strategy = haloy_api::convert::history_strategy_name(response.strategy);
         let targets = response
             .targets
             .into_iter()
@@ -237,9 +226,9 @@ impl Client {
             .map_err(|s| self.error(s))?
             .into_inner();
         while let Some(event) = events.message().await.map_err(|s| self.error(s))? {
-            match event.event.map(into_progress) {
+            match event.event.map(Progress::try_from) {
                 Some(Ok(p)) => progress(p),
-                Some(Err(deploy_event::Event::Result(result))) => return Ok(report(result, 0)),
+                Some(Err(deploy_event::Event::Result(result))) => return Ok(result.into()),
                 _ => {}
             }
         }
@@ -357,51 +346,6 @@ fn recorded_tls(
         Some(dir) => Ok(crate::servers::ServerStore::open(Some(dir))?.tls_options(server)),
         None => Ok(TlsOptions::default()),
     }
-}
-
-/// The events of the Deploy and Rollback streams that are plain progress; the others
-/// (upload requests, the result) come back for the caller to handle.
-fn into_progress(event: deploy_event::Event) -> Result<Progress, deploy_event::Event> {
-    match event {
-        deploy_event::Event::Accepted(a) => Ok(Progress::Accepted {
-            deployment_id: a.deployment_id,
-        }),
-        deploy_event::Event::Phase(p) => Ok(Progress::Phase {
-            name: phase_name(p.phase),
-            message: p.message,
-        }),
-        deploy_event::Event::Agent(message) => Ok(Progress::Agent { text: message.text }),
-        deploy_event::Event::Log(line) => Ok(Progress::Log {
-            replica: line.replica,
-            text: line.text,
-        }),
-        other => Err(other),
-    }
-}
-
-/// The final event of a deploy or rollback stream as a report.
-fn report(result: v1::DeployResult, uploaded_bytes: u64) -> DeployReport {
-    let status = DeploymentStatus::from_wire(result.status);
-    DeployReport {
-        deployment_id: result.deployment_id,
-        // A canary that started serving its share is a deploy that did its part.
-        succeeded: matches!(
-            status,
-            DeploymentStatus::Succeeded | DeploymentStatus::Canary
-        ),
-        status,
-        reason: result.reason,
-        uploaded_bytes,
-    }
-}
-
-fn phase_name(phase: i32) -> String {
-    let name = v1::Phase::try_from(phase)
-        .map(|p| p.as_str_name())
-        .unwrap_or("PHASE_UNKNOWN");
-    name.trim_start_matches("PHASE_")
-        .to_lowercase()
-        .replace('_', " ")
 }
 
 #[cfg(test)]

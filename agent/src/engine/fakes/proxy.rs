@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{CallLog, FakeRuntime};
-use crate::engine::{Answer, HealthProbe};
+use crate::engine::{Answer, HealthProbe, ProbeError};
 use crate::proxy::{AppRoute, Backend, Proxy, ProxyError, ServerCounters, ServerStatus};
 
 /// Answers health checks for the containers of a [`FakeRuntime`].
@@ -22,11 +22,11 @@ impl HealthProbe for FakeProbe {
         _host: &str,
         _path: &str,
         _timeout: Duration,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, ProbeError> {
         self.0.answer(port)
     }
 
-    async fn connect(&self, port: u16, _timeout: Duration) -> Result<(), String> {
+    async fn connect(&self, port: u16, _timeout: Duration) -> Result<(), ProbeError> {
         self.0.answer(port).map(drop)
     }
 }

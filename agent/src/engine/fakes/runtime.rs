@@ -9,7 +9,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use haloy_api::spec::RegistryAuth;
 
 use super::CallLog;
-use crate::engine::Answer;
+use crate::engine::{Answer, ProbeError};
 use crate::runtime::{
     ArchiveStream, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, LogLine,
     RuntimeError,
@@ -45,12 +45,12 @@ impl FakeRuntime {
     }
 
     /// What the container published on `port` answers to a health check.
-    pub fn answer(&self, port: u16) -> Result<Answer, String> {
+    pub fn answer(&self, port: u16) -> Result<Answer, ProbeError> {
         let containers = self.containers.lock().unwrap();
         let container = containers
             .iter()
             .find(|c| c.info.host_port == Some(port) && c.info.state == ContainerState::Running)
-            .ok_or_else(|| "connect: connection refused".to_string())?;
+            .ok_or_else(|| ProbeError::Connect(std::io::ErrorKind::ConnectionRefused.into()))?;
         let image = container.info.image.clone();
         let name = container.info.name.clone();
         drop(containers);

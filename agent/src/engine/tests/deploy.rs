@@ -234,7 +234,7 @@ async fn an_image_prepared_after_acceptance_is_on_record_first() {
                     layers: vec!["sha256:x".into()],
                 })
                 .await;
-            Err("the upload broke off".to_string())
+            Err("the upload broke off".into())
         })
     });
     request.image = ImageRequest::Prepare(prepare);
@@ -251,14 +251,14 @@ async fn an_image_prepared_after_acceptance_is_on_record_first() {
 
 /// An upload of `pieces` whose receiving ends with `received` (an error also breaks
 /// the stream, as the API does).
-fn upload(pieces: &[&[u8]], received: Result<u64, Option<String>>) -> ImageInput {
+fn upload(pieces: &[&[u8]], received: Result<u64, Option<ImageFailure>>) -> ImageInput {
     let mut items: Vec<std::io::Result<bytes::Bytes>> = pieces
         .iter()
         .map(|p| Ok(bytes::Bytes::copy_from_slice(p)))
         .collect();
     if let Err(reason) = &received {
         items.push(Err(std::io::Error::other(
-            reason.clone().unwrap_or_default(),
+            reason.as_ref().map(|r| r.to_string()).unwrap_or_default(),
         )));
     }
     let (done, receiver) = tokio::sync::oneshot::channel();

@@ -16,7 +16,7 @@ use tokio::net::UnixStream;
 use super::config::Paths;
 use super::routing::{Certificate, Routing};
 use super::{Haproxy, files, runtime};
-use crate::certs::{CertFile, Installer, selfsigned, x509};
+use crate::certs::{CertFile, InstallError, Installer, selfsigned, x509};
 use crate::proxy::ProxyError;
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -177,10 +177,13 @@ pub(super) async fn load_missing(paths: &Paths, routing: &Routing) -> Result<(),
     let (have, _) = loaded(paths).await?;
     for cert in routing.certificates.values() {
         let name = cert.path.display().to_string();
-        let read = tokio::fs::read_to_string(&cert.path)
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|pem| Ok((x509::leaf_info(&pem)?.serial, pem)));
+        let read: Result<_, Box<dyn std::error::Error + Send + Sync>> =
+            match tokio::fs::read_to_string(&cert.path).await {
+                Ok(pem) => x509::leaf_info(&pem)
+                    .map(|info| (info.serial, pem))
+                    .map_err(Into::into),
+                Err(e) => Err(e.into()),
+            };
         let (on_disk, pem) = match read {
             Ok(read) => read,
             Err(e) => {
@@ -276,11 +279,15 @@ impl Haproxy {
 
 #[async_trait]
 impl Installer for Haproxy {
-    async fn install_certificate(&self, cert: &CertFile) -> Result<(), String> {
-        self.install(cert).await.map_err(|e| e.to_string())
+    async fn install_certificate(&self, cert: &CertFile) -> Result<(), InstallError> {
+        self.install(cert)
+            .await
+            .map_err(|e| InstallError(Box::new(e)))
     }
 
-    async fn remove_certificate(&self, domain: &str, path: &Path) -> Result<(), String> {
-        self.remove(domain, path).await.map_err(|e| e.to_string())
+    async fn remove_certificate(&self, domain: &str, path: &Path) -> Result<(), InstallError> {
+        self.remove(domain, path)
+            .await
+            .map_err(|e| InstallError(Box::new(e)))
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::HaproxySettings;
 use super::routing::{Routing, backend_name};
+use crate::proxy::ProxyError;
 
 /// Health check timing for every app server. Written on each `server` line and each
 /// `add server` command: runtime-added servers do not inherit `default-server`.
@@ -217,14 +218,14 @@ pub(super) fn skeleton(config: &str) -> String {
 
 /// A path that goes into the configuration as a bare word, or onto HAProxy's command
 /// line (where `-S` splits on commas): refuse anything that could be parsed as more.
-pub(super) fn check_path(what: &str, path: &Path) -> Result<(), String> {
+pub(super) fn check_path(what: &'static str, path: &Path) -> Result<(), ProxyError> {
     let text = path.to_str().unwrap_or("\u{0}");
     let allowed = |c: char| c.is_ascii_alphanumeric() || "/-._+@~".contains(c);
     if !text.chars().all(allowed) {
-        return Err(format!(
-            "{what} {} has characters HAProxy's configuration cannot take; use letters, digits and /-._+@~",
-            path.display()
-        ));
+        return Err(ProxyError::UnsafePath {
+            what,
+            path: path.to_path_buf(),
+        });
     }
     Ok(())
 }

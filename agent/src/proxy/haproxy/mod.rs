@@ -118,10 +118,9 @@ impl Haproxy {
         settings.dir = absolute(&settings.dir)?;
         settings.acme_socket = absolute(&settings.acme_socket)?;
         settings.cert_dir = absolute(&settings.cert_dir)?;
-        config::check_path("HAProxy directory", &settings.dir).map_err(ProxyError::Other)?;
-        config::check_path("ACME socket", &settings.acme_socket).map_err(ProxyError::Other)?;
-        config::check_path("certificate directory", &settings.cert_dir)
-            .map_err(ProxyError::Other)?;
+        config::check_path("HAProxy directory", &settings.dir)?;
+        config::check_path("ACME socket", &settings.acme_socket)?;
+        config::check_path("certificate directory", &settings.cert_dir)?;
         if let Some(api) = &settings.api {
             haloy_api::rules::domain_name(&api.domain)
                 .map_err(|v| ProxyError::Other(format!("api_domain: {v}")))?;
@@ -273,7 +272,7 @@ impl Proxy for Haproxy {
     }
 
     async fn add_server(&self, app: &str, server: &Backend) -> Result<(), ProxyError> {
-        validate_server(server).map_err(ProxyError::Other)?;
+        validate_server(server)?;
         let mut state = self.lock().await;
         let mut next = state.routing.clone();
         let servers = &mut next.app_mut(app)?.servers;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use haloy_api::rules;
 use haloy_api::spec::DomainSpec;
 
-use crate::proxy::{AppRoute, Backend, ProxyError};
+use crate::proxy::{AppRoute, Backend, ProxyError, ServerProblem};
 
 /// Every app HAProxy routes, by app name, and the certificates it serves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -213,7 +213,7 @@ pub(super) fn validate_route(route: &AppRoute) -> Result<(), ProxyError> {
     rules::health_check_path(&route.health_check_path).map_err(|v| invalid(app, &v.to_string()))?;
     let mut names = BTreeSet::new();
     for server in &route.servers {
-        validate_server(server).map_err(|p| invalid(app, &p))?;
+        validate_server(server).map_err(|p| invalid(app, &p.to_string()))?;
         if !names.insert(&server.name) {
             return Err(invalid(
                 app,
@@ -225,7 +225,7 @@ pub(super) fn validate_route(route: &AppRoute) -> Result<(), ProxyError> {
 }
 
 /// Server names as HAProxy allows them (Docker's container names fit).
-pub(super) fn validate_server_name(name: &str) -> Result<(), String> {
+pub(super) fn validate_server_name(name: &str) -> Result<(), ServerProblem> {
     let starts_well = name
         .chars()
         .next()
@@ -234,20 +234,18 @@ pub(super) fn validate_server_name(name: &str) -> Result<(), String> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !starts_well || !chars_ok || name.len() > 128 {
-        return Err(format!(
-            "server name {name:?} is invalid; use up to 128 letters, digits, '-', '_' or '.', starting with a letter or digit"
-        ));
+        return Err(ServerProblem::Name(name.to_string()));
     }
     Ok(())
 }
 
-pub(super) fn validate_server(server: &Backend) -> Result<(), String> {
+pub(super) fn validate_server(server: &Backend) -> Result<(), ServerProblem> {
     validate_server_name(&server.name)?;
     if server.addr.port() == 0 || server.addr.ip().is_unspecified() {
-        return Err(format!(
-            "server {} has address {}; give the IP and port the container is reachable on",
-            server.name, server.addr
-        ));
+        return Err(ServerProblem::Address {
+            name: server.name.clone(),
+            addr: server.addr,
+        });
     }
     Ok(())
 }

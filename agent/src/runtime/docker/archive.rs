@@ -56,6 +56,31 @@ enum State {
     Trailer,
 }
 
+/// Why an uploaded archive is not one this server loads.
+#[derive(Debug, thiserror::Error)]
+pub enum TarError {
+    #[error("a tar header record of {0} bytes is over {MAX_META}")]
+    RecordTooLarge(u64),
+    #[error("{0} in the archive is not a regular file; upload an archive written by docker save")]
+    NotRegular(String),
+    #[error("{MANIFEST} is {0} bytes, over {MAX_MANIFEST}")]
+    ManifestTooLarge(u64),
+    #[error("a pax header in the archive is malformed")]
+    Pax,
+    #[error("a tar entry has a negative size")]
+    NegativeSize,
+    #[error("a tar entry's size overflows")]
+    SizeOverflow,
+    #[error("a tar entry's size {0:?} is not octal")]
+    SizeNotOctal(String),
+    #[error("{MANIFEST} in the archive is not JSON: {0}")]
+    ManifestJson(#[source] serde_json::Error),
+    #[error("{MANIFEST} in the archive is not a list of images")]
+    ManifestNotList,
+    #[error("cannot rewrite {MANIFEST}: {0}")]
+    ManifestWrite(#[source] serde_json::Error),
+}
+
 /// The names Docker's load takes tags from.
 const MANIFEST: &str = "manifest.json";
 const DROPPED: [&str; 2] = ["repositories", "index.json"];
@@ -63,7 +88,7 @@ const DROPPED: [&str; 2] = ["repositories", "index.json"];
 impl TagStripper {
     /// Rewrites the next part of the archive; an error means it is not an archive
     /// this server loads, and the load must be aborted.
-    pub fn push(&mut self, mut input: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn push(&mut self, mut input: &[u8]) -> Result<Vec<u8>, TarError> {
         let mut out = Vec::with_capacity(input.len());
         while !input.is_empty() {
             match &mut self.state {
@@ -108,7 +133,7 @@ impl TagStripper {
         Ok(out)
     }
 
-    fn on_header(&mut self, header: Vec<u8>, out: &mut Vec<u8>) -> Result<(), String> {
+    fn on_header(&mut self, header: Vec<u8>, out: &mut Vec<u8>) -> Result<(), TarError> {
         if header.iter().all(|&b| b == 0) {
             out.append(&mut self.held);
             out.extend_from_slice(&header);
@@ -119,9 +144,7 @@ impl TagStripper {
         let header_size = parse_size(&header[124..136])?;
         if matches!(kind, b'x' | b'L' | b'K') {
             if header_size > MAX_META {
-                return Err(format!(
-                    "a tar header record of {header_size} bytes is over {MAX_META}"
-                ));
+                return Err(TarError::RecordTooLarge(header_size));
             }
             self.held.extend_from_slice(&header);
             self.state = collecting(header_size, |len, padded| State::Meta {
@@ -139,14 +162,12 @@ impl TagStripper {
         // Regular files; a link or directory by these names would let Docker read
         // other, unrewritten data.
         if named && !matches!(kind, b'0' | 0 | b'7') {
-            return Err(format!(
-                "{path} in the archive is not a regular file; upload an archive written by docker save"
-            ));
+            return Err(TarError::NotRegular(path));
         }
         let padded = padded(size);
         if path == MANIFEST {
             if size > MAX_MANIFEST {
-                return Err(format!("{MANIFEST} is {size} bytes, over {MAX_MANIFEST}"));
+                return Err(TarError::ManifestTooLarge(size));
             }
             // Its pax or long-name records go too: the new header names it plainly.
             self.held.clear();
@@ -170,7 +191,7 @@ impl TagStripper {
     }
 
     /// The data of a collected entry is in: use it.
-    fn entry_done(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+    fn entry_done(&mut self, out: &mut Vec<u8>) -> Result<(), TarError> {
         match std::mem::take(&mut self.state) {
             State::Meta {
                 kind, len, data, ..
@@ -200,8 +221,8 @@ impl TagStripper {
     }
 
     /// Pax records: `<length> <key>=<value>\n`; `path` and `size` matter here.
-    fn read_pax(&mut self, mut records: &[u8]) -> Result<(), String> {
-        let bad = || "a pax header in the archive is malformed".to_string();
+    fn read_pax(&mut self, mut records: &[u8]) -> Result<(), TarError> {
+        let bad = || TarError::Pax;
         while !records.is_empty() {
             let space = records.iter().position(|&b| b == b' ').ok_or_else(bad)?;
             let length: usize = std::str::from_utf8(&records[..space])
@@ -240,17 +261,17 @@ fn padded(size: u64) -> u64 {
 }
 
 /// Numbers are octal text, or base-256 when the first byte's high bit is set.
-fn parse_size(field: &[u8]) -> Result<u64, String> {
+fn parse_size(field: &[u8]) -> Result<u64, TarError> {
     if field[0] & 0x80 != 0 {
         if field[0] & 0x40 != 0 {
-            return Err("a tar entry has a negative size".into());
+            return Err(TarError::NegativeSize);
         }
         let mut value = u64::from(field[0] & 0x3f);
         for &b in &field[1..] {
             value = value
                 .checked_mul(256)
                 .and_then(|v| v.checked_add(u64::from(b)))
-                .ok_or("a tar entry's size overflows")?;
+                .ok_or(TarError::SizeOverflow)?;
         }
         return Ok(value);
     }
@@ -259,7 +280,7 @@ fn parse_size(field: &[u8]) -> Result<u64, String> {
     if text.is_empty() {
         return Ok(0);
     }
-    u64::from_str_radix(text, 8).map_err(|_| format!("a tar entry's size {text:?} is not octal"))
+    u64::from_str_radix(text, 8).map_err(|_| TarError::SizeNotOctal(text.to_string()))
 }
 
 fn c_string(bytes: &[u8]) -> String {
@@ -296,18 +317,16 @@ fn clean(path: &str) -> String {
 }
 
 /// `manifest.json` without the `RepoTags` of its images.
-fn strip_repo_tags(manifest: &[u8]) -> Result<Vec<u8>, String> {
-    let mut value: serde_json::Value = serde_json::from_slice(manifest)
-        .map_err(|e| format!("{MANIFEST} in the archive is not JSON: {e}"))?;
-    let images = value
-        .as_array_mut()
-        .ok_or_else(|| format!("{MANIFEST} in the archive is not a list of images"))?;
+fn strip_repo_tags(manifest: &[u8]) -> Result<Vec<u8>, TarError> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(manifest).map_err(TarError::ManifestJson)?;
+    let images = value.as_array_mut().ok_or(TarError::ManifestNotList)?;
     for image in images {
         if let Some(image) = image.as_object_mut() {
             image.remove("RepoTags");
         }
     }
-    serde_json::to_vec(&value).map_err(|e| format!("cannot rewrite {MANIFEST}: {e}"))
+    serde_json::to_vec(&value).map_err(TarError::ManifestWrite)
 }
 
 /// A plain ustar header (the tests build archives with it too); `size` is below

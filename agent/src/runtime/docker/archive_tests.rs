@@ -37,7 +37,7 @@ fn strip(input: &[u8], step: usize) -> Result<Vec<u8>, String> {
     let mut stripper = TagStripper::default();
     let mut out = Vec::new();
     for piece in input.chunks(step) {
-        out.extend(stripper.push(piece)?);
+        out.extend(stripper.push(piece).map_err(|e| e.to_string())?);
     }
     Ok(out)
 }

@@ -179,9 +179,7 @@ pub(super) async fn load(
             stripper
                 .push(&chunk)
                 .map(bytes::Bytes::from)
-                .map_err(|problem| {
-                    std::io::Error::other(format!("the uploaded archive is refused: {problem}"))
-                })
+                .map_err(|problem| std::io::Error::other(RefusedArchive(problem)))
         })
         .boxed();
     let options = ImportImageOptionsBuilder::new().quiet(true).build();
@@ -218,6 +216,11 @@ pub(super) async fn load(
 
 /// `Loaded image: app:1` or, for an archive of an untagged image,
 /// `Loaded image ID: sha256:…`.
+/// An archive the tag stripper refused, as the error that aborts Docker's load.
+#[derive(Debug, thiserror::Error)]
+#[error("the uploaded archive is refused: {0}")]
+struct RefusedArchive(#[source] super::archive::TarError);
+
 fn loaded_reference(message: &str) -> Option<String> {
     let message = message.trim();
     let reference = message

@@ -245,7 +245,8 @@ fn resolve_source(
                 let secret_path = format!("{path}.from.secret");
                 let parsed = match SecretRef::parse(reference) {
                     Ok(parsed) => parsed,
-                    Err(message) => {
+                    Err(e) => {
+                        let message = e.to_string();
                         let (problem, fix) = message.split_once("; ").unwrap_or((&message, ""));
                         issues.add(secret_path, problem, fix);
                         return None;
