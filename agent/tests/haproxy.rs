@@ -290,6 +290,60 @@ async fn changes_while_haproxy_is_down_reach_the_restarted_haproxy() {
     }
 }
 
+/// Invariant: a removal the running HAProxy did not take (here it answered nothing:
+/// its processes were stopped) is not forgotten; once HAProxy answers again the
+/// supervisor's round removes the server, so no route to a gone replica stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_haproxy_missed_reaches_it_when_it_answers_again() {
+    let h = Harness::new();
+    let (a, b) = (
+        HttpBackend::start("v1-a").await,
+        HttpBackend::start("v1-b").await,
+    );
+    h.proxy
+        .sync(&[route(
+            "web",
+            "example.com",
+            &[],
+            vec![a.backend(), b.backend()],
+        )])
+        .await
+        .unwrap();
+    let processes = h.proxy.processes().await.unwrap();
+    let pids: Vec<String> = std::iter::once(processes.master)
+        .chain(processes.workers)
+        .map(|p| p.to_string())
+        .collect();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .args(&pids)
+            .status();
+        assert!(status.unwrap().success(), "kill -{name} {pids:?}");
+    };
+    signal("STOP");
+    let missed = h.proxy.remove_server("web", "v1-a").await;
+    signal("CONT");
+    assert!(missed.is_err(), "a stopped HAProxy cannot take a change");
+
+    assert!(
+        !h.proxy.ensure_running().await.unwrap(),
+        "HAProxy kept running"
+    );
+    let names: Vec<_> = h
+        .proxy
+        .servers("web")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["v1-b"]);
+    for _ in 0..4 {
+        assert_eq!(h.get("example.com", "/").await.body, "v1-b");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_reloads_only_when_backends_change() {
     let h = Harness::new();

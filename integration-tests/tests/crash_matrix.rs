@@ -548,15 +548,29 @@ fn check(server: &Server, case: &Case, kill: Kill, config: &Path, log: &str) -> 
         .map(|c| (c.clone(), "UP".to_string()))
         .collect();
     // "UP 1/2" is up too: one check failed, as one may while a replica restarts.
-    let servers: Vec<(String, String)> = servers
-        .into_iter()
-        .map(|(name, state)| {
-            (
-                name,
-                state.split(' ').next().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let up = |servers: Vec<(String, String)>| -> Vec<(String, String)> {
+        servers
+            .into_iter()
+            .map(|(name, state)| {
+                (
+                    name,
+                    state.split(' ').next().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    // A change HAProxy missed while it restarted reaches it within a few of haloyd's
+    // supervisor rounds (2 s each, a command times out after 5 s).
+    let mut servers = up(servers);
+    if servers != routed {
+        servers = Wait::new(
+            Duration::from_secs(20),
+            "HAProxy to route the live replicas",
+        )
+        .every(Duration::from_millis(250))
+        .poll(|| Some(up(server.haproxy_servers(app))).filter(|s| *s == routed))
+        .unwrap_or_else(|| up(server.haproxy_servers(app)));
+    }
     assert_eq!(
         servers, routed,
         "HAProxy must route exactly the live replicas; {context}"

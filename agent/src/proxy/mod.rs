@@ -109,7 +109,9 @@ pub trait Proxy: Send + Sync + 'static {
     async fn add_server(&self, app: &str, server: &Backend) -> Result<(), ProxyError>;
     /// Stops sending new requests to a server; sessions in progress finish.
     async fn drain_server(&self, app: &str, name: &str) -> Result<(), ProxyError>;
-    /// Removes a server (it may be drained or not), without a reload.
+    /// Removes a server (it may be drained or not), without a reload. An error means
+    /// the running HAProxy has not taken the removal yet; it is not forgotten (the
+    /// HAProxy driver retries it until HAProxy answers, see `Haproxy::ensure_running`).
     async fn remove_server(&self, app: &str, name: &str) -> Result<(), ProxyError>;
     /// Sets a server's weight (its share of requests), without a reload; a
     /// reload keeps it.

@@ -18,10 +18,16 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 impl Haproxy {
     /// Starts HAProxy from the files on disk unless its master socket answers;
     /// returns whether it started it. Without files (a fresh server) it writes them
-    /// from the routing the driver has.
+    /// from the routing the driver has. A running HAProxy that missed a runtime
+    /// change gets it now.
     pub async fn ensure_running(&self) -> Result<bool, ProxyError> {
-        let state = self.state.lock().await;
+        let mut state = self.state.lock().await;
         if self.is_running().await {
+            if state.behind {
+                self.catch_up(&state.routing).await?;
+                state.behind = false;
+                tracing::info!("HAProxy took the changes it had missed");
+            }
             return Ok(false);
         }
         self.ensure_default_cert()?;
@@ -29,6 +35,8 @@ impl Haproxy {
             files::write_files(&self.paths, &self.render(&state.routing)).await?;
         }
         self.start(&state.routing).await?;
+        // Started from the files, which hold every change.
+        state.behind = false;
         Ok(true)
     }
 

@@ -106,6 +106,11 @@ struct State {
     /// Until the first `sync` the driver does not know what should run, and a change
     /// would rewrite the files without the other apps.
     synced: bool,
+    /// A runtime change did not reach the running HAProxy (it stopped answering
+    /// part-way, or refused a removal while a connection held the server). `routing`
+    /// and the files hold the change all the same; [`Haproxy::ensure_running`] brings
+    /// HAProxy in line on the supervisor's next round.
+    behind: bool,
 }
 
 impl Haproxy {
@@ -140,6 +145,7 @@ impl Haproxy {
             state: Mutex::new(State {
                 routing: Routing::default(),
                 synced: false,
+                behind: false,
             }),
         })
     }
@@ -200,25 +206,51 @@ impl Haproxy {
             self.reload_with(&wanted, Some(&current)).await?;
             self.drain_again(&next).await?;
         } else {
-            if current.hosts_map != wanted.hosts_map {
-                runtime::reconcile_map(&self.cli, &self.paths.hosts_map, &next.hosts_map()).await?;
-            }
-            if current.aliases_map != wanted.aliases_map {
-                runtime::reconcile_map(&self.cli, &self.paths.aliases_map, &next.aliases_map())
-                    .await?;
-            }
-            if current.https_map != wanted.https_map {
-                runtime::reconcile_map(&self.cli, &self.paths.https_map, &next.https_map()).await?;
-            }
-            for (app, spec) in &next.apps {
-                if state.routing.apps.get(app).map(|a| &a.servers) != Some(&spec.servers) {
-                    runtime::reconcile_servers(&self.cli, &backend_name(app), &spec.servers)
-                        .await?;
-                }
-            }
+            let changed = self.change_at_runtime(&state.routing, &next).await;
             files::write_files(&self.paths, &wanted).await?;
+            if let Err(e) = changed {
+                // What must run is in the files; a removal in particular must not be
+                // forgotten, or HAProxy keeps a server whose container is gone.
+                tracing::warn!(error = %e, "HAProxy did not take a change at runtime; it is retried until it does");
+                state.routing = next;
+                state.behind = true;
+                return Err(e);
+            }
         }
         state.routing = next;
+        Ok(())
+    }
+
+    /// Map entries and servers that differ between `current` and `next`, through the
+    /// runtime API.
+    async fn change_at_runtime(&self, current: &Routing, next: &Routing) -> Result<(), ProxyError> {
+        let (before, after) = (self.render(current), self.render(next));
+        if before.hosts_map != after.hosts_map {
+            runtime::reconcile_map(&self.cli, &self.paths.hosts_map, &next.hosts_map()).await?;
+        }
+        if before.aliases_map != after.aliases_map {
+            runtime::reconcile_map(&self.cli, &self.paths.aliases_map, &next.aliases_map()).await?;
+        }
+        if before.https_map != after.https_map {
+            runtime::reconcile_map(&self.cli, &self.paths.https_map, &next.https_map()).await?;
+        }
+        for (app, spec) in &next.apps {
+            if current.apps.get(app).map(|a| &a.servers) != Some(&spec.servers) {
+                runtime::reconcile_servers(&self.cli, &backend_name(app), &spec.servers).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every map entry and server of `routing`, whether or not the driver thinks
+    /// HAProxy has it.
+    async fn catch_up(&self, routing: &Routing) -> Result<(), ProxyError> {
+        runtime::reconcile_map(&self.cli, &self.paths.hosts_map, &routing.hosts_map()).await?;
+        runtime::reconcile_map(&self.cli, &self.paths.aliases_map, &routing.aliases_map()).await?;
+        runtime::reconcile_map(&self.cli, &self.paths.https_map, &routing.https_map()).await?;
+        for (app, spec) in &routing.apps {
+            runtime::reconcile_servers(&self.cli, &backend_name(app), &spec.servers).await?;
+        }
         Ok(())
     }
 
@@ -261,6 +293,7 @@ impl Proxy for Haproxy {
         }
         state.routing = next;
         state.synced = true;
+        state.behind = false;
         Ok(())
     }
 
