@@ -49,9 +49,14 @@ pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<
                     .and_then(|l| l.get(VERSION_LABEL))
                     .cloned()
                     .unwrap_or_default();
+                // HAProxy's own version is on the API line: its image names it.
+                let version = match role {
+                    Role::Haloyd => format!(" (version {version})"),
+                    _ => String::new(),
+                };
                 writeln!(
                     out,
-                    "{what}: container {} {status}{uptime}, restarts {}, image {} (version {version})",
+                    "{what}: container {} {status}{uptime}, restarts {}, image {}{version}",
                     container_name(&summary),
                     inspected.restart_count.unwrap_or_default(),
                     summary.image.unwrap_or_default(),
