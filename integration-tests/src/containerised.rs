@@ -128,3 +128,26 @@ pub fn container_logs(server: &Server, role: &str) -> String {
     }
     text
 }
+
+impl Server {
+    /// A server as `haloyadm init` sets one up for users: haloyd and HAProxy as
+    /// Docker containers (HAProxy's image from `scripts/haproxy-image`, haloyd's
+    /// built by haloyadm from the built binary), on a Docker Engine of its own so
+    /// that the containers' host network is the engine's namespace and a reboot of
+    /// the engine is possible. Its HTTP and API ports are relayed to this machine's
+    /// loopback.
+    pub fn start_containerised() -> Self {
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        crate::cleanup::remove_debris();
+        let engine = Engine::start();
+        let image = load_haproxy_image(&engine);
+        let server = Self::start_with(Some(serial), Some(engine), true);
+        assert!(
+            setting(&server, "haproxy_image").as_deref() == Some(image.as_str()),
+            "haloyd.yaml names the built HAProxy image {image}"
+        );
+        server
+    }
+}
