@@ -48,6 +48,15 @@ pub struct Args {
     /// Rewrite the settings of an existing install (the API token is kept).
     #[arg(long)]
     pub force: bool,
+    /// HAProxy's image (default: the official haproxy:2.8). Without a registry,
+    /// build one with scripts/haproxy-image and name it here.
+    #[arg(long, value_name = "IMAGE")]
+    pub haproxy_image: Option<String>,
+    /// Run haloyd and HAProxy as host processes instead of Docker containers: for
+    /// test suites that run many haloyd instances; needs HAProxy installed on the host
+    /// and nothing restarts haloyd.
+    #[arg(long, hide = true)]
+    pub host_processes: bool,
 }
 
 pub fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -81,11 +90,29 @@ pub fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
         acme_ca_cert,
         api_tls_port: args.api_tls_port,
         force: args.force,
+        run_as: if args.host_processes {
+            haloyd::config::RunAs::Processes
+        } else {
+            haloyd::config::RunAs::Docker
+        },
+        haproxy_image: args.haproxy_image.clone(),
     })?;
     writeln!(out, "haloyd initialized")?;
     writeln!(out, "  settings:  {}", layout.config_file().display())?;
     writeln!(out, "  data:      {}", layout.data_dir.display())?;
     writeln!(out, "  api token: {}", token.expose())?;
+    if config.run_as == haloyd::config::RunAs::Docker {
+        writeln!(out, "  haproxy:   {}", config.haproxy_image)?;
+        writeln!(
+            out,
+            "start haloyd and HAProxy (Docker containers) with: haloyadm start{}",
+            if args.install.local_install {
+                " --local-install"
+            } else {
+                ""
+            }
+        )?;
+    }
     if config.api_tls_port.is_some() {
         let fingerprint = setup::api_identity(&layout)?.fingerprint()?;
         writeln!(out, "  api certificate sha256 fingerprint: {fingerprint}")?;

@@ -1,8 +1,13 @@
 //! `haloyadm`: sets up and administers haloyd and HAProxy on a server.
 
 pub mod api;
+pub mod containerised;
+pub mod containers;
+pub mod image;
 pub mod init;
 pub mod service;
+pub mod status;
+pub mod upgrade;
 
 use clap::{Parser, Subcommand};
 
@@ -18,12 +23,17 @@ pub struct AdminCli {
 pub enum AdminCommand {
     /// Create haloyd's settings, data directories and API token (first-time setup).
     Init(init::Args),
-    /// Start haloyd and HAProxy (returns once both answer).
+    /// Start haloyd and HAProxy as Docker containers (returns once both answer).
     Start(service::StartArgs),
-    /// Stop haloyd and HAProxy; app containers keep running.
+    /// Stop haloyd and HAProxy and remove their containers; app containers keep running.
     Stop(service::StopArgs),
-    /// Stop, then start again.
-    Restart(service::StartArgs),
+    /// Restart haloyd (a new container); HAProxy keeps serving unless --haproxy.
+    Restart(service::RestartArgs),
+    /// Run haloyd from the newly installed binary, and HAProxy from another image
+    /// with --haproxy-image, without a gap in serving.
+    Upgrade(upgrade::Args),
+    /// Show haloyd's and HAProxy's containers and where the API answers.
+    Status(status::Args),
     /// Manage the haloyd API.
     #[command(subcommand)]
     Api(api::ApiCommand),

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use haloy_admin::{AdminCli, AdminCommand, api, init, service};
+use haloy_admin::{AdminCli, AdminCommand, api, init, service, status, upgrade};
 use haloy_cli::context::Env;
 
 fn main() -> ExitCode {
@@ -19,6 +19,8 @@ fn run(cli: &AdminCli) -> anyhow::Result<()> {
         AdminCommand::Start(args) => haloy_cli::block_on(service::start(args, &env, &mut out)),
         AdminCommand::Stop(args) => haloy_cli::block_on(service::stop(args, &env, &mut out)),
         AdminCommand::Restart(args) => haloy_cli::block_on(service::restart(args, &env, &mut out)),
+        AdminCommand::Upgrade(args) => haloy_cli::block_on(upgrade::run(args, &env, &mut out)),
+        AdminCommand::Status(args) => haloy_cli::block_on(status::run(args, &env, &mut out)),
         AdminCommand::Api(command) => api::run(command, &env, &mut out),
     }
 }

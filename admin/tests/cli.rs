@@ -33,6 +33,11 @@ fn haloyadm_init_local_install_creates_the_layout_and_token() {
         settings.contains("api_port: 19999") && settings.contains("http_port: 8080"),
         "{settings}"
     );
+    // What users get: containers, HAProxy from the official image.
+    assert!(
+        settings.contains("run_as: docker") && settings.contains("haproxy_image: haproxy:2.8"),
+        "{settings}"
+    );
     let token = s
         .ok("haloyadm", &["api", "token", "--local-install"])
         .trim()
@@ -58,6 +63,33 @@ fn haloyadm_init_local_install_creates_the_layout_and_token() {
         .trim()
         .to_string();
     assert_eq!(again, token, "--force keeps the token");
+    s.ok(
+        "haloyadm",
+        &[
+            "init",
+            "--local-install",
+            "--force",
+            "--haproxy-image",
+            "local/haproxy:2.6",
+        ],
+    );
+    s.ok("haloyadm", &["init", "--local-install", "--force"]);
+    let settings = std::fs::read_to_string(config.join("haloyd.yaml")).unwrap();
+    assert!(
+        settings.contains("haproxy_image: local/haproxy:2.6"),
+        "--force keeps the HAProxy image:\n{settings}"
+    );
+    let err = s.fails(
+        "haloyadm",
+        &[
+            "init",
+            "--local-install",
+            "--force",
+            "--haproxy-image",
+            "a b",
+        ],
+    );
+    assert!(err.contains("haproxy_image"), "{err}");
 
     let err = s.fails(
         "haloyadm",

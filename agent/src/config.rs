@@ -152,6 +152,33 @@ pub struct HaloydConfig {
         skip_serializing_if = "is_default_upload_deadline"
     )]
     pub upload_deadline_secs: u64,
+    /// How haloyd and HAProxy run: `docker` (containers that `haloyadm start`
+    /// creates and Docker restarts; what `haloyadm init` writes) or `processes`
+    /// (host processes, for test suites that run many haloyd instances; the meaning
+    /// of a haloyd.yaml written before containers existed).
+    #[serde(default)]
+    pub run_as: RunAs,
+    /// HAProxy's image when `run_as` is `docker` (`haloyadm init --haproxy-image`).
+    #[serde(default = "default_haproxy_image")]
+    pub haproxy_image: String,
+}
+
+/// How haloyd and HAProxy run on the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunAs {
+    /// Docker containers with a restart policy.
+    Docker,
+    /// Host processes that `haloyadm start` spawns; haloyd restarts HAProxy.
+    #[default]
+    Processes,
+}
+
+/// The official HAProxy image, 2.6 or later (an LTS branch).
+pub const DEFAULT_HAPROXY_IMAGE: &str = "haproxy:2.8";
+
+fn default_haproxy_image() -> String {
+    DEFAULT_HAPROXY_IMAGE.to_string()
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -366,6 +393,12 @@ impl HaloydConfig {
                 key: "upload_deadline_secs",
                 fix: "use at least 1 (1800 is 30 minutes)",
             });
+        }
+        let image = &self.haproxy_image;
+        if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "haproxy_image {image:?} is not an image reference; name one such as {DEFAULT_HAPROXY_IMAGE}, or one that scripts/haproxy-image built"
+            ));
         }
         Ok(())
     }

@@ -102,7 +102,13 @@ fn raise_file_limit() {
 /// The open-file limit haloyd asks for.
 const WANTED_FILES: libc::rlim_t = 65_536;
 
-pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonError> {
+/// `host_root` is where haloyd sees the host's root file system when it runs in a
+/// container (bind-mount sources in app specs are host paths); `None` on the host.
+pub async fn run(
+    config: HaloydConfig,
+    config_dir: &Path,
+    host_root: Option<&Path>,
+) -> Result<(), DaemonError> {
     raise_file_limit();
     let layout = Layout {
         config_dir: config_dir.to_path_buf(),
@@ -169,10 +175,11 @@ pub async fn run(config: HaloydConfig, config_dir: &Path) -> Result<(), DaemonEr
         Engine::new(seams, store, settings)
             .with_certificates(certificates.clone(), config.acme_email.clone())
             .with_api_domain(config.api_domain.clone())
-            .with_protection(Protection::new(
+            .with_protection(Protection::with_host_root(
                 &config.protection,
                 &layout.config_dir,
                 &layout.data_dir,
+                host_root.unwrap_or(Path::new("/")),
             ))
             .with_upload_limits(config.upload_limits()),
     );
@@ -345,6 +352,7 @@ pub fn haproxy_settings(layout: &Layout, config: &HaloydConfig) -> HaproxySettin
             port: config.api_port,
         }),
         program: "haproxy".into(),
+        in_container: config.run_as == crate::config::RunAs::Docker,
     }
 }
 

@@ -24,10 +24,18 @@ struct Args {
     /// Log at debug level (RUST_LOG, when set, wins)
     #[arg(long)]
     debug: bool,
+    /// Where the host's root file system is mounted (read-only) when haloyd runs in
+    /// a container; bind-mount sources are resolved there
+    #[arg(long, value_name = "DIR")]
+    host_root: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
-    let Args { config_path, debug } = match Args::try_parse() {
+    let Args {
+        config_path,
+        debug,
+        host_root,
+    } = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {
             // Help and version go to stdout and succeed; usage errors exit 64 (EX_USAGE),
@@ -64,7 +72,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(haloyd::daemon::run(config, &config_dir)) {
+    match runtime.block_on(haloyd::daemon::run(
+        config,
+        &config_dir,
+        host_root.as_deref(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -98,6 +98,10 @@ impl std::fmt::Display for Refusal {
 /// haloyd.yaml's lists.
 #[derive(Debug, Clone)]
 pub struct Protection {
+    /// Where the host's file system is seen from haloyd: `/` for a host process, a
+    /// read-only view of the host's root when haloyd runs in a container. Bind-mount
+    /// sources are host paths, so their links are followed there.
+    host_root: PathBuf,
     guards: Vec<Guard>,
     allowed: Vec<PathBuf>,
     networks: Vec<SpecialNetwork>,
@@ -110,6 +114,18 @@ impl Protection {
     /// The policy for a haloyd whose config and data live in `config_dir` and
     /// `data_dir`.
     pub fn new(config: &ProtectionConfig, config_dir: &Path, data_dir: &Path) -> Self {
+        Self::with_host_root(config, config_dir, data_dir, Path::new("/"))
+    }
+
+    /// Like [`Protection::new`] for a haloyd that sees the host's root at `host_root`
+    /// (a container): links in bind-mount sources are followed in the host's file
+    /// system, not haloyd's own.
+    pub fn with_host_root(
+        config: &ProtectionConfig,
+        config_dir: &Path,
+        data_dir: &Path,
+        host_root: &Path,
+    ) -> Self {
         let mut guards = Vec::new();
         for socket in DOCKER_SOCKETS {
             guards.push(Guard {
@@ -156,6 +172,7 @@ impl Protection {
             });
         }
         Self {
+            host_root: host_root.to_path_buf(),
             guards,
             // An allowance covers the path as written and where it leads.
             allowed: config
@@ -163,7 +180,7 @@ impl Protection {
                 .iter()
                 .filter_map(|p| normalize(p))
                 .flat_map(|p| {
-                    let resolved = resolve(&p);
+                    let resolved = resolve(host_root, &p);
                     [p, resolved]
                 })
                 .collect(),
@@ -203,7 +220,7 @@ impl Protection {
             ));
         };
         // A link may lead somewhere guarded: judge where it leads too.
-        let resolved = resolve(&path);
+        let resolved = resolve(&self.host_root, &path);
         let seen: Vec<&Path> = if resolved == path {
             vec![&path]
         } else {
@@ -293,8 +310,12 @@ fn normalize(path: &Path) -> Option<PathBuf> {
 }
 
 /// Where `path` leads once the links in its longest existing part are followed
-/// (Docker creates what is missing, as directories).
-fn resolve(path: &Path) -> PathBuf {
+/// (Docker creates what is missing, as directories), in the file system whose root
+/// haloyd sees at `root`.
+fn resolve(root: &Path, path: &Path) -> PathBuf {
+    if root != Path::new("/") {
+        return resolve_below(root, path);
+    }
     let mut existing = path.to_path_buf();
     let mut missing = Vec::new();
     loop {
@@ -312,6 +333,51 @@ fn resolve(path: &Path) -> PathBuf {
             _ => return path.to_path_buf(),
         }
     }
+}
+
+/// How many links one resolution follows before it gives up, as the kernel does
+/// (ELOOP after 40).
+const MAX_LINKS: usize = 40;
+
+/// [`resolve`] in a file system mounted at `root`: each component is looked up below
+/// `root`, and a link's absolute target starts again at `root`, as it would on the
+/// host. Past [`MAX_LINKS`], or at anything unreadable, the rest is kept as written.
+fn resolve_below(root: &Path, path: &Path) -> PathBuf {
+    let mut pending: Vec<std::ffi::OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_os_string()),
+            _ => None,
+        })
+        .rev()
+        .collect();
+    let mut resolved = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&part);
+        let on_host = root.join(candidate.strip_prefix("/").unwrap_or(&candidate));
+        match std::fs::read_link(&on_host) {
+            Ok(target) if links < MAX_LINKS => {
+                links += 1;
+                if target.is_absolute() {
+                    resolved = PathBuf::from("/");
+                }
+                for component in target.components().rev() {
+                    match component {
+                        Component::Normal(p) => pending.push(p.to_os_string()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => resolved = candidate,
+        }
+    }
+    resolved
 }
 
 #[cfg(test)]

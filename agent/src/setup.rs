@@ -54,6 +54,11 @@ pub struct InitOptions {
     pub acme_ca_cert: Option<PathBuf>,
     pub api_tls_port: Option<u16>,
     pub force: bool,
+    /// Containers (what users get) or host processes (test suites).
+    pub run_as: crate::config::RunAs,
+    /// `None`: an existing install's, else the official image
+    /// ([`crate::config::DEFAULT_HAPROXY_IMAGE`]).
+    pub haproxy_image: Option<String>,
 }
 
 /// Creates the directories, `haloyd.yaml` and (unless one exists) the API token.
@@ -70,6 +75,11 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         .as_ref()
         .map(|e| (e.protection.clone(), e.api_limits.clone()))
         .unwrap_or_default();
+    let haproxy_image = options
+        .haproxy_image
+        .clone()
+        .or_else(|| existing.as_ref().map(|e| e.haproxy_image.clone()))
+        .unwrap_or_else(|| crate::config::DEFAULT_HAPROXY_IMAGE.to_string());
     let instance = match existing {
         Some(existing) => existing.instance,
         None => new_token()
@@ -102,6 +112,8 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         api_limits,
         max_upload_bytes: crate::engine::UploadLimits::default().max_bytes,
         upload_deadline_secs: crate::engine::UploadLimits::default().deadline.as_secs(),
+        run_as: options.run_as,
+        haproxy_image,
     };
     config.validate()?;
 
@@ -144,6 +156,16 @@ pub fn set_api_domain(
     config.api_domain = Some(domain.to_string());
     config.acme_email = Some(email.to_string());
     config.validate()?;
+    write_config(layout, &config)?;
+    Ok(config)
+}
+
+/// `haloyadm upgrade --haproxy-image`: HAProxy's image from now on.
+pub fn set_haproxy_image(layout: &Layout, image: &str) -> Result<HaloydConfig, SetupError> {
+    let path = layout.config_file();
+    let mut config = HaloydConfig::load(&path).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    config.haproxy_image = image.to_string();
+    config.validate().map_err(SetupError::Invalid)?;
     write_config(layout, &config)?;
     Ok(config)
 }

@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 
 mod cleanup;
+pub mod containerised;
 pub mod engine;
 mod haproxy;
 mod http;

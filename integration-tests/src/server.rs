@@ -44,6 +44,8 @@ pub struct Server {
     engine: Option<Engine>,
     /// Held by the first server of a test (see [`Server::start_many`]).
     _serial: Option<MutexGuard<'static, ()>>,
+    /// haloyd and HAProxy run as containers (see [`Server::start_containerised`]).
+    containerised: bool,
 }
 
 impl Server {
@@ -52,7 +54,7 @@ impl Server {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Self::start_with(Some(serial), None)
+        Self::start_with(Some(serial), None, false)
     }
 
     /// Several servers on this machine for one test (separate HOMEs and ports).
@@ -60,9 +62,9 @@ impl Server {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut servers = vec![Self::start_with(Some(serial), None)];
+        let mut servers = vec![Self::start_with(Some(serial), None, false)];
         for _ in 1..n {
-            servers.push(Self::start_with(None, None));
+            servers.push(Self::start_with(None, None, false));
         }
         servers
     }
@@ -85,11 +87,15 @@ impl Server {
         let mut serial = Some(serial);
         engines
             .into_iter()
-            .map(|engine| Self::start_with(serial.take(), Some(engine)))
+            .map(|engine| Self::start_with(serial.take(), Some(engine), false))
             .collect()
     }
 
-    fn start_with(serial: Option<MutexGuard<'static, ()>>, engine: Option<Engine>) -> Self {
+    pub(crate) fn start_with(
+        serial: Option<MutexGuard<'static, ()>>,
+        engine: Option<Engine>,
+        containerised: bool,
+    ) -> Self {
         require("docker", &["info"], "Docker Engine");
         require("haproxy", &["-v"], "HAProxy");
         if serial.is_some() && engine.is_none() {
@@ -112,19 +118,36 @@ impl Server {
             _relays: relays,
             engine,
             _serial: serial,
+            containerised,
         };
-        let output = server.haloyadm(&[
-            "init",
-            "--local-install",
-            "--bind-address",
-            "127.0.0.1",
-            "--http-port",
-            &http_port.to_string(),
-            "--https-port",
-            &https_port.to_string(),
-            "--api-port",
-            &api_port.to_string(),
-        ]);
+        // Host processes unless asked: many servers per test, each with its own
+        // HAProxy on free ports (`tests/containerised.rs` tests what users get).
+        let mode = if containerised {
+            vec![
+                "--haproxy-image".to_string(),
+                crate::containerised::HAPROXY_IMAGE.to_string(),
+            ]
+        } else {
+            vec!["--host-processes".to_string()]
+        };
+        let mode: Vec<&str> = mode.iter().map(String::as_str).collect();
+        let output = server.haloyadm(
+            &[
+                &["init", "--local-install"][..],
+                &mode,
+                &[
+                    "--bind-address",
+                    "127.0.0.1",
+                    "--http-port",
+                    &http_port.to_string(),
+                    "--https-port",
+                    &https_port.to_string(),
+                    "--api-port",
+                    &api_port.to_string(),
+                ],
+            ]
+            .concat(),
+        );
         assert!(
             output.status.success(),
             "haloyadm init:\n{}",
@@ -173,8 +196,11 @@ impl Server {
         self.home.path().join(".local/share/haloy")
     }
 
-    /// haloyd's log, for failure messages.
+    /// haloyd's log, for failure messages (its containers' logs when it runs in one).
     pub fn log(&self) -> String {
+        if self.containerised {
+            return crate::containerised::container_logs(self, "haloyd");
+        }
         std::fs::read_to_string(self.data_dir().join("haloyd.log")).unwrap_or_default()
     }
 
@@ -290,8 +316,12 @@ impl Server {
         http_get(self.http_port, host, path).unwrap_or((0, String::new(), String::new()))
     }
 
-    /// The pid haloyd wrote for itself.
+    /// The pid haloyd wrote for itself, or its container's main process (a pid on
+    /// this machine: the engine shares its pid namespace).
     pub fn haloyd_pid(&self) -> u32 {
+        if self.containerised {
+            return crate::containerised::container_pid(self, "haloyd");
+        }
         let text = std::fs::read_to_string(self.data_dir().join("haloyd.pid")).expect("pid file");
         text.trim().parse().expect("pid")
     }

@@ -187,3 +187,40 @@ fn host_and_none_networks_need_haloyd_yamls_consent() {
     };
     assert_eq!(strict.check(&ordinary), Ok(()));
 }
+
+#[test]
+fn in_a_container_links_are_followed_in_the_hosts_file_system() {
+    // A host root seen at <tmp>/host: /srv/innocent -> /var/run (absolute, as on the
+    // host) and /srv/up -> ../etc (relative).
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("host");
+    for made in ["srv", "var/run", "etc", "opt/app"] {
+        std::fs::create_dir_all(root.join(made)).unwrap();
+    }
+    std::os::unix::fs::symlink("/var/run", root.join("srv/innocent")).unwrap();
+    std::os::unix::fs::symlink("../etc", root.join("srv/up")).unwrap();
+    let protection = Protection::with_host_root(
+        &ProtectionConfig::default(),
+        Path::new("/etc/haloy"),
+        Path::new("/var/lib/haloy"),
+        &root,
+    );
+    let refused = refusal(&protection, "/srv/innocent/docker.sock:/x");
+    assert!(
+        refused.problem.contains("which is /var/run/docker.sock"),
+        "{refused}"
+    );
+    let refused = refusal(&protection, "/srv/up/shadow:/x");
+    assert!(
+        refused.problem.contains("which is /etc/shadow"),
+        "{refused}"
+    );
+    // Read-only /etc through the link is fine, and a plain directory is itself.
+    assert_eq!(
+        protection.check(&with_volumes(&["/srv/up/ssl:/ssl:ro", "/opt/app:/app"])),
+        Ok(())
+    );
+    // A loop of links ends; the path is judged as written.
+    std::os::unix::fs::symlink("/srv/loop", root.join("srv/loop")).unwrap();
+    assert_eq!(protection.check(&with_volumes(&["/srv/loop:/l"])), Ok(()));
+}

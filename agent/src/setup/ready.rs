@@ -12,6 +12,7 @@ use crate::process;
 /// What a serving haloyd reports about itself.
 #[derive(Debug, Clone)]
 pub struct Serving {
+    pub haloyd: String,
     pub haproxy: String,
     pub docker: String,
 }
@@ -82,8 +83,8 @@ pub async fn wait_until_serving(
     }
 }
 
-/// One Version call on 127.0.0.1:`port`.
-async fn ask_version(port: u16, token: &Secret) -> Result<Serving, Unanswered> {
+/// One Version call on 127.0.0.1:`port`: haloyd's, HAProxy's and Docker's versions.
+pub async fn ask_version(port: u16, token: &Secret) -> Result<Serving, Unanswered> {
     let header: tonic::metadata::MetadataValue<_> = format!("Bearer {}", token.expose())
         .parse()
         .map_err(Unanswered::TokenHeader)?;
@@ -107,6 +108,7 @@ async fn ask_version(port: u16, token: &Secret) -> Result<Serving, Unanswered> {
         .map_err(Unanswered::Call)?
         .into_inner();
     Ok(Serving {
+        haloyd: version.haloyd,
         haproxy: version.haproxy,
         docker: version.docker,
     })

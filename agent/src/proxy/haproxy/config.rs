@@ -246,6 +246,7 @@ mod tests {
             cert_dir: "/srv/cert-storage".into(),
             api: None,
             program: "haproxy".into(),
+            in_container: false,
         }
     }
 

@@ -44,6 +44,11 @@ impl Haproxy {
     /// was running.
     pub async fn stop(&self) -> Result<bool, ProxyError> {
         let _state = self.state.lock().await;
+        if self.settings.in_container {
+            return Err(ProxyError::Other(
+                "HAProxy runs in a container; stop it with `haloyadm stop --haproxy`".into(),
+            ));
+        }
         let Some(pid) = process::read_pid(&self.paths.pid_file).filter(|p| process::is_alive(*p))
         else {
             return Ok(false);
@@ -63,12 +68,17 @@ impl Haproxy {
         Ok(true)
     }
 
-    /// Starts HAProxy from the files and waits for its worker.
+    /// Starts HAProxy from the files and waits for its worker. A container is
+    /// started by Docker (its restart policy, or `haloyadm start`): haloyd waits for
+    /// its master socket to answer.
     pub(super) async fn start(&self, routing: &Routing) -> Result<(), ProxyError> {
-        process::start(&self.settings.program, &self.paths).await?;
-        let processes = self
-            .wait_for(|p| !p.workers.is_empty(), "start its worker")
-            .await?;
+        let what = if self.settings.in_container {
+            "answer on its master socket (its container is started by Docker; see `haloyadm status`)"
+        } else {
+            process::start(&self.settings.program, &self.paths).await?;
+            "start its worker"
+        };
+        let processes = self.wait_for(|p| !p.workers.is_empty(), what).await?;
         tracing::info!(master = processes.master, "started HAProxy");
         self.drain_again(routing).await
     }
@@ -124,7 +134,14 @@ impl Haproxy {
             self.ensure_default_cert()?;
             files::write_maps(&self.paths, files).await?;
             let candidate = files::write_candidate(&self.paths, &files.config).await?;
-            if let Err(e) = process::check_config(&self.settings.program, &candidate).await {
+            // In a container the master judges the file on reload; a refused one
+            // shows as a failed reload and the old worker keeps serving.
+            let checked = if self.settings.in_container {
+                Ok(())
+            } else {
+                process::check_config(&self.settings.program, &candidate).await
+            };
+            if let Err(e) = checked {
                 let _ = tokio::fs::remove_file(&candidate).await;
                 return Err(e);
             }

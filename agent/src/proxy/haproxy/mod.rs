@@ -59,8 +59,13 @@ pub struct HaproxySettings {
     pub cert_dir: PathBuf,
     /// The API domain HAProxy passes to haloyd's gRPC port, if one is set.
     pub api: Option<ApiRoute>,
-    /// The HAProxy binary, "haproxy" by default.
+    /// The HAProxy binary, "haproxy" by default (host-process mode).
     pub program: PathBuf,
+    /// HAProxy runs in a container that Docker starts and restarts: haloyd never
+    /// spawns or signals it, knows it is alive by its master socket (pids and pid
+    /// files mean nothing across pid namespaces), and lets the master judge a new
+    /// configuration on reload (no local binary to run `haproxy -c` with).
+    pub in_container: bool,
 }
 
 /// HTTPS for `domain` goes to haloyd's API on 127.0.0.1:`port` as HTTP/2.
@@ -83,6 +88,7 @@ impl HaproxySettings {
             acme_socket,
             api: None,
             program: PathBuf::from("haproxy"),
+            in_container: false,
         }
     }
 
@@ -168,9 +174,41 @@ impl Haproxy {
     }
 
     /// Whether HAProxy's master process is gone (killed, crashed, never started);
-    /// a master that lives but does not answer yet is not gone.
-    fn master_is_gone(&self) -> bool {
+    /// a master that lives but does not answer yet is not gone. In a container its
+    /// pid is another namespace's: there, a master socket that does not answer is a
+    /// master that is gone (Docker starts it again from the files).
+    async fn master_is_gone(&self) -> bool {
+        if self.settings.in_container {
+            return !self.is_running().await;
+        }
         !process::read_pid(&self.paths.pid_file).is_some_and(process::is_alive)
+    }
+
+    /// The command line of HAProxy's container: master-worker in the foreground,
+    /// the master socket and configuration where haloyd finds them (the data
+    /// directory is mounted at the same path in both containers). Written for
+    /// images whose entrypoint is haproxy itself or the official image's script,
+    /// which passes arguments starting with '-' to haproxy.
+    pub fn container_command(&self) -> Vec<String> {
+        vec![
+            "-W".into(),
+            "-db".into(),
+            "-S".into(),
+            format!("{},mode,600", self.paths.master_socket.display()),
+            "-f".into(),
+            self.paths.config.display().to_string(),
+        ]
+    }
+
+    /// Writes the files from no routes unless they exist, with the default
+    /// certificate: what a HAProxy container needs to start before haloyd ran.
+    pub async fn write_initial_files(&self) -> Result<(), ProxyError> {
+        let state = self.state.lock().await;
+        self.ensure_default_cert()?;
+        if files::read_files(&self.paths).await.is_none() {
+            files::write_files(&self.paths, &self.render(&state.routing)).await?;
+        }
+        Ok(())
     }
 
     /// The master, its workers and its reload count.
@@ -198,7 +236,7 @@ impl Haproxy {
         }
         let current = self.render(&state.routing);
         let wanted = self.render(&next);
-        if self.master_is_gone() {
+        if self.master_is_gone().await {
             // Nothing to tell a HAProxy that is down; the supervisor starts it from
             // the files, so they say what must run.
             files::write_files(&self.paths, &wanted).await?;

@@ -84,6 +84,7 @@ fn settings() -> HaproxySettings {
         cert_dir: "/srv/cert-storage".into(),
         api: None,
         program: "haproxy".into(),
+        in_container: false,
     }
 }
 
