@@ -6,7 +6,9 @@ mod rollout;
 use std::path::Path;
 
 use haloy_api::rules::{self, Violation};
-use haloy_api::spec::{AppSpec, DEFAULT_PORT, DeploymentStrategy, DomainSpec, EnvVar, Secret};
+use haloy_api::spec::{
+    AppSpec, DEFAULT_PORT, DEFAULT_REPLICAS, DeploymentStrategy, DomainSpec, EnvVar, Secret,
+};
 
 use super::Needs;
 use super::merge::{At, Merged};
@@ -124,7 +126,7 @@ pub fn plan_target(
 
     let replicas = match &merged.replicas {
         Some(at) => issues.check(at.path("replicas"), rules::replicas(at.value)),
-        None => Some(1),
+        None => Some(DEFAULT_REPLICAS),
     };
     let port = match &merged.port {
         Some(at) => {
