@@ -9,6 +9,8 @@ pub mod plan;
 pub mod raw;
 mod raw_rollout;
 pub mod resolve;
+pub mod schema;
+pub mod starter;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
