@@ -20,15 +20,14 @@ const CARRIED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/haloy.sche
 
 /// Runs check-jsonschema; a missing validator fails the test, never skips it.
 fn check_jsonschema(schema: &Path, files: &[PathBuf]) -> Output {
-    let output = Command::new("check-jsonschema")
+    Command::new("check-jsonschema")
         .arg("--schemafile")
         .arg(schema)
         .args(files)
         .output()
         .unwrap_or_else(|e| {
             panic!("check-jsonschema is required (pip install check-jsonschema): {e}")
-        });
-    output
+        })
 }
 
 fn files_in(dir: &str, extensions: &[&str]) -> Vec<PathBuf> {

@@ -62,7 +62,7 @@ fn a_connection_plan_reads_the_token_and_no_app_secret() {
 
 #[test]
 fn a_token_from_a_secret_is_still_resolved_without_app_secrets() {
-    let mut p = project("local");
+    let p = project("local");
     p.op_item("Private", "haloy", &[("token", "token-from-op")]);
     p.write(
         "haloy.yaml",
