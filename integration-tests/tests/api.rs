@@ -119,7 +119,9 @@ fn a_grpcurl_deploy_that_leaves_out_numbers_gets_the_defaults() {
     );
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
-        status.status.success() && text.contains("haloy-it:v1"),
+        status.status.success()
+            && text.matches("\"health\": \"up\"").count() == 1
+            && text.contains("DEPLOYMENT_STATUS_SUCCEEDED"),
         "{}",
         describe(&status)
     );
