@@ -67,6 +67,9 @@ pub struct AppSpec {
 
 /// The network apps join when their config names none.
 pub const DEFAULT_NETWORK: &str = "haloy-public";
+/// The defaults of a config that leaves these keys out, and of a gRPC `AppSpec`
+/// that leaves these fields zero or empty (grpcurl users write only what they need).
+pub const DEFAULT_REPLICAS: u32 = 1;
 pub const DEFAULT_PORT: u16 = 8080;
 pub const DEFAULT_TAG: &str = "latest";
 pub const DEFAULT_HEALTH_CHECK_PATH: &str = "/";
@@ -83,7 +86,7 @@ impl AppSpec {
             deployment_strategy: DeploymentStrategy::default(),
             domains: Vec::new(),
             acme_email: None,
-            replicas: 1,
+            replicas: DEFAULT_REPLICAS,
             port: DEFAULT_PORT,
             health_check_path: DEFAULT_HEALTH_CHECK_PATH.into(),
             env: Vec::new(),

@@ -67,6 +67,10 @@ pub enum Command {
     /// Manage the haloyd servers this workstation deploys to.
     #[command(subcommand)]
     Server(commands::server::ServerCommand),
+    /// Write a starter haloy.yaml for the app in the current directory.
+    Init(commands::init::Args),
+    /// Print the JSON Schema of haloy.yaml (for editors and CI checks).
+    Schema(commands::schema::Args),
     /// Print a shell completion script.
     Completion(commands::completion::Args),
 }

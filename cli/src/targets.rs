@@ -5,15 +5,19 @@ use anyhow::Context as _;
 use haloy_controller::config::plan::Plan;
 use haloy_controller::fanout::Target;
 use haloy_controller::servers::{ServerStore, token_env};
-use haloy_controller::{ConfigError, ConfigFile, TargetSelection};
+use haloy_controller::{ConfigError, ConfigFile, Needs, TargetSelection};
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::context::{Env, TargetFlags};
 
 /// Loads the config, picks targets (`--targets`/`--all`; on a multi-target file
 /// without either, a prompt on a terminal and an error listing them otherwise),
-/// resolves each and finds its server and token.
-pub fn resolve(flags: &TargetFlags, env: &Env) -> anyhow::Result<(Plan, Vec<Target>)> {
+/// resolves what the command `needs` of each and finds its server and token.
+pub fn resolve(
+    flags: &TargetFlags,
+    env: &Env,
+    needs: Needs,
+) -> anyhow::Result<(Plan, Vec<Target>)> {
     let config = ConfigFile::load(flags.config.as_deref(), &env.cwd)?;
     let chosen = match config.select(&flags.selection(), false) {
         Err(ConfigError::TargetRequired { available, .. }) if std::io::stdin().is_terminal() => {
@@ -23,7 +27,7 @@ pub fn resolve(flags: &TargetFlags, env: &Env) -> anyhow::Result<(Plan, Vec<Targ
         other => other?,
     };
     let haloy_dir = env.haloy_dir();
-    let plan = config.plan(&chosen, &env.vars, &env.cwd, haloy_dir.as_deref())?;
+    let plan = config.plan(&chosen, needs, &env.vars, &env.cwd, haloy_dir.as_deref())?;
     let store = ServerStore::open(haloy_dir.as_deref())?;
     let tokens = token_env(&env.vars, haloy_dir.as_deref());
     let mut targets = Vec::new();

@@ -295,6 +295,25 @@ fn server_selection_falls_back_to_the_only_configured_server() {
 }
 
 #[test]
+fn help_lists_schema_and_init_with_a_line_each() {
+    let s = Sandbox::new();
+    let help = s.ok("haloy", &["--help"]);
+    for (command, line) in [
+        (
+            "init",
+            "Write a starter haloy.yaml for the app in the current directory",
+        ),
+        ("schema", "Print the JSON Schema of haloy.yaml"),
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(command) && l.contains(line)),
+            "{help}"
+        );
+    }
+}
+
+#[test]
 fn completion_scripts_cover_every_shell() {
     let s = Sandbox::new();
     for (shell, marker) in [
@@ -331,6 +350,9 @@ fn complete(s: &Sandbox, words: &[&str]) -> Vec<String> {
 fn completion_offers_commands_flags_and_target_names() {
     let s = multi_sandbox();
     assert!(complete(&s, &["haloy", "dep"]).contains(&"deploy".to_string()));
+    assert!(complete(&s, &["haloy", "sch"]).contains(&"schema".to_string()));
+    assert!(complete(&s, &["haloy", "in"]).contains(&"init".to_string()));
+    assert!(complete(&s, &["haloy", "init", "--f"]).contains(&"--force".to_string()));
     assert!(complete(&s, &["haloy", "deploy", "--t"]).contains(&"--targets".to_string()));
     assert_eq!(
         complete(&s, &["haloy", "deploy", "-t", ""]),

@@ -20,5 +20,5 @@ pub mod suggest;
 pub mod tls;
 pub mod upload;
 
-pub use config::{ConfigFile, TargetSelection};
+pub use config::{ConfigFile, Needs, TargetSelection};
 pub use error::{ConfigError, Issue};

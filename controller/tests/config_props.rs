@@ -99,7 +99,7 @@ proptest! {
         let Ok(file) = ConfigFile::load(Some(dir.path()), dir.path()) else {
             return Ok(());
         };
-        let Ok(plan) = file.plan(&[None], &HashMap::new(), dir.path(), None) else {
+        let Ok(plan) = file.plan(&[None], haloy_controller::Needs::Everything, &HashMap::new(), dir.path(), None) else {
             return Ok(());
         };
         for target in &plan.targets {
@@ -146,7 +146,13 @@ fn the_valid_bases_plan_in_every_format() {
         std::fs::write(dir.path().join(file_name), &text).unwrap();
         let file = ConfigFile::load(Some(dir.path()), dir.path()).unwrap();
         let plan = file
-            .plan(&[None], &HashMap::new(), dir.path(), None)
+            .plan(
+                &[None],
+                haloy_controller::Needs::Everything,
+                &HashMap::new(),
+                dir.path(),
+                None,
+            )
             .unwrap();
         assert_eq!(plan.targets[0].spec.health_check_path, "/up?x=1");
     }

@@ -218,6 +218,11 @@ impl Server {
         self.env.push((name.to_string(), value.to_string()));
     }
 
+    /// Takes a variable set with [`Server::set_env`] away from later `haloy` runs.
+    pub fn remove_env(&mut self, name: &str) {
+        self.env.retain(|(k, _)| k != name);
+    }
+
     /// `haloy` runs on this machine (the workstation); `haloyadm`, and so haloyd and
     /// HAProxy, on the server's machine.
     fn command(&self, program: &str) -> Command {

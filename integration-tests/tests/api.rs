@@ -81,6 +81,62 @@ fn grpcurl_lists_describes_and_calls_with_the_token() {
     );
 }
 
+/// A Deploy written by hand names only what it must: the app, its image (already on
+/// the server) and a domain; the network is this test's own, so nothing is left on
+/// the machine's shared one. Replicas, port and health check path take the config's
+/// defaults (1, 8080, "/"): the test image serves on 8080 only.
+#[test]
+fn a_grpcurl_deploy_that_leaves_out_numbers_gets_the_defaults() {
+    build_image("v1", "v1", true);
+    let server = Server::start();
+    let token = server.token();
+    let api = server.api();
+    let request = format!(
+        r#"{{"start": {{"spec": {{"name": "bare", "image": {{"repository": "haloy-it", "tag": "v1", "source": "IMAGE_SOURCE_KIND_LOCAL"}}, "domains": [{{"domain": "bare.test"}}], "network": "{}"}}, "image": {{"existing": {{}}}}}}}}"#,
+        server.network
+    );
+    let deploy = grpcurl(
+        Some(&token),
+        &["-d", &request, &api, "haloy.v1.Haloy/Deploy"],
+    );
+    let events = String::from_utf8_lossy(&deploy.stdout);
+    assert!(
+        deploy.status.success() && events.contains("DEPLOYMENT_STATUS_SUCCEEDED"),
+        "{}\n--- haloyd.log\n{}",
+        describe(&deploy),
+        server.log()
+    );
+    assert_eq!(server.containers("bare").len(), 1, "one replica by default");
+    assert_eq!(
+        server.get("bare.test", "/").2,
+        "v1",
+        "served from port 8080"
+    );
+
+    let status = grpcurl(
+        Some(&token),
+        &["-d", r#"{"app": "bare"}"#, &api, "haloy.v1.Haloy/Status"],
+    );
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success()
+            && text.matches("\"health\": \"up\"").count() == 1
+            && text.contains("DEPLOYMENT_STATUS_SUCCEEDED"),
+        "{}",
+        describe(&status)
+    );
+    let logs = grpcurl(
+        Some(&token),
+        &[
+            "-d",
+            r#"{"app": "bare", "tail": 5}"#,
+            &api,
+            "haloy.v1.Haloy/Logs",
+        ],
+    );
+    assert!(logs.status.success(), "{}", describe(&logs));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_uploaded_image_is_loaded_and_deployed() {
     let reference = build_image("upload", "uploaded", true);

@@ -93,8 +93,16 @@ impl TryFrom<v1::AppSpec> for AppSpec {
         if let Some(email) = &acme_email {
             rules::email(email).map_err(at("spec.acme_email"))?;
         }
-        let replicas = rules::replicas(i64::from(pb.replicas)).map_err(at("spec.replicas"))?;
-        let port = rules::port(i64::from(pb.port)).map_err(at("spec.port"))?;
+        // Proto3 cannot tell a left-out number from 0, and 0 replicas or port 0 is
+        // never meant: both take the config's defaults, as an empty path does.
+        let replicas = match pb.replicas {
+            0 => crate::spec::DEFAULT_REPLICAS,
+            n => rules::replicas(i64::from(n)).map_err(at("spec.replicas"))?,
+        };
+        let port = match pb.port {
+            0 => crate::spec::DEFAULT_PORT,
+            n => rules::port(i64::from(n)).map_err(at("spec.port"))?,
+        };
         let health_check_path = if pb.health_check_path.is_empty() {
             crate::spec::DEFAULT_HEALTH_CHECK_PATH.to_string()
         } else {

@@ -139,12 +139,49 @@ fn defaults_fill_empty_fields() {
     assert_eq!(spec.image.history, History::Local { count: 5 });
 }
 
+/// The contract grpcurl users rely on: a Deploy that names only the app, its image
+/// and a domain gets exactly what a haloy.yaml with only those keys gets.
+#[test]
+fn left_out_numbers_and_path_take_the_configs_defaults() {
+    let pb = v1::AppSpec {
+        name: "web".into(),
+        image: Some(v1::ImageSpec {
+            repository: "web".into(),
+            tag: "v1".into(),
+            ..Default::default()
+        }),
+        domains: vec![v1::Domain {
+            domain: "web.example.com".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let spec = AppSpec::try_from(pb).unwrap();
+    assert_eq!(spec.replicas, 1);
+    assert_eq!(spec.port, 8080);
+    assert_eq!(spec.health_check_path, "/");
+    let expected = AppSpec {
+        domains: vec![DomainSpec {
+            canonical: "web.example.com".into(),
+            aliases: vec![],
+        }],
+        ..AppSpec::new(
+            "web",
+            ImageSpec {
+                history: History::default(),
+                ..ImageSpec::registry("web", "v1")
+            },
+        )
+    };
+    assert_eq!(spec, expected);
+}
+
 #[test]
 fn server_rejects_what_the_client_should_have_caught() {
     type Breakage = Box<dyn Fn(&mut v1::AppSpec)>;
     let cases: Vec<(&str, Breakage)> = vec![
         ("spec.name", Box::new(|p| p.name = "bad name".into())),
-        ("spec.replicas", Box::new(|p| p.replicas = 0)),
+        ("spec.replicas", Box::new(|p| p.replicas = 101)),
         ("spec.port", Box::new(|p| p.port = 70000)),
         (
             "spec.volumes[0]",

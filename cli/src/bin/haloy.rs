@@ -39,6 +39,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             haloy_cli::block_on(commands::canary::run(command, &env, &mut out))
         }
         Command::Server(command) => commands::server::run(command, &env, &mut out),
+        Command::Init(args) => commands::init::run(args, &env, &mut out),
+        Command::Schema(args) => commands::schema::run(args, &mut out),
         Command::Completion(args) => commands::completion::run(args, &mut out),
     }
 }

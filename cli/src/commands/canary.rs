@@ -6,6 +6,8 @@ use std::io::Write;
 use haloy_controller::client::{Client, VersionTraffic};
 use haloy_controller::fanout;
 
+use haloy_controller::Needs;
+
 use crate::context::{Env, TargetFlags};
 use crate::{report, targets};
 
@@ -45,7 +47,7 @@ pub async fn run(command: &CanaryCommand, env: &Env, out: &mut dyn Write) -> any
     let args = match command {
         CanaryCommand::Status(a) | CanaryCommand::Promote(a) | CanaryCommand::Abort(a) => a,
     };
-    let (_, targets) = targets::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env, Needs::Connection)?;
     let results = report::each_target(
         &targets,
         fanout::DEFAULT_CONCURRENCY,

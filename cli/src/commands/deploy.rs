@@ -10,6 +10,8 @@ use haloy_controller::deploy::{self, Job, Options, Outcome};
 use haloy_controller::{fanout, prepare};
 use tokio::sync::mpsc;
 
+use haloy_controller::Needs;
+
 use crate::context::{Env, TargetFlags};
 use crate::targets;
 
@@ -33,7 +35,7 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (plan, targets) = targets::resolve(&args.flags, env)?;
+    let (plan, targets) = targets::resolve(&args.flags, env, Needs::Everything)?;
     let mut err = std::io::stderr();
 
     // Build each distinct image once and push it once per registry, before any

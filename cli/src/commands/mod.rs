@@ -3,10 +3,12 @@
 pub mod canary;
 pub mod completion;
 pub mod deploy;
+pub mod init;
 pub mod logs;
 pub mod prune_images;
 pub mod rollback;
 pub mod rollback_targets;
+pub mod schema;
 pub mod server;
 pub mod status;
 pub mod stop;

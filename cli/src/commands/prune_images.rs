@@ -6,6 +6,8 @@ use std::io::Write;
 use haloy_controller::client::Client;
 use haloy_controller::fanout;
 
+use haloy_controller::Needs;
+
 use crate::context::{Env, TargetFlags};
 use crate::{report, targets};
 
@@ -22,7 +24,7 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = targets::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env, Needs::Connection)?;
     let many = targets.len() > 1;
     let dry_run = !args.yes;
     let results = report::each_target(&targets, fanout::DEFAULT_CONCURRENCY, out, |target, _| {

@@ -9,6 +9,8 @@ use haloy_controller::client::Client;
 use haloy_controller::deployment::Progress;
 use haloy_controller::fanout;
 
+use haloy_controller::Needs;
+
 use crate::context::{Env, TargetFlags};
 use crate::{report, targets};
 
@@ -27,7 +29,7 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = targets::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env, Needs::Everything)?;
     // The rollbacks are deployments too: one id for all of them.
     let new_id = ids::proposed_id(ids::now_ms());
     let (no_logs, include_protected) = (args.no_logs, args.include_protected);

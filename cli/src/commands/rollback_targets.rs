@@ -7,6 +7,8 @@ use haloy_api::status::RollbackTarget;
 use haloy_controller::client::Client;
 use haloy_controller::fanout;
 
+use haloy_controller::Needs;
+
 use crate::context::{Env, TargetFlags};
 use crate::{report, targets};
 
@@ -28,7 +30,7 @@ fn when(target: &RollbackTarget) -> String {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = targets::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env, Needs::RegistryHistory)?;
     let results = report::each_target(&targets, fanout::DEFAULT_CONCURRENCY, out, |target, _| {
         let (server, token) = (target.server.clone(), target.token.clone());
         let spec = target.plan.spec.clone();

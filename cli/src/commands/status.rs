@@ -7,6 +7,8 @@ use haloy_api::status::{DeploymentStatus, Health};
 use haloy_controller::client::Client;
 use haloy_controller::fanout;
 
+use haloy_controller::Needs;
+
 use crate::context::{Env, TargetFlags};
 use crate::{report, targets};
 
@@ -20,7 +22,7 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = targets::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env, Needs::Connection)?;
     // A target that cannot answer is a line of the listing, not a failed job.
     let results = report::each_target(&targets, fanout::DEFAULT_CONCURRENCY, out, |target, _| {
         let (server, token) = (target.server.clone(), target.token.clone());

@@ -5,6 +5,8 @@ use std::io::Write;
 use haloy_controller::client::Client;
 use haloy_controller::fanout;
 
+use haloy_controller::Needs;
+
 use crate::context::{Env, TargetFlags};
 use crate::{report, targets};
 
@@ -21,7 +23,7 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = targets::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env, Needs::Connection)?;
     let (remove, include_protected) = (args.remove_containers, args.include_protected);
     let results = report::each_target(
         &targets,

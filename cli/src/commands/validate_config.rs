@@ -3,9 +3,9 @@
 use std::io::Write;
 
 use anyhow::Context as _;
-use haloy_controller::ConfigFile;
 use haloy_controller::address::ServerAddress;
 use haloy_controller::servers::ServerStore;
+use haloy_controller::{ConfigFile, Needs};
 
 use crate::context::{Env, TargetFlags};
 
@@ -23,7 +23,13 @@ pub fn run(args: &Args, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> 
     let config = ConfigFile::load(args.flags.config.as_deref(), &env.cwd)?;
     let chosen = config.select(&args.flags.selection(), true)?;
     let haloy_dir = env.haloy_dir();
-    let plan = config.plan(&chosen, &env.vars, &env.cwd, haloy_dir.as_deref())?;
+    let plan = config.plan(
+        &chosen,
+        Needs::Everything,
+        &env.vars,
+        &env.cwd,
+        haloy_dir.as_deref(),
+    )?;
     let server_override = match &args.flags.server {
         Some(server) => Some(
             ServerAddress::parse(server)

@@ -9,6 +9,8 @@ pub mod plan;
 pub mod raw;
 mod raw_rollout;
 pub mod resolve;
+pub mod schema;
+pub mod starter;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,31 @@ pub struct TargetSelection {
     pub names: Vec<String>,
     /// `--all`.
     pub all: bool,
+}
+
+/// Which value sources a command reads while planning. The command chooses: only
+/// commands that start containers need the app's secrets, so the rest work without
+/// them (and never call a secret provider for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Every value source: app env, build arguments, registry credentials (`deploy`,
+    /// `rollback`, `validate-config`).
+    Everything,
+    /// The server and its API token only. App env values, build arguments and
+    /// registry credentials are checked for shape but not read: the plan's `spec.env`
+    /// and build arguments are empty and `spec.image.registry` is `None`.
+    Connection,
+    /// [`Needs::Connection`] plus the registry credentials when
+    /// `image.history.strategy` is `registry` (`rollback-targets` lists the
+    /// registry's tags).
+    RegistryHistory,
+}
+
+impl Needs {
+    /// Whether app env values and build arguments are read.
+    pub fn app_secrets(self) -> bool {
+        self == Self::Everything
+    }
 }
 
 /// A parsed config file.
@@ -101,11 +128,13 @@ impl ConfigFile {
         Ok(chosen)
     }
 
-    /// Validates and resolves the chosen targets. `process_env` is the environment
-    /// `from.env` reads first; `.env` files are found from `cwd` and `haloy_dir`.
+    /// Validates the chosen targets and resolves the value sources `needs` names.
+    /// `process_env` is the environment `from.env` reads first; `.env` files are
+    /// found from `cwd` and `haloy_dir`.
     pub fn plan(
         &self,
         targets: &[Option<String>],
+        needs: Needs,
         process_env: &HashMap<String, String>,
         cwd: &Path,
         haloy_dir: Option<&Path>,
@@ -129,6 +158,7 @@ impl ConfigFile {
                 env: &env,
                 secrets: &mut secrets,
                 config_dir: self.dir(),
+                needs,
             };
             match resolve::plan_target(
                 self.raw.name.as_deref(),

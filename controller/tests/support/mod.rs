@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use haloy_controller::config::plan::Plan;
-use haloy_controller::{ConfigError, ConfigFile, TargetSelection};
+use haloy_controller::{ConfigError, ConfigFile, Needs, TargetSelection};
 
 /// A project directory, a HOME, and an `op` item store, all temporary.
 pub struct Project {
@@ -87,13 +87,29 @@ impl Project {
     /// Loads the config in the app directory and plans the selected targets
     /// (every target when `targets` is empty).
     pub fn plan(&self, file: &str, targets: &[&str]) -> Result<Plan, ConfigError> {
+        self.plan_for(file, targets, Needs::Everything)
+    }
+
+    /// Like [`Project::plan`], reading only the value sources `needs` names.
+    pub fn plan_for(
+        &self,
+        file: &str,
+        targets: &[&str],
+        needs: Needs,
+    ) -> Result<Plan, ConfigError> {
         let config = ConfigFile::load(Some(Path::new(file)), &self.app())?;
         let selection = TargetSelection {
             names: targets.iter().map(|t| t.to_string()).collect(),
             all: false,
         };
         let chosen = config.select(&selection, true)?;
-        config.plan(&chosen, &self.env, &self.app(), Some(&self.haloy_dir()))
+        config.plan(
+            &chosen,
+            needs,
+            &self.env,
+            &self.app(),
+            Some(&self.haloy_dir()),
+        )
     }
 
     /// Writes `yaml` as haloy.yaml and plans every target, expecting failure.

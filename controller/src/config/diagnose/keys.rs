@@ -43,7 +43,7 @@ const ENV_OR_SECRET: &[&str] = &["env", "secret"];
 
 /// Keys by their path with target names, 1Password source names and list indexes
 /// taken out (see [`normalize`]).
-const KEYS: &[(&str, Takes)] = &[
+pub(crate) const KEYS: &[(&str, Takes)] = &[
     ("", Block(&["name", "image", "server"])),
     ("name", Text("an app name", "my-app")),
     ("server", Text("a server address", "haloy.example.com")),

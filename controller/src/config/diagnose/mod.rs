@@ -3,7 +3,7 @@
 //! is wrong and how to fix it, and the source line to show with a caret.
 
 mod json_syntax;
-mod keys;
+pub(crate) mod keys;
 mod serde_message;
 mod source;
 mod toml_syntax;

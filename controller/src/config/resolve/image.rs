@@ -6,8 +6,9 @@ use haloy_api::spec::{
     DEFAULT_HISTORY_COUNT, DEFAULT_TAG, History, ImageSource, ImageSpec, RegistryAuth, Secret,
 };
 
-use super::{Context, Issues, env_var_name, resolve_source};
+use super::{Context, Issues, check_source, env_var_name, resolve_source};
 use crate::address::ServerAddress;
+use crate::config::Needs;
 use crate::config::merge::{At, Merged};
 use crate::config::plan::{BuildArg, BuildPlan, PushTo};
 use crate::config::raw::{HistoryStrategyDef, ImageSourceDef, PushDef, ValueSourceDef};
@@ -46,6 +47,13 @@ pub(super) fn resolve_image(
         _ => ImageSource::Registry,
     };
     let history = resolve_history(merged, tag.as_deref(), issues);
+    // rollback-targets asks the registry for its tags, so it needs the credentials
+    // when the history is kept there; other commands that deploy nothing do not.
+    let read_registry = match ctx.needs {
+        Needs::Everything => true,
+        Needs::RegistryHistory => matches!(history, Some(History::Registry { .. })),
+        Needs::Connection => false,
+    };
     let registry = image.registry.as_ref().and_then(|at| {
         let base = at.path("registry");
         let server = match &at.value.server {
@@ -61,6 +69,10 @@ pub(super) fn resolve_image(
             None => repository.as_deref().map(rules::registry_server_of),
         };
         let mut credential = |key: &str, def: &Option<ValueSourceDef>| match def {
+            Some(def) if !read_registry => {
+                check_source(def, &format!("{base}.{key}"), issues);
+                None
+            }
             Some(def) => resolve_source(def, &format!("{base}.{key}"), ctx, issues).map(|(v, _)| v),
             None => {
                 issues.add(
@@ -76,6 +88,9 @@ pub(super) fn resolve_image(
         };
         let username = credential("username", &at.value.username);
         let password = credential("password", &at.value.password);
+        if !read_registry {
+            return None;
+        }
         Some(RegistryAuth {
             server: server?,
             username: username?,
@@ -269,6 +284,13 @@ fn resolve_build(
                 ok = false;
                 continue;
             };
+            if !ctx.needs.app_secrets() {
+                // Checked, not read: only a deploy builds.
+                if arg.value.is_some() || arg.from.is_some() {
+                    ok &= check_source(&arg.source(), &path, issues).is_some();
+                }
+                continue;
+            }
             if arg.value.is_none() && arg.from.is_none() {
                 // Pass-through: like `docker build --build-arg NAME`.
                 args.push(BuildArg {

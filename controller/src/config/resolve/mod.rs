@@ -6,8 +6,11 @@ mod rollout;
 use std::path::Path;
 
 use haloy_api::rules::{self, Violation};
-use haloy_api::spec::{AppSpec, DEFAULT_PORT, DeploymentStrategy, DomainSpec, EnvVar, Secret};
+use haloy_api::spec::{
+    AppSpec, DEFAULT_PORT, DEFAULT_REPLICAS, DeploymentStrategy, DomainSpec, EnvVar, Secret,
+};
 
+use super::Needs;
 use super::merge::{At, Merged};
 use super::plan::TargetPlan;
 use super::raw::{ApiTokenDef, EnvVarDef, PortDef, StrategyDef, ValueSourceDef};
@@ -26,6 +29,8 @@ pub struct Context<'a> {
     pub secrets: &'a mut SecretResolver,
     /// The config file's directory: build contexts are relative to it.
     pub config_dir: &'a Path,
+    /// Which value sources to read; the rest are only checked.
+    pub needs: Needs,
 }
 
 #[derive(Default)]
@@ -121,7 +126,7 @@ pub fn plan_target(
 
     let replicas = match &merged.replicas {
         Some(at) => issues.check(at.path("replicas"), rules::replicas(at.value)),
-        None => Some(1),
+        None => Some(DEFAULT_REPLICAS),
     };
     let port = match &merged.port {
         Some(at) => {
@@ -212,56 +217,37 @@ fn hooks(list: &Option<At<Vec<String>>>, key: &str, issues: &mut Issues) -> Vec<
     at.value.clone()
 }
 
-/// Resolves a value source found at `path`. Returns the value and whether it is
-/// sensitive (read from the environment or a secret provider).
-fn resolve_source(
-    source: &ValueSourceDef,
+/// A value source whose shape has been checked, not yet read.
+enum Source<'s> {
+    Literal(&'s str),
+    Env(&'s str),
+    Secret(SecretRef),
+}
+
+/// Checks the shape of a value source found at `path` without reading it: one of
+/// `value` and `from`, one of `from.env` and `from.secret`, a well-formed variable
+/// name or secret reference.
+fn check_source<'s>(
+    source: &'s ValueSourceDef,
     path: &str,
-    ctx: &mut Context<'_>,
     issues: &mut Issues,
-) -> Option<(Secret, bool)> {
+) -> Option<Source<'s>> {
     match (&source.value, &source.from) {
-        (Some(value), None) => Some((Secret::new(value.0.clone()), false)),
+        (Some(value), None) => Some(Source::Literal(&value.0)),
         (None, Some(from)) => match (&from.env, &from.secret) {
             (Some(var), None) => {
-                let var_path = format!("{path}.from.env");
-                issues.check(&var_path, rules::env_name(var))?;
-                match ctx.env.get(var) {
-                    Some(value) => Some((Secret::new(value), true)),
-                    None => {
-                        issues.add(
-                            var_path,
-                            format!(
-                                "environment variable {var} is not set (looked in {})",
-                                ctx.env.searched().join(", ")
-                            ),
-                            format!("export {var}=... or add {var}=... to .env"),
-                        );
-                        None
-                    }
-                }
+                issues.check(format!("{path}.from.env"), rules::env_name(var))?;
+                Some(Source::Env(var))
             }
-            (None, Some(reference)) => {
-                let secret_path = format!("{path}.from.secret");
-                let parsed = match SecretRef::parse(reference) {
-                    Ok(parsed) => parsed,
-                    Err(e) => {
-                        let message = e.to_string();
-                        let (problem, fix) = message.split_once("; ").unwrap_or((&message, ""));
-                        issues.add(secret_path, problem, fix);
-                        return None;
-                    }
-                };
-                match ctx.secrets.resolve(&parsed) {
-                    Ok(secret) => Some((secret, true)),
-                    Err(e) => {
-                        let text = e.to_string();
-                        let (problem, fix) = text.split_once("; ").unwrap_or((&text, ""));
-                        issues.add(secret_path, problem, fix);
-                        None
-                    }
+            (None, Some(reference)) => match SecretRef::parse(reference) {
+                Ok(parsed) => Some(Source::Secret(parsed)),
+                Err(e) => {
+                    let message = e.to_string();
+                    let (problem, fix) = message.split_once("; ").unwrap_or((&message, ""));
+                    issues.add(format!("{path}.from.secret"), problem, fix);
+                    None
                 }
-            }
+            },
             (Some(_), Some(_)) => {
                 issues.add(
                     format!("{path}.from"),
@@ -295,6 +281,42 @@ fn resolve_source(
             );
             None
         }
+    }
+}
+
+/// Resolves a value source found at `path`. Returns the value and whether it is
+/// sensitive (read from the environment or a secret provider).
+fn resolve_source(
+    source: &ValueSourceDef,
+    path: &str,
+    ctx: &mut Context<'_>,
+    issues: &mut Issues,
+) -> Option<(Secret, bool)> {
+    match check_source(source, path, issues)? {
+        Source::Literal(value) => Some((Secret::new(value.to_string()), false)),
+        Source::Env(var) => match ctx.env.get(var) {
+            Some(value) => Some((Secret::new(value), true)),
+            None => {
+                issues.add(
+                    format!("{path}.from.env"),
+                    format!(
+                        "environment variable {var} is not set (looked in {})",
+                        ctx.env.searched().join(", ")
+                    ),
+                    format!("export {var}=... or add {var}=... to .env"),
+                );
+                None
+            }
+        },
+        Source::Secret(reference) => match ctx.secrets.resolve(&reference) {
+            Ok(secret) => Some((secret, true)),
+            Err(e) => {
+                let text = e.to_string();
+                let (problem, fix) = text.split_once("; ").unwrap_or((&text, ""));
+                issues.add(format!("{path}.from.secret"), problem, fix);
+                None
+            }
+        },
     }
 }
 
@@ -342,6 +364,11 @@ fn resolve_env(merged: &Merged, ctx: &mut Context<'_>, issues: &mut Issues) -> V
                 format!("{name} is set more than once"),
                 "keep one entry per variable",
             );
+            continue;
+        }
+        if !ctx.needs.app_secrets() {
+            // Checked, not read: a command that starts no container needs no env.
+            check_source(&var.source(), &path, issues);
             continue;
         }
         if let Some((value, sensitive)) = resolve_source(&var.source(), &path, ctx, issues) {
