@@ -3,6 +3,7 @@
 pub mod canary;
 pub mod completion;
 pub mod deploy;
+pub mod exec;
 pub mod logs;
 pub mod prune_images;
 pub mod rollback;
@@ -10,4 +11,5 @@ pub mod rollback_targets;
 pub mod server;
 pub mod status;
 pub mod stop;
+pub mod tunnel;
 pub mod validate_config;

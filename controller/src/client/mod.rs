@@ -2,8 +2,12 @@
 //! CLI makes, returning plain domain values instead of prost messages.
 
 mod canary;
+mod exec;
+mod tunnel;
 
 pub use canary::{CanaryReport, VersionTraffic};
+pub use exec::{ExecEvent, ExecExit, ExecInput, ExecRequest};
+pub use tunnel::TunnelTarget;
 
 use haloy_api::spec::{AppSpec, Secret};
 use haloy_api::status::DeploymentStatus;
