@@ -85,13 +85,13 @@ impl Drop for Tunnel {
 
 #[test]
 fn redis_clients_work_through_the_tunnel_and_ctrl_c_closes_it() {
-    for (program, package) in [
-        ("redis-server", "redis-server"),
-        ("redis-cli", "redis-tools"),
-        ("redis-benchmark", "redis-tools"),
-        ("socat", "socat"),
+    for (program, version, package) in [
+        ("redis-server", "--version", "redis-server"),
+        ("redis-cli", "--version", "redis-tools"),
+        ("redis-benchmark", "--version", "redis-tools"),
+        ("socat", "-V", "socat"),
     ] {
-        require(program, &["-h"], &format!("{program} (package {package})"));
+        require(program, &[version], &format!("{program} (package {package})"));
     }
     redis_image();
     let server = Server::start();
