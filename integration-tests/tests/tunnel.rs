@@ -71,7 +71,11 @@ impl Tunnel {
         let output = run(Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(args));
-        assert!(output.status.success(), "redis-cli {args:?}: {}", describe(&output));
+        assert!(
+            output.status.success(),
+            "redis-cli {args:?}: {}",
+            describe(&output)
+        );
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 }
@@ -91,7 +95,11 @@ fn redis_clients_work_through_the_tunnel_and_ctrl_c_closes_it() {
         ("redis-benchmark", "--version", "redis-tools"),
         ("socat", "-V", "socat"),
     ] {
-        require(program, &[version], &format!("{program} (package {package})"));
+        require(
+            program,
+            &[version],
+            &format!("{program} (package {package})"),
+        );
     }
     redis_image();
     let server = Server::start();
@@ -115,7 +123,9 @@ fn redis_clients_work_through_the_tunnel_and_ctrl_c_closes_it() {
     assert!(bench.status.success(), "{}", describe(&bench));
     let report = String::from_utf8_lossy(&bench.stdout);
     assert!(
-        report.contains("SET:") && report.contains("GET:") && report.contains("requests per second"),
+        report.contains("SET:")
+            && report.contains("GET:")
+            && report.contains("requests per second"),
         "{report}"
     );
     let clients = tunnel.cli(&["CLIENT", "LIST"]);
@@ -154,8 +164,7 @@ fn redis_clients_work_through_the_tunnel_and_ctrl_c_closes_it() {
         child.try_wait().ok().flatten()
     });
     let mut rest = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout"), &mut rest)
-        .expect("rest");
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout"), &mut rest).expect("rest");
     assert!(status.success(), "{status:?}: {rest}");
     assert!(rest.contains("tunnel closed"), "{rest}");
     assert!(

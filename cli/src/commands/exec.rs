@@ -153,7 +153,10 @@ fn forward_stdin(tx: mpsc::Sender<ExecInput>, close: bool) {
             match stdin.read(&mut buffer) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.blocking_send(ExecInput::Stdin(buffer[..n].to_vec())).is_err() {
+                    if tx
+                        .blocking_send(ExecInput::Stdin(buffer[..n].to_vec()))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -171,7 +174,9 @@ fn code(exit: &ExecExit, timeout: Option<Duration>) -> u8 {
         let limit = timeout.map_or_else(String::new, |t| {
             format!(" of {}", humantime::format_duration(t))
         });
-        eprintln!("error: the command ran past its timeout{limit} and was killed; give it longer with --timeout");
+        eprintln!(
+            "error: the command ran past its timeout{limit} and was killed; give it longer with --timeout"
+        );
     }
     u8::try_from(exit.code).unwrap_or(1)
 }

@@ -39,7 +39,10 @@ pub enum ExecInput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecEvent {
     /// The command started in `replica`, one of `replicas` running ones.
-    Started { replica: String, replicas: u32 },
+    Started {
+        replica: String,
+        replicas: u32,
+    },
     Stdout(Vec<u8>),
     Stderr(Vec<u8>),
 }

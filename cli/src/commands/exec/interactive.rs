@@ -50,7 +50,8 @@ pub(super) async fn run(target: &Target, mut request: ExecRequest) -> anyhow::Re
     drop(raw);
     match outcome {
         Some(result) => {
-            let exit = result.with_context(|| format!("exec in {} on {}", request.app, target.server))?;
+            let exit =
+                result.with_context(|| format!("exec in {} on {}", request.app, target.server))?;
             Ok(super::code(&exit, request.timeout))
         }
         // Dropping the session killed the command on the server.

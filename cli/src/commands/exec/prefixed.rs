@@ -85,10 +85,16 @@ pub(super) async fn run(targets: &[Target], request: ExecRequest, all: bool) -> 
                         ));
                     }
                     if !stderr.is_empty() {
-                        eprintln!("{label}{}{}", prefix(&replica), String::from_utf8_lossy(&stderr));
+                        eprintln!(
+                            "{label}{}{}",
+                            prefix(&replica),
+                            String::from_utf8_lossy(&stderr)
+                        );
                     }
                     if exit.timed_out {
-                        eprintln!("{label}{replica}: killed at its timeout; give it longer with --timeout");
+                        eprintln!(
+                            "{label}{replica}: killed at its timeout; give it longer with --timeout"
+                        );
                     } else if exit.code != 0 {
                         eprintln!("{label}{replica}: exited with code {}", exit.code);
                     }
@@ -146,7 +152,10 @@ mod tests {
     fn lines_are_cut_where_they_end_and_the_rest_waits() {
         let mut pending = Vec::new();
         assert!(complete_lines(&mut pending, b"hal").is_empty());
-        assert_eq!(complete_lines(&mut pending, b"f\none\r\ntw"), ["half", "one"]);
+        assert_eq!(
+            complete_lines(&mut pending, b"f\none\r\ntw"),
+            ["half", "one"]
+        );
         assert_eq!(pending, b"tw");
     }
 }
