@@ -7,6 +7,7 @@ pub mod context;
 pub mod pem;
 pub mod report;
 pub mod targets;
+pub mod terminal;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,10 @@ pub enum Command {
     Logs(commands::logs::Args),
     /// Stop the app's containers.
     Stop(commands::stop::Args),
+    /// Run a command in a running replica (`-i` for a shell with a terminal).
+    Exec(commands::exec::Args),
+    /// Forward a local port to a port of a running replica (a database, an admin page).
+    Tunnel(commands::tunnel::Args),
     /// List earlier deployments each target can roll back to.
     #[command(name = "rollback-targets")]
     RollbackTargets(commands::rollback_targets::Args),

@@ -367,3 +367,53 @@ fn completion_offers_commands_flags_and_target_names() {
             .contains(&"production,staging".to_string())
     );
 }
+
+#[test]
+fn help_lists_exec_and_tunnel_and_completion_offers_them() {
+    let s = multi_sandbox();
+    let help = s.ok("haloy", &["--help"]);
+    for (command, description) in [
+        ("exec", "Run a command in a running replica"),
+        (
+            "tunnel",
+            "Forward a local port to a port of a running replica",
+        ),
+    ] {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(command))
+            .unwrap_or_else(|| panic!("{command} missing from --help:\n{help}"));
+        assert!(line.contains(description), "{line}");
+    }
+    assert!(complete(&s, &["haloy", "ex"]).contains(&"exec".to_string()));
+    assert!(complete(&s, &["haloy", "tu"]).contains(&"tunnel".to_string()));
+    let flags = complete(&s, &["haloy", "exec", "--"]);
+    for flag in [
+        "--all-containers",
+        "--container",
+        "--interactive",
+        "--timeout",
+    ] {
+        assert!(flags.contains(&flag.to_string()), "{flag}: {flags:?}");
+    }
+    assert_eq!(complete(&s, &["haloy", "tunnel", "-t", "st"]), ["staging"]);
+}
+
+#[test]
+fn exec_refuses_bad_flags_before_connecting() {
+    let s = multi_sandbox();
+    let err = s.fails("haloy", &["exec", "-t", "production", "echo"]);
+    assert!(err.contains("--"), "the command goes after --: {err}");
+    let err = s.fails(
+        "haloy",
+        &["exec", "--all-containers", "--container", "2", "--", "ls"],
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
+    let err = s.fails("haloy", &["exec", "--timeout", "soon", "--", "ls"]);
+    assert!(err.contains("write it like 30s"), "{err}");
+    let err = s.fails("haloy", &["exec", "--all", "-i", "--", "sh"]);
+    assert!(
+        err.contains("--interactive talks to one target and 2 are selected"),
+        "{err}"
+    );
+}

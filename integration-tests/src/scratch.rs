@@ -18,6 +18,8 @@ pub struct Recipe {
     pub files: Vec<(String, String, bool)>,
     /// Empty directories to create.
     pub dirs: Vec<String>,
+    /// Symbolic links (path in the image, what it points to), e.g. busybox applets.
+    pub links: Vec<(String, String)>,
     pub entrypoint: Vec<String>,
 }
 
@@ -59,6 +61,11 @@ pub fn build(tag: &str, recipe: &Recipe) -> String {
     }
     for d in &recipe.dirs {
         std::fs::create_dir_all(root.join(d.trim_start_matches('/'))).expect("mkdir");
+    }
+    for (path, to) in &recipe.links {
+        let link = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(link.parent().expect("parent")).expect("mkdir");
+        std::os::unix::fs::symlink(to, &link).expect("symlink");
     }
     std::fs::create_dir_all(root.join("tmp")).expect("tmp");
     let entrypoint = serde_json::to_string(&recipe.entrypoint).expect("json");

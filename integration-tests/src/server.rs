@@ -264,6 +264,12 @@ impl Server {
         run(self.command("haloyadm").args(args))
     }
 
+    /// `haloy` with this server's HOME and environment, to run as the test likes
+    /// (stdin piped, inside a terminal).
+    pub fn haloy_command(&self) -> Command {
+        self.command("haloy")
+    }
+
     pub fn haloy(&self, args: &[&str]) -> Output {
         run(self.command("haloy").args(args))
     }

@@ -6,7 +6,7 @@
 # registry with htpasswd auth (docker-registry, apache2-utils) for the push tests,
 # pebble (Let's Encrypt's ACME test server) with openssl for the TLS tests, and
 # socat, iproute2 and util-linux (nsenter) for servers on Docker Engines of their own.
-HALOY_TEST_APT_PACKAGES=(haproxy busybox-static hey curl docker-registry apache2-utils pebble openssl socat iproute2 util-linux redis-server)
+HALOY_TEST_APT_PACKAGES=(haproxy busybox-static hey curl docker-registry apache2-utils pebble openssl socat iproute2 util-linux redis-server redis-tools tmux)
 HALOY_DEMO_APT_PACKAGES=(haproxy busybox-static curl)
 
 step() {

@@ -29,6 +29,10 @@ pub struct ApiLimits {
     /// Seconds between HTTP/2 pings on a quiet connection; one unanswered for as
     /// long again closes it.
     pub keepalive_secs: u64,
+    /// Commands (`haloy exec`) running at once on this haloyd.
+    pub max_execs: usize,
+    /// Tunnelled TCP connections (`haloy tunnel`) open at once on this haloyd.
+    pub max_tunnels: usize,
 }
 
 impl Default for ApiLimits {
@@ -38,6 +42,8 @@ impl Default for ApiLimits {
             unauthenticated_timeout_secs: 10,
             max_streams_per_connection: 64,
             keepalive_secs: 30,
+            max_execs: 16,
+            max_tunnels: 256,
         }
     }
 }
@@ -60,6 +66,8 @@ impl ApiLimits {
                 self.max_streams_per_connection == 0,
             ),
             ("keepalive_secs", self.keepalive_secs == 0),
+            ("max_execs", self.max_execs == 0),
+            ("max_tunnels", self.max_tunnels == 0),
         ];
         match zero.iter().find(|(_, is_zero)| *is_zero) {
             Some((key, _)) => Err(ZeroLimit(key)),

@@ -6,8 +6,11 @@ mod canary;
 mod convert;
 mod deploy;
 mod error;
+mod exec;
 pub mod guard;
 mod rollback;
+mod session;
+mod tunnel;
 mod upload;
 
 use std::pin::Pin;
@@ -22,6 +25,7 @@ use tonic::{Request, Response, Status, Streaming};
 pub use auth::Auth;
 pub use error::AgentError;
 pub use guard::ApiLimits;
+pub use session::Sessions;
 
 use crate::engine::{DeployOptions, Engine, ImageInput, ImageRequest, StopOptions};
 
@@ -33,11 +37,22 @@ const UPLOAD_WINDOW: u32 = 8 * 1024 * 1024;
 
 pub struct HaloyService {
     engine: Arc<Engine>,
+    /// Bounds on Exec and Tunnel sessions.
+    sessions: Sessions,
 }
 
 impl HaloyService {
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            sessions: Sessions::default(),
+        }
+    }
+
+    /// Bounds Exec and Tunnel sessions by `api_limits`.
+    pub fn with_sessions(mut self, sessions: Sessions) -> Self {
+        self.sessions = sessions;
+        self
     }
 
     /// The service wrapped with the size limits.
@@ -61,6 +76,24 @@ impl v1::haloy_server::Haloy for HaloyService {
     type DeployStream = EventStream;
     type LogsStream = LogStream;
     type RollbackStream = EventStream;
+    type ExecStream = exec::OutputStream;
+    type TunnelStream = tunnel::DataStream;
+
+    async fn exec(
+        &self,
+        request: Request<Streaming<v1::ExecInput>>,
+    ) -> Result<Response<exec::OutputStream>, Status> {
+        let output = exec::start(&self.engine, &self.sessions, request.into_inner()).await?;
+        Ok(Response::new(output))
+    }
+
+    async fn tunnel(
+        &self,
+        request: Request<Streaming<v1::TunnelData>>,
+    ) -> Result<Response<tunnel::DataStream>, Status> {
+        let data = tunnel::start(&self.engine, &self.sessions, request.into_inner()).await?;
+        Ok(Response::new(data))
+    }
 
     async fn deploy(
         &self,
@@ -283,7 +316,11 @@ where
         .layer(tonic::service::InterceptorLayer::new(move |r| {
             auth.check(r)
         }))
-        .add_service(HaloyService::new(engine).into_server())
+        .add_service(
+            HaloyService::new(engine)
+                .with_sessions(Sessions::new(limits))
+                .into_server(),
+        )
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -8,6 +8,7 @@
 mod archive;
 mod container;
 mod error;
+mod exec;
 mod image;
 mod logs;
 mod network;
@@ -20,7 +21,10 @@ use futures_util::stream::BoxStream;
 use haloy_api::spec::RegistryAuth;
 use tokio::sync::Mutex;
 
-use super::{ArchiveStream, ContainerInfo, ContainerRuntime, ContainerSpec, LogLine, RuntimeError};
+use super::{
+    ArchiveStream, ContainerAddress, ContainerInfo, ContainerRuntime, ContainerSpec, ExecCommand,
+    ExecSession, ExecState, LogLine, RuntimeError,
+};
 
 /// A connection to one Docker Engine.
 ///
@@ -178,5 +182,25 @@ impl ContainerRuntime for Docker {
         follow: bool,
     ) -> Result<BoxStream<'static, Result<LogLine, RuntimeError>>, RuntimeError> {
         logs::stream(&self.client, id, tail, follow).await
+    }
+
+    async fn exec(&self, id: &str, command: &ExecCommand) -> Result<ExecSession, RuntimeError> {
+        exec::start(&self.client, id, command).await
+    }
+
+    async fn resize_exec(&self, exec_id: &str, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+        exec::resize(&self.client, exec_id, rows, cols).await
+    }
+
+    async fn inspect_exec(&self, exec_id: &str) -> Result<ExecState, RuntimeError> {
+        exec::inspect(&self.client, exec_id).await
+    }
+
+    async fn address(&self, id: &str) -> Result<ContainerAddress, RuntimeError> {
+        exec::address(&self.client, id).await
+    }
+
+    async fn kill_exec(&self, exec_id: &str, container_id: &str) -> Result<(), RuntimeError> {
+        exec::kill(&self.client, exec_id, container_id).await
     }
 }

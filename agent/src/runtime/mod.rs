@@ -10,6 +10,9 @@ use futures_util::stream::BoxStream;
 use haloy_api::spec::{RegistryAuth, VolumeMount};
 
 pub mod docker;
+mod exec;
+
+pub use exec::{ContainerAddress, ExecChunk, ExecCommand, ExecSession, ExecState};
 
 /// A `docker save` archive arriving in pieces.
 pub type ArchiveStream = BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
@@ -180,4 +183,33 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         tail: usize,
         follow: bool,
     ) -> Result<BoxStream<'static, Result<LogLine, RuntimeError>>, RuntimeError>;
+    /// Starts `command` in the running container `id`, attached.
+    async fn exec(&self, id: &str, command: &ExecCommand) -> Result<ExecSession, RuntimeError> {
+        let _ = (id, command);
+        Err(RuntimeError::Other(
+            "this runtime cannot run commands in containers".into(),
+        ))
+    }
+    /// Changes the size of an exec's pseudo-terminal.
+    async fn resize_exec(&self, exec_id: &str, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+        let _ = (exec_id, rows, cols);
+        Ok(())
+    }
+    /// Whether an exec still runs, and its exit code once it ended.
+    async fn inspect_exec(&self, exec_id: &str) -> Result<ExecState, RuntimeError> {
+        let _ = exec_id;
+        Err(RuntimeError::Other(
+            "this runtime cannot run commands in containers".into(),
+        ))
+    }
+    /// The container's address on its network.
+    async fn address(&self, id: &str) -> Result<ContainerAddress, RuntimeError> {
+        let _ = id;
+        Ok(ContainerAddress { ip: None })
+    }
+    /// Kills an exec's process if it still runs (its session ended early).
+    async fn kill_exec(&self, exec_id: &str, container_id: &str) -> Result<(), RuntimeError> {
+        let _ = (exec_id, container_id);
+        Ok(())
+    }
 }

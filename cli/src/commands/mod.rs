@@ -3,6 +3,7 @@
 pub mod canary;
 pub mod completion;
 pub mod deploy;
+pub mod exec;
 pub mod init;
 pub mod logs;
 pub mod prune_images;
@@ -12,4 +13,5 @@ pub mod schema;
 pub mod server;
 pub mod status;
 pub mod stop;
+pub mod tunnel;
 pub mod validate_config;

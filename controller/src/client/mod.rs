@@ -3,8 +3,12 @@
 
 mod canary;
 mod convert;
+mod exec;
+mod tunnel;
 
 pub use canary::{CanaryReport, VersionTraffic};
+pub use exec::{ExecEvent, ExecExit, ExecInput, ExecRequest};
+pub use tunnel::TunnelTarget;
 
 use haloy_api::spec::{AppSpec, Secret};
 use haloy_api::v1::{self, deploy_event, deploy_request, haloy_client::HaloyClient, image_source};
