@@ -396,9 +396,7 @@ impl HaloydConfig {
         }
         let image = &self.haproxy_image;
         if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "haproxy_image {image:?} is not an image reference; name one such as {DEFAULT_HAPROXY_IMAGE}, or one that scripts/haproxy-image built"
-            ));
+            return Err(ConfigProblem::HaproxyImage(image.clone()));
         }
         Ok(())
     }

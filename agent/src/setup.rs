@@ -163,9 +163,9 @@ pub fn set_api_domain(
 /// `haloyadm upgrade --haproxy-image`: HAProxy's image from now on.
 pub fn set_haproxy_image(layout: &Layout, image: &str) -> Result<HaloydConfig, SetupError> {
     let path = layout.config_file();
-    let mut config = HaloydConfig::load(&path).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    let mut config = HaloydConfig::load(&path)?;
     config.haproxy_image = image.to_string();
-    config.validate().map_err(SetupError::Invalid)?;
+    config.validate()?;
     write_config(layout, &config)?;
     Ok(config)
 }

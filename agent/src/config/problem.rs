@@ -34,6 +34,11 @@ pub enum ConfigProblem {
         #[source]
         violation: Violation,
     },
+    #[error(
+        "haproxy_image {0:?} is not an image reference; name one such as {image}, or one that scripts/haproxy-image built",
+        image = super::DEFAULT_HAPROXY_IMAGE
+    )]
+    HaproxyImage(String),
     #[error("api_domain is set without acme_email; add acme_email for its certificate")]
     ApiDomainWithoutEmail,
     #[error(

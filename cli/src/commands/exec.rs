@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use haloy_controller::Needs;
 use haloy_controller::client::{Client, ExecEvent, ExecExit, ExecInput, ExecRequest};
 use haloy_controller::fanout::Target;
 use tokio::sync::mpsc;
@@ -78,7 +79,7 @@ fn failed(e: &anyhow::Error) -> ExitCode {
 }
 
 async fn run(args: &Args, env: &Env) -> anyhow::Result<u8> {
-    let (_, targets) = targets::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env, Needs::Connection)?;
     let timeout = match args.timeout {
         Some(t) if t.is_zero() => None,
         Some(t) => Some(t),

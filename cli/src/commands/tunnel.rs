@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use haloy_controller::Needs;
 use haloy_controller::client::{Client, TunnelTarget};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -32,7 +33,7 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = targets::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env, Needs::Connection)?;
     let [target] = targets.as_slice() else {
         anyhow::bail!(
             "a tunnel goes to one target and {} are selected; pick one with -t <name>",
