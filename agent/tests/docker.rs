@@ -228,6 +228,11 @@ async fn stop_is_quick_with_init_and_stop_remove_tolerate_missing() {
         .run(&sandbox.spec("web", &image, &network))
         .await
         .unwrap();
+    // A stop right after the start can reach the container's init before it handles
+    // signals (then only the timeout's SIGKILL ends it); replicas are stopped once
+    // they serve, so stop this one once it serves.
+    let port = info.host_port.expect("the app port is published");
+    eventually_async(SOON, "the page", || http_get(port, "/")).await;
 
     let started = Instant::now();
     runtime
