@@ -3,6 +3,7 @@
 pub mod canary;
 pub mod completion;
 pub mod deploy;
+pub mod history;
 pub mod logs;
 pub mod prune_images;
 pub mod rollback;

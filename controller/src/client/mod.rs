@@ -2,8 +2,11 @@
 //! CLI makes, returning plain domain values instead of prost messages.
 
 mod canary;
+mod history;
+mod identity;
 
 pub use canary::{CanaryReport, VersionTraffic};
+pub use history::AuditRecord;
 
 use haloy_api::spec::{AppSpec, Secret};
 use haloy_api::status::DeploymentStatus;
@@ -26,15 +29,25 @@ use error::{classify, is_untrusted};
 use crate::deployment::{DeployReport, ImageChoice, Progress};
 use haloy_api::status::{LogEntry, RollbackTarget, StatusReport};
 
-/// Adds `authorization: Bearer <token>` to every call.
+/// Adds `authorization: Bearer <token>` to every call, and the user and host names
+/// haloyd's audit log records.
 #[derive(Clone)]
-pub struct Bearer(tonic::metadata::AsciiMetadataValue);
+pub struct Bearer {
+    token: tonic::metadata::AsciiMetadataValue,
+    user: Option<tonic::metadata::AsciiMetadataValue>,
+    host: Option<tonic::metadata::AsciiMetadataValue>,
+}
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
+        let metadata = request.metadata_mut();
+        metadata.insert("authorization", self.token.clone());
+        if let Some(user) = &self.user {
+            metadata.insert("x-haloy-user", user.clone());
+        }
+        if let Some(host) = &self.host {
+            metadata.insert("x-haloy-host", host.clone());
+        }
         Ok(request)
     }
 }
@@ -86,7 +99,14 @@ impl Client {
             .map_err(ClientError::TokenHeader)?;
         Ok(Self {
             server: address.to_string(),
-            inner: HaloyClient::with_interceptor(channel, Bearer(header)),
+            inner: HaloyClient::with_interceptor(
+                channel,
+                Bearer {
+                    token: header,
+                    user: identity::user(),
+                    host: identity::host(),
+                },
+            ),
             deployment_id: None,
             include_protected: false,
             canary_percent: None,
