@@ -331,6 +331,8 @@ fn complete(s: &Sandbox, words: &[&str]) -> Vec<String> {
 fn completion_offers_commands_flags_and_target_names() {
     let s = multi_sandbox();
     assert!(complete(&s, &["haloy", "dep"]).contains(&"deploy".to_string()));
+    assert!(complete(&s, &["haloy", "hi"]).contains(&"history".to_string()));
+    assert!(complete(&s, &["haloy", "history", "--j"]).contains(&"--json".to_string()));
     assert!(complete(&s, &["haloy", "deploy", "--t"]).contains(&"--targets".to_string()));
     assert_eq!(
         complete(&s, &["haloy", "deploy", "-t", ""]),
