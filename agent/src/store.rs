@@ -5,6 +5,8 @@
 //! version is the truth (see `engine::recovery`). No secret is stored: sensitive env
 //! values and registry credentials are dropped before writing.
 
+pub mod audit;
+
 use std::path::Path;
 
 use haloy_api::spec::{AppSpec, History};

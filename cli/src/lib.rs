@@ -58,6 +58,8 @@ pub enum Command {
     /// List earlier deployments each target can roll back to.
     #[command(name = "rollback-targets")]
     RollbackTargets(commands::rollback_targets::Args),
+    /// Show who deployed, rolled back or stopped the app, when, and how it ended.
+    History(commands::history::Args),
     /// Roll a target back to an earlier deployment, with zero downtime.
     Rollback(commands::rollback::Args),
     /// Remove images no deployment in the app's history needs (dry run unless --yes).

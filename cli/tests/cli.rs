@@ -353,6 +353,8 @@ fn completion_offers_commands_flags_and_target_names() {
     assert!(complete(&s, &["haloy", "sch"]).contains(&"schema".to_string()));
     assert!(complete(&s, &["haloy", "in"]).contains(&"init".to_string()));
     assert!(complete(&s, &["haloy", "init", "--f"]).contains(&"--force".to_string()));
+    assert!(complete(&s, &["haloy", "hi"]).contains(&"history".to_string()));
+    assert!(complete(&s, &["haloy", "history", "--j"]).contains(&"--json".to_string()));
     assert!(complete(&s, &["haloy", "deploy", "--t"]).contains(&"--targets".to_string()));
     assert_eq!(
         complete(&s, &["haloy", "deploy", "-t", ""]),

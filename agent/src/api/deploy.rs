@@ -14,20 +14,26 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use super::EventStream;
+use super::audit::{Audit, Caller};
 use super::error::AgentError;
 use super::upload;
 use crate::engine::{
     DeployOptions, DeployRequest, Engine, Event, Events, ImageFailure, ImageInput, ImageRequest,
-    Phase, Upload, UploadLimits,
+    Outcome, Phase, Upload, UploadLimits,
 };
 use crate::runtime::ContainerRuntime;
+use crate::store::Status as RecordStatus;
 
 type Inbound = Streaming<v1::DeployRequest>;
 type EventSender = mpsc::Sender<Result<v1::DeployEvent, Status>>;
 
 /// Reads the first message and validates it, so that errors before the deploy
 /// begins are plain gRPC errors; then starts the deploy.
-pub async fn start(engine: &Arc<Engine>, mut inbound: Inbound) -> Result<EventStream, AgentError> {
+pub async fn start(
+    engine: &Arc<Engine>,
+    mut inbound: Inbound,
+    caller: Caller,
+) -> Result<EventStream, AgentError> {
     let first = inbound
         .message()
         .await
@@ -83,7 +89,17 @@ pub async fn start(engine: &Arc<Engine>, mut inbound: Inbound) -> Result<EventSt
         include_protected: start.include_protected,
         canary_percent,
     };
-    run(engine, spec, image, proposed, options, Some(stream_back)).await
+    let audit = Audit::new(engine, caller, &spec.name, "deploy");
+    run(
+        engine,
+        spec,
+        image,
+        proposed,
+        options,
+        Some(stream_back),
+        audit,
+    )
+    .await
 }
 
 /// Hands a deploy to the app's owner and streams its events; `stream_back` gives the
@@ -95,10 +111,11 @@ pub async fn run(
     proposed_id: Option<&str>,
     options: DeployOptions,
     stream_back: Option<oneshot::Receiver<Inbound>>,
+    audit: Audit,
 ) -> Result<EventStream, AgentError> {
     let (events, mut engine_events) = mpsc::channel(64);
     let (cancel_tx, cancel) = watch::channel(false);
-    engine
+    let accepted = engine
         .deploy(DeployRequest {
             spec,
             image,
@@ -107,12 +124,20 @@ pub async fn run(
             cancel,
             options,
         })
-        .await?;
+        .await
+        .map_err(AgentError::from);
+    if let Err(e) = &accepted {
+        audit.record(proposed_id.unwrap_or_default(), Err(&e.to_string()));
+    }
+    accepted?;
     let (tx, rx) = mpsc::channel(64);
     let watcher = tokio::spawn(watch_for_cancel(stream_back, tx.clone(), cancel_tx));
     tokio::spawn(async move {
         while let Some(event) = engine_events.recv().await {
             let last = matches!(event, Event::Finished(_));
+            if let Event::Finished(outcome) = &event {
+                record_outcome(&audit, outcome);
+            }
             let _ = tx
                 .send(Ok(v1::DeployEvent {
                     event: Some(event.into()),
@@ -126,6 +151,19 @@ pub async fn run(
         watcher.abort();
     });
     Ok(ReceiverStream::new(rx).boxed())
+}
+
+/// Records how a deploy or rollback ended: a canary that started counts as done.
+fn record_outcome(audit: &Audit, outcome: &Outcome) {
+    let id = &outcome.deployment_id;
+    match outcome.status {
+        RecordStatus::Succeeded | RecordStatus::InProgress => audit.record(id, Ok(())),
+        RecordStatus::Canary => audit.record(&format!("{id} (canary)"), Ok(())),
+        RecordStatus::Failed => audit.record(id, Err(&outcome.reason)),
+        RecordStatus::Cancelled => {
+            audit.record(id, Err(&format!("cancelled: {}", outcome.reason)));
+        }
+    }
 }
 
 /// Cancels the deploy when the client sends Cancel, when its stream breaks, or when

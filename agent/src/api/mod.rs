@@ -1,6 +1,7 @@
 //! The `haloy.v1.Haloy` gRPC service, with authentication, health and reflection.
 //! Handlers validate, then hand the work to the engine, which owns app state.
 
+mod audit;
 mod auth;
 mod canary;
 mod convert;
@@ -99,7 +100,8 @@ impl v1::haloy_server::Haloy for HaloyService {
         &self,
         request: Request<Streaming<v1::DeployRequest>>,
     ) -> Result<Response<EventStream>, Status> {
-        let events = deploy::start(&self.engine, request.into_inner()).await?;
+        let caller = audit::caller(request.metadata());
+        let events = deploy::start(&self.engine, request.into_inner(), caller).await?;
         Ok(Response::new(events))
     }
 
@@ -139,18 +141,27 @@ impl v1::haloy_server::Haloy for HaloyService {
         &self,
         request: Request<v1::StopRequest>,
     ) -> Result<Response<v1::StopResponse>, Status> {
+        let caller = audit::caller(request.metadata());
         let request = request.into_inner();
+        let app = app_name(&request.app)?;
         let stopped = self
             .engine
             .stop_with(
-                app_name(&request.app)?,
+                app,
                 StopOptions {
                     remove: request.remove_containers,
                     include_protected: request.include_protected,
                 },
             )
             .await
-            .map_err(AgentError::from)?;
+            .map_err(AgentError::from);
+        let detail = if request.remove_containers {
+            "containers removed"
+        } else {
+            ""
+        };
+        audit::Audit::new(&self.engine, caller, app, "stop").outcome(detail, &stopped);
+        let stopped = stopped?;
         Ok(Response::new(v1::StopResponse {
             stopped: stopped.stopped,
             removed: stopped.removed,
@@ -175,14 +186,24 @@ impl v1::haloy_server::Haloy for HaloyService {
         &self,
         request: Request<v1::RollbackRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        let caller = audit::caller(request.metadata());
         let request = request.into_inner();
         let mut spec: AppSpec = request
             .spec
             .ok_or_else(|| AgentError::Protocol("RollbackRequest.spec is required".into()))?
             .try_into()
             .map_err(AgentError::from)?;
-        let pull = rollback::aim(&self.engine, &mut spec, &request.deployment_id)?;
-        self.engine.check_spec(&spec).map_err(AgentError::from)?;
+        let audit = audit::Audit::new(&self.engine, caller, &spec.name, "rollback");
+        let aimed =
+            rollback::aim(&self.engine, &mut spec, &request.deployment_id).and_then(|pull| {
+                self.engine.check_spec(&spec)?;
+                Ok(pull)
+            });
+        let target = format!("to {}", request.deployment_id);
+        if let Err(e) = &aimed {
+            audit.record(&target, Err(&e.to_string()));
+        }
+        let pull = aimed?;
         let proposed = deploy::proposed_id(
             "RollbackRequest.new_deployment_id",
             &request.new_deployment_id,
@@ -202,6 +223,7 @@ impl v1::haloy_server::Haloy for HaloyService {
                 canary_percent: None,
             },
             None,
+            audit,
         )
         .await?;
         Ok(Response::new(events))
@@ -252,20 +274,34 @@ impl v1::haloy_server::Haloy for HaloyService {
         &self,
         request: Request<v1::CanaryRequest>,
     ) -> Result<Response<v1::CanaryResult>, Status> {
+        let caller = audit::caller(request.metadata());
         let app = request.into_inner().app;
-        Ok(Response::new(
-            canary::promote(&self.engine, app_name(&app)?).await?,
-        ))
+        let app = app_name(&app)?;
+        let result = canary::promote(&self.engine, app).await;
+        audit::Audit::new(&self.engine, caller, app, "canary promote").outcome("", &result);
+        Ok(Response::new(result?))
     }
 
     async fn canary_abort(
         &self,
         request: Request<v1::CanaryRequest>,
     ) -> Result<Response<v1::CanaryResult>, Status> {
+        let caller = audit::caller(request.metadata());
         let app = request.into_inner().app;
-        Ok(Response::new(
-            canary::abort(&self.engine, app_name(&app)?).await?,
-        ))
+        let app = app_name(&app)?;
+        let result = canary::abort(&self.engine, app).await;
+        audit::Audit::new(&self.engine, caller, app, "canary abort").outcome("", &result);
+        Ok(Response::new(result?))
+    }
+
+    async fn history(
+        &self,
+        request: Request<v1::HistoryRequest>,
+    ) -> Result<Response<v1::HistoryResponse>, Status> {
+        Ok(Response::new(audit::history(
+            &self.engine,
+            request.into_inner(),
+        )?))
     }
 }
 

@@ -9,6 +9,7 @@ use hyper_util::rt::TokioIo;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
+mod audit;
 mod canary;
 mod hostile;
 mod upload;

