@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Removes Haloy from a server completely, and nothing else: haloyd's and HAProxy's
-# containers and every app container of this server (found by their dev.haloy.* labels),
-# the haloyd images haloyadm built, its settings (/etc/haloy; as a user only haloyd.yaml
-# and .env in ~/.config/haloy, which also holds the haloy CLI's servers) and data
-# (/var/lib/haloy or ~/.local/share/haloy), and the haloyadm and haloyd binaries in
-# $PREFIX/bin. The HAProxy image named by haproxy_image is left: haloyadm did not make it.
+# containers and every app container of this server (found by their dev.haloy.*
+# labels) with every tag of those apps' image repositories, the haloyd images haloyadm
+# built, its settings (/etc/haloy; as a user only haloyd.yaml and .env in
+# ~/.config/haloy, which also holds the haloy CLI's servers) and data (/var/lib/haloy
+# or ~/.local/share/haloy), and the haloyadm and haloyd binaries in $PREFIX/bin. The
+# HAProxy image named by haproxy_image is left: haloyadm did not make it.
 set -euo pipefail
 if [ "$(id -u)" -eq 0 ]; then
   config=/etc/haloy data=/var/lib/haloy flag=() prefix="${PREFIX:-/usr/local}"
@@ -15,8 +16,14 @@ haloyadm=$(command -v "$prefix/bin/haloyadm" || command -v haloyadm || true)
 instance=$(sed -n 's/^instance: *//p' "$config/haloyd.yaml" 2>/dev/null || true)
 [ -z "$haloyadm" ] || "$haloyadm" stop "${flag[@]}" 2>/dev/null || true
 if [ -n "$instance" ]; then
+  # The apps' images (every tag of each app's repository: deploys and history) go
+  # with their containers.
+  repositories=$(docker ps -a --filter "label=dev.haloy.instance=$instance" --format '{{.Image}}' | sed 's/:[^:/]*$//' | sort -u)
   for label in dev.haloy.instance dev.haloy.server; do
     docker ps -aq --filter "label=$label=$instance" | xargs -r docker rm -f >/dev/null
+  done
+  for repository in $repositories; do
+    docker images -q "$repository" | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
   done
 fi
 # haloyd's images, built by haloyadm from the installed binary.
