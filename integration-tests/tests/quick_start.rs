@@ -19,10 +19,14 @@ const OVERLAYS: [&str; 3] = ["/etc", "/var/lib", "/usr/local"];
 /// No cargo here: the server has the system's programs only.
 const SERVER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Every step ends within this (`timeout` kills it), so a hang fails the test.
+const STEP_LIMIT: &str = "300";
+
 /// A command on the server: its namespaces, its engine, a clean environment.
 fn on_server(engine: &Engine, program: &str, args: &[&str]) -> std::process::Output {
-    let mut command = engine.inside(Path::new(program));
+    let mut command = engine.inside(Path::new("/usr/bin/timeout"));
     command
+        .args([STEP_LIMIT, program])
         .args(args)
         .env_clear()
         .env("PATH", SERVER_PATH)
@@ -161,7 +165,9 @@ fn the_quick_start_works_on_a_server_with_only_docker_and_uninstalls_cleanly() {
     )
     .unwrap();
     let haloy = |args: &[&str]| {
-        run(Command::new(bin("haloy"))
+        run(Command::new("timeout")
+            .arg(STEP_LIMIT)
+            .arg(bin("haloy"))
             .args(args)
             .env("HOME", &home)
             .current_dir(&home))
