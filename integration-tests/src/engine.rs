@@ -32,10 +32,21 @@ pub struct Engine {
     pub netns: String,
     dir: PathBuf,
     dockerd: Child,
+    /// Directories dockerd and [`Engine::inside`] see with an overlay of their own.
+    overlays: Vec<String>,
 }
 
 impl Engine {
     pub fn start() -> Self {
+        Self::start_with_overlays(&[])
+    }
+
+    /// An engine whose machine also has a file system of its own at `overlays`
+    /// (e.g. `/etc`): dockerd runs in a mount namespace where each is an overlay whose
+    /// writes land under the engine's directory ([`Engine::overlay_upper`]), and
+    /// [`Engine::inside`] enters that namespace too. The host's directories are
+    /// untouched.
+    pub fn start_with_overlays(overlays: &[&str]) -> Self {
         require("ip", &["netns", "list"], "iproute2 (ip netns)");
         require("nsenter", &["--version"], "nsenter (util-linux)");
         require("dockerd", &["--version"], "dockerd");
@@ -59,11 +70,18 @@ impl Engine {
             format!("{{\"storage-driver\": \"{driver}\", \"mtu\": 1400}}"),
         )
         .expect("daemon.json");
-        let dockerd = spawn_dockerd(&name, &dir);
+        let overlays: Vec<String> = overlays.iter().map(|o| o.to_string()).collect();
+        for overlay in &overlays {
+            let upper = overlay_dir(&dir, overlay);
+            std::fs::create_dir_all(upper.join("upper")).expect("overlay dir");
+            std::fs::create_dir_all(upper.join("work")).expect("overlay dir");
+        }
+        let dockerd = spawn_dockerd(&name, &dir, &overlays);
         let mut engine = Self {
             netns: name,
             dir,
             dockerd,
+            overlays,
         };
         engine.wait_ready();
         engine
@@ -92,7 +110,7 @@ impl Engine {
     /// back by it.
     pub fn restart(&mut self) {
         self.stop_dockerd();
-        self.dockerd = spawn_dockerd(&self.netns, &self.dir);
+        self.dockerd = spawn_dockerd(&self.netns, &self.dir, &self.overlays);
         self.wait_ready();
     }
 
@@ -126,16 +144,29 @@ impl Engine {
     /// `program` run inside the namespace, against this engine.
     pub fn inside(&self, program: &Path) -> Command {
         let mut command = Command::new("nsenter");
+        command.arg(format!("--net=/run/netns/{}", self.netns));
+        if !self.overlays.is_empty() {
+            command.arg(format!("--mount=/proc/{}/ns/mnt", self.dockerd.id()));
+        }
+        command.arg(program);
         command
-            .arg(format!("--net=/run/netns/{}", self.netns))
-            .arg(program);
-        command
+    }
+
+    /// Where the writes to `overlay` (one of [`Engine::start_with_overlays`]) land.
+    pub fn overlay_upper(&self, overlay: &str) -> PathBuf {
+        overlay_dir(&self.dir, overlay).join("upper")
     }
 
     /// Forwards `port` on the host's loopback to the same port inside, through a unix
     /// socket (a path works in every network namespace): one socat listens on the
     /// host's port, one inside the namespace connects to the port there.
     pub fn relay(&self, port: u16) -> Relay {
+        self.relay_to(port, port)
+    }
+
+    /// Forwards `host_port` on the host's loopback to `port` inside (for a port such
+    /// as 80 that the host may use itself).
+    pub fn relay_to(&self, host_port: u16, port: u16) -> Relay {
         let socket = self.dir.join(format!("relay-{port}.sock"));
         let socat = |command: &mut Command| {
             command
@@ -159,11 +190,13 @@ impl Engine {
         let outside = socat(
             Command::new("socat")
                 .args(["-b", "1048576"])
-                .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+                .arg(format!(
+                    "TCP-LISTEN:{host_port},bind=127.0.0.1,reuseaddr,fork"
+                ))
                 .arg(format!("UNIX-CONNECT:{}", socket.display())),
         );
         eventually(Duration::from_secs(10), "the relay to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port))
+            std::net::TcpStream::connect(("127.0.0.1", host_port))
                 .ok()
                 .map(|_| ())
         });
@@ -210,14 +243,39 @@ impl Drop for Relay {
     }
 }
 
-/// dockerd in namespace `netns` with its files in `dir`, its log appended to.
-fn spawn_dockerd(netns: &str, dir: &Path) -> Child {
+fn overlay_dir(dir: &Path, overlay: &str) -> PathBuf {
+    dir.join("overlays")
+        .join(overlay.trim_matches('/').replace('/', "_"))
+}
+
+/// dockerd in namespace `netns` with its files in `dir`, its log appended to; with
+/// `overlays`, in a new mount namespace (private propagation) with those mounted.
+fn spawn_dockerd(netns: &str, dir: &Path, overlays: &[String]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("dockerd.log"))
         .expect("dockerd.log");
-    Command::new("nsenter")
+    let mut command = if overlays.is_empty() {
+        Command::new("nsenter")
+    } else {
+        let mut script = String::from("set -e\n");
+        for overlay in overlays {
+            let at = overlay_dir(dir, overlay);
+            script.push_str(&format!(
+                "mount -t overlay overlay -o lowerdir={overlay},upperdir={},workdir={} {overlay}\n",
+                at.join("upper").display(),
+                at.join("work").display()
+            ));
+        }
+        script.push_str("exec nsenter \"$@\"\n");
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .arg("sh");
+        command
+    };
+    command
         .arg(format!("--net=/run/netns/{netns}"))
         .arg("dockerd")
         .arg("--config-file")

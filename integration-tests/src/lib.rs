@@ -19,6 +19,7 @@ mod images;
 mod load;
 mod pebble;
 mod registry;
+pub mod release;
 pub mod scratch;
 mod server;
 
