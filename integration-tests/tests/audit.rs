@@ -1,5 +1,5 @@
 //! The audit log end to end against a real haloyd: deploys, a rollback, a refused
-//! rollback and a stop each appear in `haloy history` with the user and host the
+//! rollback, an exec and a stop each appear in `haloy history` with the user and host the
 //! CLI reported and their result, newest first, in text and `--json`.
 
 use std::path::Path;
@@ -33,7 +33,7 @@ fn deployment_id(out: &str) -> String {
 }
 
 #[test]
-fn deploy_rollback_and_stop_are_recorded_with_user_host_and_result() {
+fn deploy_rollback_exec_and_stop_are_recorded_with_user_host_and_result() {
     let family = ImageFamily::new("audited");
     let mut server = Server::start();
     server.set_env("USER", "audit-ann");
@@ -57,6 +57,8 @@ fn deploy_rollback_and_stop_are_recorded_with_user_host_and_result() {
     );
     let refused = server.haloy(&["rollback", "-c", &path_arg, "20200101000000000-abcd"]);
     assert!(!refused.status.success(), "{}", describe(&refused));
+    let exec = server.haloy(&["exec", "-c", &path_arg, "--", "sh", "-c", "exit 3"]);
+    assert_eq!(exec.status.code(), Some(3), "{}", describe(&exec));
     let stopped = server.haloy(&["stop", "-c", &path_arg]);
     assert!(stopped.status.success(), "{}", describe(&stopped));
 
@@ -78,6 +80,7 @@ fn deploy_rollback_and_stop_are_recorded_with_user_host_and_result() {
         actions,
         vec![
             ("stop", "finished"),
+            ("exec", "finished"),
             ("rollback", "failed"),
             ("rollback", "finished"),
             ("deploy", "finished"),
@@ -94,9 +97,17 @@ fn deploy_rollback_and_stop_are_recorded_with_user_host_and_result() {
         assert_eq!(entry["host"], host.as_str(), "{entry}");
         assert_eq!(entry["app"], "audited", "{entry}");
     }
-    assert_eq!(entries[3]["detail"], second.as_str(), "{listing}");
-    assert_eq!(entries[4]["detail"], first.as_str(), "{listing}");
-    let error = entries[1]["error"].as_str().unwrap();
+    assert_eq!(entries[4]["detail"], second.as_str(), "{listing}");
+    assert_eq!(entries[5]["detail"], first.as_str(), "{listing}");
+    // The program's name, never its arguments (they may hold secrets).
+    let exec = entries[1]["detail"].as_str().unwrap();
+    assert!(
+        exec.starts_with("sh in audited-")
+            && exec.ends_with("exit code 3")
+            && !exec.contains("exit 3"),
+        "{exec}"
+    );
+    let error = entries[2]["error"].as_str().unwrap();
     assert!(error.contains("20200101000000000-abcd"), "{error}");
     assert!(
         !error.contains('\n'),

@@ -12,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
+use super::audit::{Audit, Caller};
 use super::session::{Sessions, replica};
 use super::{AgentError, app_name};
 use crate::engine::{Engine, EngineError};
@@ -30,6 +31,7 @@ pub(super) async fn start(
     engine: &Arc<Engine>,
     sessions: &Sessions,
     mut input: Streaming<v1::ExecInput>,
+    caller: Caller,
 ) -> Result<OutputStream, Status> {
     let permit = sessions.exec()?;
     let first = input
@@ -41,10 +43,19 @@ pub(super) async fn start(
     };
     let app = app_name(&start.app)?.to_string();
     let argv = command(&start.command)?;
-    let tty = start.tty.then(|| window(start.window.as_ref()));
-    let (container, replicas) = replica(engine, &app, start.replica).await?;
+    let audit = Audit::new(engine, caller, &app, "exec");
     // The program's name only: arguments and environment may hold secrets.
-    tracing::info!(%app, replica = %container.name, program = %argv[0], tty = tty.is_some(), "exec");
+    let program = argv[0].clone();
+    let tty = start.tty.then(|| window(start.window.as_ref()));
+    let (container, replicas) = match replica(engine, &app, start.replica).await {
+        Ok(found) => found,
+        Err(status) => {
+            audit.record(&program, Err(status.message()));
+            return Err(status);
+        }
+    };
+    tracing::info!(%app, replica = %container.name, %program, tty = tty.is_some(), "exec");
+    let detail = format!("{program} in {}", container.name);
     let session = engine
         .runtime()
         .exec(
@@ -56,7 +67,14 @@ pub(super) async fn start(
             },
         )
         .await
-        .map_err(|e| AgentError::from(EngineError::from(e)))?;
+        .map_err(|e| AgentError::from(EngineError::from(e)));
+    let session = match session {
+        Ok(session) => session,
+        Err(e) => {
+            audit.record(&detail, Err(&e.to_string()));
+            return Err(e.into());
+        }
+    };
     let (tx, rx) = mpsc::channel(16);
     let started = exec_output::Output::Started(v1::ExecStarted {
         replica: container.name.clone(),
@@ -69,6 +87,8 @@ pub(super) async fn start(
         engine: engine.clone(),
         container: container.id,
         tx,
+        audit,
+        detail,
         _permit: permit,
     };
     tokio::spawn(run.drive(session, input, timeout));
@@ -128,6 +148,9 @@ struct Run {
     engine: Arc<Engine>,
     container: String,
     tx: mpsc::Sender<Result<v1::ExecOutput, Status>>,
+    /// Recorded once the command is over: the program, the replica, how it ended.
+    audit: Audit,
+    detail: String,
     /// Held until the command is over.
     _permit: OwnedSemaphorePermit,
 }
@@ -183,23 +206,35 @@ impl Run {
         pump.abort();
         drop(output);
         let runtime = self.engine.runtime();
+        let detail = &self.detail;
         match ended {
             Ended::Exited => {
                 let code = exit_code(runtime.as_ref(), &id, &self.tx).await;
                 match code {
-                    Ok(code) => self.exit(code, false).await,
+                    Ok(code) => {
+                        self.audit
+                            .record(&format!("{detail}, exit code {code}"), Ok(()));
+                        self.exit(code, false).await;
+                    }
                     Err(e) => {
+                        self.audit.record(detail, Err(e.message()));
                         kill(runtime.as_ref(), &id, &self.container).await;
                         let _ = self.tx.send(Err(e)).await;
                     }
                 }
             }
             Ended::TimedOut => {
+                self.audit.record(detail, Err("killed at its timeout"));
                 kill(runtime.as_ref(), &id, &self.container).await;
                 self.exit(TIMED_OUT, true).await;
             }
-            Ended::ClientGone => kill(runtime.as_ref(), &id, &self.container).await,
+            Ended::ClientGone => {
+                self.audit
+                    .record(detail, Err("killed: the client ended the session"));
+                kill(runtime.as_ref(), &id, &self.container).await;
+            }
             Ended::Failed(status) => {
+                self.audit.record(detail, Err(status.message()));
                 kill(runtime.as_ref(), &id, &self.container).await;
                 let _ = self.tx.send(Err(status)).await;
             }

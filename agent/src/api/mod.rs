@@ -84,7 +84,9 @@ impl v1::haloy_server::Haloy for HaloyService {
         &self,
         request: Request<Streaming<v1::ExecInput>>,
     ) -> Result<Response<exec::OutputStream>, Status> {
-        let output = exec::start(&self.engine, &self.sessions, request.into_inner()).await?;
+        let caller = audit::caller(request.metadata());
+        let output =
+            exec::start(&self.engine, &self.sessions, request.into_inner(), caller).await?;
         Ok(Response::new(output))
     }
 

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use haloy_controller::Needs;
 use haloy_controller::client::{AuditRecord, Client};
 use haloy_controller::fanout;
 
@@ -27,7 +28,7 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args, env: &Env, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (_, targets) = targets::resolve(&args.flags, env)?;
+    let (_, targets) = targets::resolve(&args.flags, env, Needs::Connection)?;
     let limit = args.limit;
     let results = report::each_target(&targets, fanout::DEFAULT_CONCURRENCY, out, |target, _| {
         let (server, token) = (target.server.clone(), target.token.clone());
