@@ -57,7 +57,16 @@ fn deploy_rollback_exec_and_stop_are_recorded_with_user_host_and_result() {
     );
     let refused = server.haloy(&["rollback", "-c", &path_arg, "20200101000000000-abcd"]);
     assert!(!refused.status.success(), "{}", describe(&refused));
-    let exec = server.haloy(&["exec", "-c", &path_arg, "--", "sh", "-c", "exit 3"]);
+    let exec = server.haloy(&[
+        "exec",
+        "-c",
+        &path_arg,
+        "--",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
     assert_eq!(exec.status.code(), Some(3), "{}", describe(&exec));
     let stopped = server.haloy(&["stop", "-c", &path_arg]);
     assert!(stopped.status.success(), "{}", describe(&stopped));
@@ -102,7 +111,7 @@ fn deploy_rollback_exec_and_stop_are_recorded_with_user_host_and_result() {
     // The program's name, never its arguments (they may hold secrets).
     let exec = entries[1]["detail"].as_str().unwrap();
     assert!(
-        exec.starts_with("sh in audited-")
+        exec.starts_with("/bin/busybox in audited-")
             && exec.ends_with("exit code 3")
             && !exec.contains("exit 3"),
         "{exec}"

@@ -76,11 +76,17 @@ fn version_call(token: &str, addr: &str, tls: bool) -> Duration {
     took
 }
 
+/// The floods run one at a time: each loads the machine on purpose, and beside
+/// another one a bound (connections accepted in time, a deadline) would measure
+/// the other test as much as haloyd.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Invariant: strangers holding thousands of idle connections to both API ports
 /// neither lock the token holder out nor exhaust haloyd's descriptors, and their
 /// connections are closed once the unauthenticated timeout passes.
 #[test]
 fn idle_connections_neither_lock_out_the_api_nor_exhaust_descriptors() {
+    let _alone = ONE_AT_A_TIME.blocking_lock();
     const IDLE: usize = 2000;
     raise_own_file_limit(2 * IDLE as u64 + 512);
     let server = Server::start();
@@ -153,13 +159,16 @@ fn rss_kib(pid: u32) -> u64 {
 /// 50 MB of memory while `haloy logs` follows it: the line goes out in pieces.
 #[test]
 fn output_without_newlines_does_not_grow_haloyds_memory() {
+    let _alone = ONE_AT_A_TIME.blocking_lock();
     use integration_tests::scratch::{self, Recipe};
     use std::io::Read;
     const PRINTED: u64 = 200 * 1024 * 1024;
+    // The printing starts 15 s after the replica serves, so that `haloy logs --tail 1`
+    // is attached before it (a loaded machine took over 3 s from healthy to attached).
     let recipe = Recipe {
         files: vec![("/www/index.html".into(), "ok\n".into(), false)],
         ..Recipe::busybox_sh(&format!(
-            "busybox httpd -p 8080 -h /www; busybox sleep 3; \
+            "busybox httpd -p 8080 -h /www; busybox sleep 15; \
              busybox yes x | busybox tr -d '\\n' | busybox head -c {PRINTED}; busybox sleep 3600"
         ))
     };
@@ -380,6 +389,7 @@ async fn result_within(
 /// loaded, the old version keeps serving, and a deploy right after succeeds.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trickling_upload_is_cut_off_at_the_deadline_and_the_app_deploys_right_after() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     const DEADLINE: Duration = Duration::from_secs(4);
     let app = "trickle";
     let rig = upload_rig(
@@ -459,6 +469,7 @@ async fn a_trickling_upload_is_cut_off_at_the_deadline_and_the_app_deploys_right
 /// which keeps serving.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upload_past_the_size_cap_is_refused_and_leaves_nothing() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     const CAP: u64 = 256 * 1024;
     let app = "capped";
     // A top layer of about 1.2 MB, so even the layers the server lacks are past the cap.
