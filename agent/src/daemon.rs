@@ -6,8 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-
 use crate::certs::acme::AcmeClient;
 use crate::certs::challenge::{ChallengeServer, Challenges};
 use crate::certs::{CertDir, CertSettings, Certificates, Wanted};
@@ -238,9 +236,8 @@ pub async fn run(
     };
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.api_port));
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| DaemonError::Listen { addr, source })?;
+    let listener =
+        crate::net::listen(addr).map_err(|source| DaemonError::Listen { addr, source })?;
     tracing::info!(%addr, "serving the haloy API");
     let served = crate::api::serve(
         engine,
@@ -277,9 +274,8 @@ async fn serve_tls_api(
         path: layout.cert_dir().join("api-selfsigned.pem"),
         source,
     })?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| DaemonError::Listen { addr, source })?;
+    let listener =
+        crate::net::listen(addr).map_err(|source| DaemonError::Listen { addr, source })?;
     tracing::info!(%addr, %fingerprint, "serving the haloy API over TLS with haloyd's own certificate");
     // Handshakes run apart from the accept loop, so a slow client holds up no other.
     let (tx, rx) = tokio::sync::mpsc::channel(16);

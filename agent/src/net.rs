@@ -8,11 +8,31 @@
 
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use futures_util::Stream;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// How long an accept loop waits after a failed `accept`.
 pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Connections the kernel queues for an API listener before haloyd accepts them
+/// (the kernel caps it at `net.core.somaxconn`). tokio's default, 1024, overflows
+/// when a burst of connects outpaces the accept loop, and each overflowed connect
+/// then waits a second for its SYN to be sent again.
+pub const API_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`API_BACKLOG`].
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(API_BACKLOG)
+}
 
 /// The accepted connection, or `None` after logging the error and pausing.
 pub async fn accepted<T>(result: std::io::Result<T>, listener: &str) -> Option<T> {

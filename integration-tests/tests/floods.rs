@@ -85,7 +85,6 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// neither lock the token holder out nor exhaust haloyd's descriptors, and their
 /// connections are closed once the unauthenticated timeout passes.
 #[test]
-#[ignore = "fails since the session-5 merges (haloyd does not take 2,000 connections within 20 s); issue 13 stays open for it"]
 fn idle_connections_neither_lock_out_the_api_nor_exhaust_descriptors() {
     let _alone = ONE_AT_A_TIME.blocking_lock();
     const IDLE: usize = 2000;
