@@ -146,3 +146,22 @@ mod tests {
         assert_ne!(Health::parse("down"), Health::Up);
     }
 }
+
+/// Requests one version answered since its canary started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionTraffic {
+    pub deployment_id: String,
+    pub image: String,
+    pub replicas: Vec<String>,
+    pub responses: u64,
+    pub errors: u64,
+}
+
+/// A running canary (`haloy deploy --canary <percent>`) and the version beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanaryReport {
+    /// The canary's share of requests, 1-99.
+    pub percent: u8,
+    pub canary: VersionTraffic,
+    pub stable: Option<VersionTraffic>,
+}

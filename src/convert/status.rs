@@ -1,13 +1,13 @@
-//! What a server reports, from the wire: `Status`, `Logs` and `RollbackTargets`
-//! answers become [`crate::status`] values. Unknown enum values read as "unknown"
+//! What a server reports, both ways across the wire: `Status`, `Logs`,
+//! `RollbackTargets` and `CanaryStatus` answers and [`crate::status`] values. Unknown enum values read as "unknown"
 //! (a newer server), never as an error.
 
 use std::time::{Duration, SystemTime};
 
 use crate::spec::DomainSpec;
 use crate::status::{
-    CertificateInfo, DeploymentInfo, DeploymentStatus, Health, LogEntry, ReplicaInfo,
-    RollbackTarget, StatusReport,
+    CanaryReport, CertificateInfo, DeploymentInfo, DeploymentStatus, Health, LogEntry, ReplicaInfo,
+    RollbackTarget, StatusReport, VersionTraffic,
 };
 use crate::v1;
 
@@ -143,5 +143,50 @@ pub fn history_strategy_name(value: i32) -> &'static str {
         Ok(v1::HistoryStrategy::None) => "none",
         Ok(v1::HistoryStrategy::Registry) => "registry",
         _ => "local",
+    }
+}
+
+impl From<VersionTraffic> for v1::VersionTraffic {
+    fn from(t: VersionTraffic) -> Self {
+        Self {
+            deployment_id: t.deployment_id,
+            image: t.image,
+            replicas: t.replicas,
+            responses: t.responses,
+            errors: t.errors,
+        }
+    }
+}
+
+impl From<v1::VersionTraffic> for VersionTraffic {
+    fn from(t: v1::VersionTraffic) -> Self {
+        Self {
+            deployment_id: t.deployment_id,
+            image: t.image,
+            replicas: t.replicas,
+            responses: t.responses,
+            errors: t.errors,
+        }
+    }
+}
+
+impl From<CanaryReport> for v1::CanaryStatusResponse {
+    fn from(report: CanaryReport) -> Self {
+        Self {
+            percent: u32::from(report.percent),
+            canary: Some(report.canary.into()),
+            stable: report.stable.map(Into::into),
+        }
+    }
+}
+
+/// A percent past 100 (no haloyd sends one) reads as 100.
+impl From<v1::CanaryStatusResponse> for CanaryReport {
+    fn from(response: v1::CanaryStatusResponse) -> Self {
+        Self {
+            percent: u8::try_from(response.percent.min(100)).unwrap_or(100),
+            canary: response.canary.map(Into::into).unwrap_or_default(),
+            stable: response.stable.map(Into::into),
+        }
     }
 }

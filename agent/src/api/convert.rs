@@ -8,9 +8,7 @@ use std::time::SystemTime;
 use haloy_api::v1::{self, deploy_event};
 
 use crate::certs::CertificateStatus;
-use crate::engine::{
-    AppStatus, CanaryOutcome, CanaryReport, Event, Phase, ReplicaStatus, VersionTraffic,
-};
+use crate::engine::{AppStatus, CanaryOutcome, Event, Phase, ReplicaStatus};
 use crate::ids;
 use crate::runtime::LogLine;
 use crate::store::{DeploymentRecord, Status as RecordStatus};
@@ -177,28 +175,6 @@ impl From<Event> for deploy_event::Event {
                 status: v1::DeploymentStatus::from(outcome.status).into(),
                 reason: outcome.reason,
             }),
-        }
-    }
-}
-
-impl From<VersionTraffic> for v1::VersionTraffic {
-    fn from(t: VersionTraffic) -> Self {
-        Self {
-            deployment_id: t.deployment_id,
-            image: t.image,
-            replicas: t.replicas,
-            responses: t.responses,
-            errors: t.errors,
-        }
-    }
-}
-
-impl From<CanaryReport> for v1::CanaryStatusResponse {
-    fn from(report: CanaryReport) -> Self {
-        Self {
-            percent: u32::from(report.percent),
-            canary: Some(report.canary.into()),
-            stable: report.stable.map(Into::into),
         }
     }
 }

@@ -15,22 +15,7 @@ use crate::proxy::ServerCounters;
 use crate::runtime::{ContainerInfo, ContainerState};
 use crate::store::{CanaryState, DeploymentRecord, JournalPhase, Status};
 
-/// Requests one version answered since the canary started.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VersionTraffic {
-    pub deployment_id: String,
-    pub image: String,
-    pub replicas: Vec<String>,
-    pub responses: u64,
-    pub errors: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanaryReport {
-    pub percent: u8,
-    pub canary: VersionTraffic,
-    pub stable: Option<VersionTraffic>,
-}
+pub use haloy_api::status::{CanaryReport, VersionTraffic};
 
 /// What a promote or abort did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,23 +4,7 @@ use haloy_api::v1;
 
 use super::{Client, ClientError};
 
-/// Requests one version answered during a canary.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VersionTraffic {
-    pub deployment_id: String,
-    pub image: String,
-    pub replicas: Vec<String>,
-    pub responses: u64,
-    pub errors: u64,
-}
-
-/// A running canary and the version beside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanaryReport {
-    pub percent: u32,
-    pub canary: VersionTraffic,
-    pub stable: Option<VersionTraffic>,
-}
+pub use haloy_api::status::{CanaryReport, VersionTraffic};
 
 impl Client {
     /// The app's running canary and the version beside it.

@@ -1,12 +1,11 @@
 //! The controller's side of the wire edge: Deploy and Rollback stream events become
-//! [`Progress`] and [`DeployReport`], canary answers a [`CanaryReport`]. These types
+//! [`Progress`] and [`DeployReport`] (canary answers convert in `haloy_api::convert`). These types
 //! are the CLI's view of a deploy and live in this crate (haloyd never sees them),
 //! so their conversions sit here, at the client, not in `haloy_api::convert`.
 
 use haloy_api::status::DeploymentStatus;
 use haloy_api::v1::{self, deploy_event};
 
-use super::canary::{CanaryReport, VersionTraffic};
 use crate::deployment::{DeployReport, Progress};
 
 /// The events of the Deploy and Rollback streams that are plain progress; the others
@@ -60,26 +59,4 @@ fn phase_name(phase: i32) -> String {
     name.trim_start_matches("PHASE_")
         .to_lowercase()
         .replace('_', " ")
-}
-
-impl From<v1::VersionTraffic> for VersionTraffic {
-    fn from(t: v1::VersionTraffic) -> Self {
-        Self {
-            deployment_id: t.deployment_id,
-            image: t.image,
-            replicas: t.replicas,
-            responses: t.responses,
-            errors: t.errors,
-        }
-    }
-}
-
-impl From<v1::CanaryStatusResponse> for CanaryReport {
-    fn from(response: v1::CanaryStatusResponse) -> Self {
-        Self {
-            percent: response.percent,
-            canary: response.canary.map(Into::into).unwrap_or_default(),
-            stable: response.stable.map(Into::into),
-        }
-    }
 }
