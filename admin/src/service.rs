@@ -95,6 +95,15 @@ fn report(
         "haloyd {} serves the API on 127.0.0.1:{}",
         serving.haloyd, config.api_port
     )?;
+    report_proxy_and_docker(config, serving, out)
+}
+
+/// What serves beside haloyd, once it answers.
+fn report_proxy_and_docker(
+    config: &HaloydConfig,
+    serving: &ready::Serving,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     writeln!(
         out,
         "HAProxy {} serves http://{}:{}",
@@ -124,12 +133,7 @@ async fn start_processes(
         "haloyd is running (pid {pid}), API on 127.0.0.1:{}",
         config.api_port
     )?;
-    writeln!(
-        out,
-        "HAProxy {} serves http://{}:{}",
-        serving.haproxy, config.bind_address, config.http_port
-    )?;
-    writeln!(out, "Docker {}", serving.docker)?;
+    report_proxy_and_docker(config, &serving, out)?;
     writeln!(out, "logs: {}", layout.haloyd_log().display())?;
     Ok(())
 }

@@ -83,6 +83,17 @@ fn every_seed_example_and_valid_fixture_validates() {
     assert!(output.status.success(), "{}", describe(&output));
 }
 
+/// Copies `file` into the sandbox's working directory; returns its name there.
+fn copy_to_work(s: &Sandbox, file: &Path) -> String {
+    let name = file
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    std::fs::copy(file, s.work().join(&name)).expect("copy");
+    name
+}
+
 #[test]
 fn the_valid_fixtures_are_valid_to_the_engine_too() {
     let mut s = Sandbox::new();
@@ -90,12 +101,7 @@ fn the_valid_fixtures_are_valid_to_the_engine_too() {
     s.set("SHOP_TOKEN", "t");
     s.set("REGISTRY_PASSWORD", "p");
     for file in files_in(&format!("{FIXTURES}/valid"), &["yaml", "json", "toml"]) {
-        let name = file
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .to_string();
-        std::fs::copy(&file, s.work().join(&name)).expect("copy");
+        let name = copy_to_work(&s, &file);
         s.ok("haloy", &["validate-config", "-c", &name]);
     }
 }
@@ -114,12 +120,7 @@ fn invalid_fixtures_fail_the_schema_and_the_engine() {
             file.display(),
             describe(&output)
         );
-        let name = file
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .to_string();
-        std::fs::copy(&file, s.work().join(&name)).expect("copy");
+        let name = copy_to_work(&s, &file);
         s.fails("haloy", &["validate-config", "-c", &name]);
     }
 }

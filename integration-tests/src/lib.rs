@@ -130,3 +130,15 @@ pub fn process_alive(pid: u32) -> bool {
     let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
     !zombie || threads > 1
 }
+
+/// Writes a benchmark's figures to `target/bench/<name>.json` and says so.
+pub fn write_bench_json(name: &str, json: &serde_json::Value) {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&out).expect("target/bench");
+    std::fs::write(
+        out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(json).expect("json"),
+    )
+    .expect("write");
+    println!("wrote target/bench/{name}.json");
+}

@@ -37,6 +37,26 @@ impl Recipe {
             ..Self::default()
         }
     }
+
+    /// Debian's redis-server on port 6379, data in /data, reachable from other
+    /// containers (protected mode off), with `extra` arguments.
+    pub fn redis_server(extra: &[&str]) -> Self {
+        let args = [
+            "/usr/bin/redis-server",
+            "--port",
+            "6379",
+            "--protected-mode",
+            "no",
+            "--dir",
+            "/data",
+        ];
+        Self {
+            binaries: vec!["/usr/bin/redis-server".into()],
+            dirs: vec!["/data".into()],
+            entrypoint: args.iter().chain(extra).map(|a| a.to_string()).collect(),
+            ..Self::default()
+        }
+    }
 }
 
 /// Builds `haloy-it:<tag>` from `recipe`.

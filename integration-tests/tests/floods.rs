@@ -281,6 +281,24 @@ async fn upload_rig(app: &str, new_body: &str, settings: &[(&str, String)]) -> U
 }
 
 impl UploadRig {
+    /// Deploys the new image as `haloy deploy` does: haloy's own upload code.
+    async fn upload_with_haloy(
+        &self,
+        app: &str,
+    ) -> Result<haloy_controller::deployment::DeployReport, haloy_controller::client::ClientError>
+    {
+        let mut client = Client::connect(&self.server.api(), &Secret::new(self.server.token()))
+            .await
+            .expect("connect");
+        client
+            .deploy(
+                &self.new_spec(app),
+                ImageChoice::Upload(self.new_tar.clone()),
+                |_| {},
+            )
+            .await
+    }
+
     fn new_spec(&self, app: &str) -> haloy_api::spec::AppSpec {
         let (repository, tag) = self.new.rsplit_once(':').expect("repository:tag");
         integration_tests::app_spec(app, repository, tag, &self.server.network)
@@ -446,15 +464,8 @@ async fn a_trickling_upload_is_cut_off_at_the_deadline_and_the_app_deploys_right
     assert_eq!(rig.server.get("trickle.test", "/").2, "old version");
 
     // The app is free at once: the whole upload deploys.
-    let mut client = Client::connect(&rig.server.api(), &Secret::new(rig.server.token()))
-        .await
-        .expect("connect");
-    let report = client
-        .deploy(
-            &rig.new_spec(app),
-            ImageChoice::Upload(rig.new_tar.clone()),
-            |_| {},
-        )
+    let report = rig
+        .upload_with_haloy(app)
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n--- haloyd.log\n{}", rig.server.log()));
     assert!(report.succeeded, "{}", report.reason);
@@ -483,15 +494,8 @@ async fn an_upload_past_the_size_cap_is_refused_and_leaves_nothing() {
     let before = rig.files();
 
     // (a) Through haloy's own upload code: the announcement is refused.
-    let mut client = Client::connect(&rig.server.api(), &Secret::new(rig.server.token()))
-        .await
-        .expect("connect");
-    let err = client
-        .deploy(
-            &rig.new_spec(app),
-            ImageChoice::Upload(rig.new_tar.clone()),
-            |_| {},
-        )
+    let err = rig
+        .upload_with_haloy(app)
         .await
         .expect_err("an upload past the cap");
     let message = format!("{err:#}");

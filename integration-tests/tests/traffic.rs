@@ -316,25 +316,7 @@ fn the_watchdog_restarts_a_replica_that_fails_while_serving() {
 }
 
 fn redis_image() -> String {
-    let recipe = Recipe {
-        binaries: vec!["/usr/bin/redis-server".into()],
-        dirs: vec!["/data".into()],
-        entrypoint: [
-            "/usr/bin/redis-server",
-            "--port",
-            "6379",
-            "--protected-mode",
-            "no",
-            "--dir",
-            "/data",
-            "--appendonly",
-            "yes",
-        ]
-        .map(String::from)
-        .to_vec(),
-        ..Recipe::default()
-    };
-    scratch::build("redis", &recipe)
+    scratch::build("redis", &Recipe::redis_server(&["--appendonly", "yes"]))
 }
 
 #[test]

@@ -11,23 +11,7 @@ use integration_tests::scratch::{self, Recipe};
 use integration_tests::{Server, describe, eventually, free_port, require, run, signal};
 
 fn redis_image() -> String {
-    let recipe = Recipe {
-        binaries: vec!["/usr/bin/redis-server".into()],
-        dirs: vec!["/data".into()],
-        entrypoint: [
-            "/usr/bin/redis-server",
-            "--port",
-            "6379",
-            "--protected-mode",
-            "no",
-            "--dir",
-            "/data",
-        ]
-        .map(String::from)
-        .to_vec(),
-        ..Recipe::default()
-    };
-    scratch::build("tunnel-redis", &recipe)
+    scratch::build("tunnel-redis", &Recipe::redis_server(&[]))
 }
 
 /// A tunnel process, interrupted and reaped when dropped.

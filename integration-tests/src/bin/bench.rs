@@ -289,14 +289,7 @@ async fn main() {
         "upload": {"image_bytes": size, "baseline_seconds": baseline, "haloy_seconds": haloy, "throughput_ratio": ratio},
         "one_layer_redeploy": {"first_upload_bytes": sent_first, "redeploy_bytes": sent_second},
     });
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    std::fs::create_dir_all(&out).expect("target/bench");
-    std::fs::write(
-        out.join("deploy.json"),
-        serde_json::to_string_pretty(&json).expect("json"),
-    )
-    .expect("write");
-    println!("wrote target/bench/deploy.json");
+    integration_tests::write_bench_json("deploy", &json);
     let _ = Command::new("docker")
         .args(["rmi", "-f", &v1, &v2])
         .output();

@@ -351,13 +351,6 @@ async fn main() {
         "restart": {"no_apps_seconds": none, "api_back_100_apps_seconds": api_back, "recovered_100_apps_seconds": recovered, "haproxy_too_all_serving_seconds": all_serving},
         "reboot": {"engine_seconds": engine_back, "containers_seconds": containers_back, "serving_seconds": serving},
     });
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    std::fs::create_dir_all(&out).expect("target/bench");
-    std::fs::write(
-        out.join("engine.json"),
-        serde_json::to_string_pretty(&json).expect("json"),
-    )
-    .expect("write");
-    println!("wrote target/bench/engine.json");
+    integration_tests::write_bench_json("engine", &json);
     drop(family);
 }

@@ -366,14 +366,7 @@ async fn main() {
         "db_bound_bytes": DB_BOUND,
         "pass": {"all_succeeded": all_succeeded, "history_ratio": history_ok, "db_size": db_ok},
     });
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    std::fs::create_dir_all(&out).expect("target/bench");
-    std::fs::write(
-        out.join("load.json"),
-        serde_json::to_string_pretty(&json).expect("json"),
-    )
-    .expect("write");
-    println!("wrote target/bench/load.json");
+    integration_tests::write_bench_json("load", &json);
     drop(family);
     if !(all_succeeded && history_ok && db_ok) {
         std::process::exit(1);

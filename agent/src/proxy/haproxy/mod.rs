@@ -317,15 +317,8 @@ impl Proxy for Haproxy {
             if backends != next.backends() || !same_skeleton {
                 self.reload_with(&wanted, on_disk.as_ref()).await?;
             } else {
-                runtime::reconcile_map(&self.cli, &self.paths.hosts_map, &next.hosts_map()).await?;
-                runtime::reconcile_map(&self.cli, &self.paths.aliases_map, &next.aliases_map())
-                    .await?;
-                runtime::reconcile_map(&self.cli, &self.paths.https_map, &next.https_map()).await?;
                 certs::load_missing(&self.paths, &next).await?;
-                for (app, spec) in &next.apps {
-                    runtime::reconcile_servers(&self.cli, &backend_name(app), &spec.servers)
-                        .await?;
-                }
+                self.catch_up(&next).await?;
                 files::write_files(&self.paths, &wanted).await?;
             }
         }
