@@ -1,6 +1,6 @@
 //! The real [`HealthProbe`]: one HTTP/1.1 request (hyper) over loopback to a
 //! container's published port, reading the status and the first line of the body;
-//! and a plain TCP connect for accessories that speak no HTTP.
+//! and, for accessories that speak no HTTP, a TCP connection the far side keeps open.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use hyper::Request;
 use hyper::body::Body as _;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::engine::{Answer, HealthProbe, ProbeError};
@@ -28,11 +29,28 @@ impl HealthProbe for HttpProbe {
     }
 
     async fn connect(&self, port: u16, timeout: Duration) -> Result<(), ProbeError> {
-        tokio::time::timeout(timeout, TcpStream::connect(("127.0.0.1", port)))
-            .await
-            .map_err(|_| ProbeError::NoConnection(timeout))?
-            .map(drop)
-            .map_err(ProbeError::Connect)
+        connect(port, timeout).await
+    }
+}
+
+/// How long a connection must stay open to count: Docker's userland proxy accepts
+/// on the published port before anything listens in the container, and closes the
+/// connection as soon as its own connect inside is refused.
+const STAYS_OPEN: Duration = Duration::from_millis(300);
+
+/// A TCP connection to `127.0.0.1:port` that the far side keeps open for
+/// [`STAYS_OPEN`] (or greets on): an accept alone proves nothing behind a proxy.
+pub async fn connect(port: u16, timeout: Duration) -> Result<(), ProbeError> {
+    let mut stream = tokio::time::timeout(timeout, TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .map_err(|_| ProbeError::NoConnection(timeout))?
+        .map_err(ProbeError::Connect)?;
+    let mut greeting = [0u8; 64];
+    match tokio::time::timeout(STAYS_OPEN.min(timeout), stream.read(&mut greeting)).await {
+        // Quiet and open (redis, PostgreSQL), or a greeting (MySQL, SMTP).
+        Err(_) | Ok(Ok(1..)) => Ok(()),
+        Ok(Ok(0)) => Err(ProbeError::ClosedAtOnce),
+        Ok(Err(e)) => Err(ProbeError::Connect(e)),
     }
 }
 
@@ -224,5 +242,35 @@ mod tests {
                 .to_string()
                 .contains("connect")
         );
+    }
+
+    /// What Docker's userland proxy does while nothing listens in the container:
+    /// accept, then close. That is not a healthy accessory; one that greets is.
+    #[tokio::test]
+    async fn a_tcp_check_wants_the_connection_kept_open() {
+        let closes = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closes.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = closes.accept().await {
+                drop(socket);
+            }
+        });
+        let timeout = Duration::from_secs(2);
+        let err = HttpProbe.connect(port, timeout).await.unwrap_err();
+        assert!(matches!(err, ProbeError::ClosedAtOnce), "{err}");
+        assert!(err.to_string().contains("nothing listens"), "{err}");
+
+        let greets = server(b"").await;
+        let greeting = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let greeting_port = greeting.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = greeting.accept().await {
+                let _ = socket.write_all(b"220 ready\r\n").await;
+                drop(socket);
+            }
+        });
+        assert!(HttpProbe.connect(greeting_port, timeout).await.is_ok());
+        // `server` reads first and stays quiet: open and silent counts.
+        assert!(HttpProbe.connect(greets, timeout).await.is_ok());
     }
 }

@@ -156,3 +156,45 @@ fn redis_clients_work_through_the_tunnel_and_ctrl_c_closes_it() {
         "nothing listens on {port} any more"
     );
 }
+
+/// Invariant: an accessory checked by TCP counts as deployed only once it listens
+/// in its container. Docker's proxy accepts on the published port from the start and
+/// closes at once while nothing listens behind it; a check that took that accept
+/// would report a deploy done that the next client finds closed.
+#[test]
+fn a_tcp_service_counts_as_deployed_only_once_it_listens() {
+    require("curl", &["--version"], "curl (package curl)");
+    scratch::build(
+        "tunnel-late",
+        &Recipe::busybox_sh("/bin/busybox sleep 3; exec /bin/busybox httpd -f -p 8080 -h /"),
+    );
+    let server = Server::start();
+    let config = server.app_config(
+        "late",
+        &format!(
+            "name: late\nimage: {{repository: haloy-it, tag: tunnel-late, source: local}}\nport: 8080\npreset: service\nnetwork: \"{}\"\n",
+            server.network
+        ),
+    );
+    server.deploy(&config);
+
+    // The first client after the deploy gets an answer, not a closed connection.
+    let tunnel = Tunnel::open(&server, &config, &[]);
+    let curl = run(Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .arg(format!("http://127.0.0.1:{}/", tunnel.port)));
+    assert_eq!(
+        String::from_utf8_lossy(&curl.stdout),
+        "404",
+        "busybox httpd answers through the tunnel: {}",
+        describe(&curl)
+    );
+}

@@ -41,6 +41,8 @@ pub enum ProbeError {
     NoAnswer(Duration),
     #[error("no connection within {} ms", .0.as_millis())]
     NoConnection(Duration),
+    #[error("the connection was closed at once: nothing listens on the port in the container yet")]
+    ClosedAtOnce,
 }
 
 /// Asks an app whether it is healthy.
@@ -55,7 +57,8 @@ pub trait HealthProbe: Send + Sync + 'static {
         path: &str,
         timeout: Duration,
     ) -> Result<Answer, ProbeError>;
-    /// Whether something accepts TCP connections on `127.0.0.1:port`.
+    /// Whether something accepts TCP connections on `127.0.0.1:port` and keeps
+    /// them open (not only Docker's proxy in front of the container).
     async fn connect(&self, port: u16, timeout: Duration) -> Result<(), ProbeError>;
 }
 
