@@ -214,6 +214,20 @@ impl Server {
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
+    /// The API certificate's SHA-256 fingerprint, as `haloyadm api token` prints it
+    /// on stderr (for `haloy server add --fingerprint`).
+    pub fn api_fingerprint(&self) -> String {
+        let output = self.haloyadm(&["api", "token", "--local-install"]);
+        assert!(output.status.success(), "{}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("api certificate sha256 fingerprint: "))
+            .unwrap_or_else(|| panic!("no fingerprint in:\n{stderr}"))
+            .trim()
+            .to_string()
+    }
+
     pub fn set_env(&mut self, name: &str, value: &str) {
         self.env.push((name.to_string(), value.to_string()));
     }

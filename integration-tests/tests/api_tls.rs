@@ -150,26 +150,13 @@ fn deploys_over_tls_through_haproxy_at_the_api_domain() {
     );
 }
 
-/// The fingerprint `haloyadm api token` prints on stderr.
-fn fingerprint(server: &Server) -> String {
-    let output = server.haloyadm(&["api", "token", "--local-install"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("api certificate sha256 fingerprint: "))
-        .unwrap_or_else(|| panic!("no fingerprint in:\n{stderr}"))
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn a_pinned_self_signed_certificate_is_trusted_and_a_wrong_fingerprint_refused() {
     build_image("tls-v1", "tls v1", true);
     let server = Server::start();
     let tls_port = free_port();
     reconfigure(&server, &[("api_tls_port", tls_port.to_string())]);
-    let pinned = fingerprint(&server);
+    let pinned = server.api_fingerprint();
     let token = server.token();
     let api = format!("127.0.0.1:{tls_port}");
     haloy(

@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use integration_tests::scratch::{self, Recipe};
-use integration_tests::{Server, describe, eventually, free_port, require, run, signal};
+use integration_tests::{
+    Server, describe, eventually, free_port, reconfigure, require, run, signal,
+};
 
 fn redis_image() -> String {
     scratch::build("tunnel-redis", &Recipe::redis_server(&[]))
@@ -196,5 +198,76 @@ fn a_tcp_service_counts_as_deployed_only_once_it_listens() {
         "404",
         "busybox httpd answers through the tunnel: {}",
         describe(&curl)
+    );
+}
+
+/// Over the API's TLS port (its self-signed certificate pinned), a tunnel reaches a
+/// port of the replica that is not the app's: redis beside the app's web server.
+#[test]
+fn a_tunnel_over_tls_reaches_a_port_that_is_not_the_app_port() {
+    require(
+        "redis-cli",
+        &["--version"],
+        "redis-cli (package redis-tools)",
+    );
+    let redis = Recipe::redis_server(&[]);
+    scratch::build(
+        "tunnel-two",
+        &Recipe {
+            binaries: vec!["/bin/busybox".into(), "/usr/bin/redis-server".into()],
+            dirs: redis.dirs,
+            files: vec![("/www/index.html".into(), "web\n".into(), false)],
+            entrypoint: vec![
+                "/bin/busybox".into(),
+                "sh".into(),
+                "-c".into(),
+                "/usr/bin/redis-server --port 6380 --protected-mode no --dir /data & \
+                 exec /bin/busybox httpd -f -p 8080 -h /www"
+                    .into(),
+            ],
+            ..Recipe::default()
+        },
+    );
+    let server = Server::start();
+    let tls_port = free_port();
+    reconfigure(&server, &[("api_tls_port", tls_port.to_string())]);
+    let api = format!("127.0.0.1:{tls_port}");
+    let added = server.haloy(&[
+        "server",
+        "add",
+        &api,
+        &server.token(),
+        "--fingerprint",
+        &server.api_fingerprint(),
+    ]);
+    assert!(added.status.success(), "{}", describe(&added));
+    let config = server.app_config(
+        "two",
+        &format!(
+            "name: two\nimage: {{repository: haloy-it, tag: tunnel-two, source: local}}\nport: 8080\nnetwork: \"{}\"\n",
+            server.network
+        ),
+    );
+    let deployed = server.haloy(&[
+        "deploy",
+        "-c",
+        &config.display().to_string(),
+        "--server",
+        &api,
+    ]);
+    assert!(
+        deployed.status.success(),
+        "{}\n{}",
+        describe(&deployed),
+        server.log()
+    );
+
+    let tunnel = Tunnel::open(&server, &config, &["--server", &api, "--port", "6380"]);
+    assert_eq!(tunnel.cli(&["SET", "over", "tls"]), "OK");
+    assert_eq!(tunnel.cli(&["GET", "over"]), "tls");
+    assert_eq!(
+        tunnel.cli(&["CONFIG", "GET", "port"]),
+        "port\n6380",
+        "the tunnel reached redis on 6380, not the app port"
     );
 }
