@@ -1,5 +1,5 @@
 //! The audit log end to end against a real haloyd: deploys, a rollback, a refused
-//! rollback, an exec and a stop each appear in `haloy history` with the user and host the
+//! rollback, an exec, a stop and a deploy haloyd refuses each appear in `haloy history` with the user and host the
 //! CLI reported and their result, newest first, in text and `--json`.
 
 use std::path::Path;
@@ -70,6 +70,16 @@ fn deploy_rollback_exec_and_stop_are_recorded_with_user_host_and_result() {
     assert_eq!(exec.status.code(), Some(3), "{}", describe(&exec));
     let stopped = server.haloy(&["stop", "-c", &path_arg]);
     assert!(stopped.status.success(), "{}", describe(&stopped));
+    // A deploy haloyd refuses before it begins is on record too.
+    server.app_config(
+        "audited",
+        &format!(
+            "{}volumes: [\"/var/run/docker.sock:/var/run/docker.sock\"]\n",
+            config(&server, &family.repository, "v2")
+        ),
+    );
+    let hostile = server.haloy(&["deploy", "-c", &path_arg]);
+    assert!(!hostile.status.success(), "{}", describe(&hostile));
 
     let output = server.haloy(&["history", "-c", &path_arg, "--json"]);
     assert!(
@@ -88,6 +98,7 @@ fn deploy_rollback_exec_and_stop_are_recorded_with_user_host_and_result() {
     assert_eq!(
         actions,
         vec![
+            ("deploy", "failed"),
             ("stop", "finished"),
             ("exec", "finished"),
             ("rollback", "failed"),
@@ -106,22 +117,25 @@ fn deploy_rollback_exec_and_stop_are_recorded_with_user_host_and_result() {
         assert_eq!(entry["host"], host.as_str(), "{entry}");
         assert_eq!(entry["app"], "audited", "{entry}");
     }
-    assert_eq!(entries[4]["detail"], second.as_str(), "{listing}");
-    assert_eq!(entries[5]["detail"], first.as_str(), "{listing}");
+    assert_eq!(entries[5]["detail"], second.as_str(), "{listing}");
+    assert_eq!(entries[6]["detail"], first.as_str(), "{listing}");
     // The program's name, never its arguments (they may hold secrets).
-    let exec = entries[1]["detail"].as_str().unwrap();
+    let exec = entries[2]["detail"].as_str().unwrap();
     assert!(
         exec.starts_with("/bin/busybox in audited-")
             && exec.ends_with("exit code 3")
             && !exec.contains("exit 3"),
         "{exec}"
     );
-    let error = entries[2]["error"].as_str().unwrap();
+    let error = entries[3]["error"].as_str().unwrap();
     assert!(error.contains("20200101000000000-abcd"), "{error}");
     assert!(
         !error.contains('\n'),
         "only the error's first line: {error}"
     );
+    let hostile = entries[0]["error"].as_str().unwrap();
+    assert!(hostile.contains("docker.sock"), "{hostile}");
+    assert_eq!(entries[0]["detail"], "refused", "{listing}");
     let times: Vec<u64> = entries
         .iter()
         .map(|e| e["time_ms"].as_u64().unwrap())
@@ -173,7 +187,8 @@ fn deploy_rollback_exec_and_stop_are_recorded_with_user_host_and_result() {
     assert_eq!(lines.len(), 2, "-n 2 shows two entries:\n{text}");
     assert!(lines[0].contains("unknown@unknown  stop"), "{text}");
     assert!(
-        lines[1].contains(&format!("audit-ann@{host}  stop")) && lines[1].ends_with("finished"),
+        lines[1].contains(&format!("audit-ann@{host}  deploy refused  failed: "))
+            && lines[1].contains("docker.sock"),
         "{text}"
     );
 }

@@ -39,23 +39,71 @@ pub async fn start(
         .await
         .map_err(|e| AgentError::Protocol(format!("reading DeployStart: {}", e.message())))?
         .ok_or_else(|| AgentError::Protocol("the stream ended before DeployStart".into()))?;
-    let Some(deploy_request::Message::Start(start)) = first.message else {
+    let Some(deploy_request::Message::Start(mut start)) = first.message else {
         return Err(AgentError::Protocol(
             "the first message must be DeployStart".into(),
         ));
     };
     let spec: AppSpec = start
         .spec
+        .take()
         .ok_or_else(|| AgentError::Protocol("DeployStart.spec is required".into()))?
         .try_into()?;
+    // From here on the app is known: a refusal is on its record too (a token
+    // holder asking for what haloyd refuses is what an audit is for).
+    let audit = Audit::new(engine, caller, &spec.name, "deploy");
+    let accepted = match accept(engine, &spec, start, inbound) {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            audit.record("refused", Err(&e.to_string()));
+            return Err(e);
+        }
+    };
+    run(
+        engine,
+        spec,
+        accepted.image,
+        accepted.proposed.as_deref(),
+        accepted.options,
+        Some(accepted.stream_back),
+        audit,
+    )
+    .await
+}
+
+/// A DeployStart that passed every check, ready to hand to the engine.
+struct Accepted {
+    image: ImageRequest,
+    proposed: Option<String>,
+    options: DeployOptions,
+    stream_back: oneshot::Receiver<Inbound>,
+}
+
+/// Checks the rest of `start` against `spec` and haloyd's limits.
+fn accept(
+    engine: &Arc<Engine>,
+    spec: &AppSpec,
+    start: v1::DeployStart,
+    inbound: Inbound,
+) -> Result<Accepted, AgentError> {
     let source = start.image.and_then(|i| i.source).ok_or_else(|| {
         AgentError::Protocol("DeployStart.image is required: pull, existing or upload".into())
     })?;
     if let image_source::Source::Upload(announced) = &source {
         upload::check(announced, &engine.upload_limits())?;
     }
-    engine.check_spec(&spec)?;
-    let proposed = proposed_id("DeployStart.deployment_id", &start.deployment_id)?;
+    engine.check_spec(spec)?;
+    let proposed =
+        proposed_id("DeployStart.deployment_id", &start.deployment_id)?.map(str::to_string);
+    let canary_percent = match start.canary_percent {
+        0 => None,
+        p @ 1..=99 => Some(p as u8),
+        p => {
+            return Err(AgentError::Protocol(format!(
+                "DeployStart.canary_percent is {p}; send 1 to 99, or 0 for an ordinary deploy"
+            )));
+        }
+    };
     // The request stream comes back from an upload once it is received, for the
     // watcher that cancels on the client's word.
     let (give_back, stream_back) = oneshot::channel();
@@ -76,30 +124,15 @@ pub async fn start(
             }))
         }
     };
-    let canary_percent = match start.canary_percent {
-        0 => None,
-        p @ 1..=99 => Some(p as u8),
-        p => {
-            return Err(AgentError::Protocol(format!(
-                "DeployStart.canary_percent is {p}; send 1 to 99, or 0 for an ordinary deploy"
-            )));
-        }
-    };
-    let options = DeployOptions {
-        include_protected: start.include_protected,
-        canary_percent,
-    };
-    let audit = Audit::new(engine, caller, &spec.name, "deploy");
-    run(
-        engine,
-        spec,
+    Ok(Accepted {
         image,
         proposed,
-        options,
-        Some(stream_back),
-        audit,
-    )
-    .await
+        options: DeployOptions {
+            include_protected: start.include_protected,
+            canary_percent,
+        },
+        stream_back,
+    })
 }
 
 /// Hands a deploy to the app's owner and streams its events; `stream_back` gives the
