@@ -12,6 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 mod audit;
 mod canary;
 mod hostile;
+mod sessions;
 mod upload;
 mod upload_limits;
 
