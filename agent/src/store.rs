@@ -6,6 +6,7 @@
 //! values and registry credentials are dropped before writing.
 
 pub mod audit;
+pub mod maintenance;
 
 use std::path::Path;
 

@@ -166,6 +166,7 @@ pub fn route(app: &str, canonical: &str, aliases: &[&str], servers: Vec<Backend>
         }],
         health_check_path: "/health".into(),
         servers,
+        maintenance: None,
     }
 }
 
