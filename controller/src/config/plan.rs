@@ -28,6 +28,9 @@ pub struct TargetPlan {
     pub build: Option<BuildPlan>,
     pub pre_deploy: Vec<String>,
     pub post_deploy: Vec<String>,
+    /// The HTML of `maintenance.page`, which `haloy maintenance on` sends; `None`
+    /// for the server's default page.
+    pub maintenance_page: Option<String>,
     /// Things that are allowed but probably not what the user wants.
     pub warnings: Vec<crate::error::Issue>,
 }
