@@ -58,7 +58,7 @@ pub enum Command {
     /// List earlier deployments each target can roll back to.
     #[command(name = "rollback-targets")]
     RollbackTargets(commands::rollback_targets::Args),
-    /// Show who deployed, rolled back, stopped or put the app in maintenance, when, and how it ended.
+    /// Show the audit log: deploys, rollbacks, execs, stops and maintenance switches.
     History(commands::history::Args),
     /// Roll a target back to an earlier deployment, with zero downtime.
     Rollback(commands::rollback::Args),

@@ -349,7 +349,11 @@ mod tests {
             .unwrap();
         let routed = http.find("use_backend %[var(txn.host)").unwrap();
         assert!(acme < service && service < routed, "{http}");
-        assert!(files.config.contains("lua-load /srv/haproxy-config/maintenance.lua\n"));
+        assert!(
+            files
+                .config
+                .contains("lua-load /srv/haproxy-config/maintenance.lua\n")
+        );
         let up = render(&settings, &paths, &routing(false, "/up"));
         assert_eq!(up.maintenance_map, "");
         assert_eq!(skeleton(&up.config), skeleton(&files.config));
