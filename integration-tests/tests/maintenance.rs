@@ -2,13 +2,17 @@
 //! maintenance on` makes HAProxy answer the app's domains with 503 and a page while
 //! the containers keep running, without a reload; ACME challenges still reach
 //! haloyd; a deploy, a haloyd restart and a HAProxy restart keep it on; `off` serves
-//! again; every switch is in `haloy history`; grpcurl switches it too.
+//! again; every switch is in `haloy history`; grpcurl switches it too; a certificate
+//! is issued through HTTP-01 while the app is in maintenance.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use integration_tests::{ImageFamily, Server, describe, eventually, require, run};
+use integration_tests::{
+    ImageFamily, Pebble, Server, Wait, describe, eventually, https_get, https_port, reconfigure,
+    require, run,
+};
 
 /// The app's own page: line breaks and characters HAProxy's log-format would mangle,
 /// so the test sees that it arrives byte for byte.
@@ -301,4 +305,66 @@ fn grpcurl_switches_maintenance() {
     let off = call(r#"{"app": "resting"}"#);
     assert!(off.status.success(), "{}", describe(&off));
     assert_eq!(server.get("grpc-resting.test", "/").2, "version 1");
+}
+
+/// Invariant: ACME HTTP-01 challenges pass through maintenance. A domain added by a
+/// deploy during maintenance gets its certificate from a real pebble (which
+/// validates through HAProxy's port 80), and HTTPS for it then answers 503 with the
+/// page under that certificate.
+#[test]
+fn a_certificate_is_issued_during_maintenance_and_https_answers_the_page() {
+    let family = ImageFamily::new("resting-tls");
+    let server = Server::start();
+    let pebble = Pebble::start(server.http_port);
+    reconfigure(
+        &server,
+        &[
+            ("acme_directory", pebble.directory.clone()),
+            ("acme_ca_cert", pebble.tls_ca.display().to_string()),
+            ("cert_check_interval_secs", "1".to_string()),
+        ],
+    );
+    family.build("v1", "version 1");
+    let path = server.app_config(
+        "resting",
+        &config(
+            &server,
+            &family.repository,
+            "v1",
+            &["tls-resting.test"],
+            false,
+        ),
+    );
+    server.deploy(&path);
+    let c = path.display().to_string();
+    ok(&server, &["maintenance", "on", "-c", &c, "-m", "renewing"]);
+
+    let domains = ["tls-resting.test", "new-resting.test"];
+    server.app_config(
+        "resting",
+        &config(&server, &family.repository, "v1", &domains, false),
+    );
+    server.deploy(&path);
+    let port = https_port(&server);
+    let logs = || {
+        format!(
+            "--- haloyd.log\n{}\n--- pebble\n{}",
+            server.log(),
+            pebble.log()
+        )
+    };
+    let (code, body) = Wait::new(Duration::from_secs(60), "HTTPS for the new domain")
+        .every(Duration::from_millis(200))
+        .context(&logs)
+        .until(|| {
+            let answer = https_get(port, "new-resting.test", "/", &pebble.issuing_root);
+            (answer.0 != 0).then_some(answer)
+        });
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("<p>renewing</p>"), "{body}");
+    let shown = ok(&server, &["status", "-c", &c]);
+    assert!(
+        shown.contains("tls:        new-resting.test: valid until"),
+        "{shown}"
+    );
 }
