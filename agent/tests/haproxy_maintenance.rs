@@ -4,14 +4,9 @@
 
 mod support;
 
-use std::time::Duration;
-
 use haloy_api::rules::MAX_MAINTENANCE_ANSWER;
-use haloy_testkit::eventually_async;
 use haloyd::proxy::Proxy;
 use support::{Harness, HttpBackend, route};
-
-const LIMIT: Duration = Duration::from_secs(10);
 
 /// A page of exactly `bytes` bytes with line breaks, tabs, quotes, percent signs and
 /// UTF-8: everything that must arrive unchanged.
@@ -62,19 +57,7 @@ async fn the_largest_page_survives_the_runtime_api_and_a_restart() {
     assert_eq!(h.reloads().await, reloads, "no reload");
 
     // Killed, and started again from the files by the supervisor's round.
-    let processes = h.proxy.processes().await.unwrap();
-    let pids: Vec<u32> = std::iter::once(processes.master)
-        .chain(processes.workers)
-        .collect();
-    let killed = std::process::Command::new("kill")
-        .arg("-9")
-        .args(pids.iter().map(u32::to_string))
-        .status();
-    assert!(killed.unwrap().success());
-    eventually_async(LIMIT, "HAProxy is gone", || async {
-        pids.iter().all(|p| !support::alive(*p))
-    })
-    .await;
+    h.crash().await;
     assert!(h.proxy.ensure_running().await.unwrap(), "it was started");
     let response = h.get("example.com", "/").await;
     assert_eq!(response.status, 503, "{}", response.body);
@@ -95,21 +78,9 @@ async fn the_largest_page_survives_the_runtime_api_and_a_restart() {
 async fn a_switch_haproxy_missed_reaches_it_when_it_answers_again() {
     let h = Harness::new();
     let _a = web(&h).await;
-    let processes = h.proxy.processes().await.unwrap();
-    let pids: Vec<String> = std::iter::once(processes.master)
-        .chain(processes.workers)
-        .map(|p| p.to_string())
-        .collect();
-    let signal = |name: &str| {
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{name}"))
-            .args(&pids)
-            .status();
-        assert!(status.unwrap().success(), "kill -{name} {pids:?}");
-    };
-    signal("STOP");
+    let pids = h.signal_haproxy("STOP").await;
     let missed = h.proxy.set_maintenance("web", Some("<p>later</p>\n")).await;
-    signal("CONT");
+    support::signal(&pids, "CONT");
     assert!(missed.is_err(), "a stopped HAProxy cannot take a change");
 
     assert!(!h.proxy.ensure_running().await.unwrap(), "kept running");

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, io};
 
 /// An app's maintenance mode that is on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,10 +16,6 @@ pub struct Maintenance {
     /// The app's own page (HTML) instead of the default one.
     #[serde(default)]
     pub page: Option<String>,
-}
-
-fn io(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Io(e.to_string())
 }
 
 impl Store {

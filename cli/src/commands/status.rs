@@ -123,15 +123,12 @@ fn certificate_line(c: &CertificateInfo) -> String {
     line
 }
 
-/// "on since 2026-11-30T18:30:00Z (own page): Back at 14:00".
+/// "on, domains answer 503 since 2026-11-30T18:30:00Z (own page): Back at 14:00".
 fn maintenance_line(m: &MaintenanceInfo) -> String {
     let mut line = "on, domains answer 503".to_string();
     if let Some(since) = m.since {
-        let ms = since
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or_default();
-        line.push_str(&format!(" since {}", haloy_api::ids::format_rfc3339(ms)));
+        let since = haloy_api::ids::format_rfc3339(unix_seconds(since) * 1000);
+        line.push_str(&format!(" since {since}"));
     }
     if m.custom_page {
         line.push_str(" (own page)");
