@@ -45,6 +45,12 @@ fn a_page_is_read_relative_to_the_config_and_a_target_can_have_its_own() {
         ]
     );
 
+    // validate-config's view says the page was read, by its size.
+    assert_eq!(
+        plan.targets[1].to_value(false)["maintenance"],
+        serde_json::json!({"page_bytes": 23})
+    );
+
     p.write("haloy.yaml", BASE);
     let plan = p.plan("haloy.yaml", &[]).expect("plan");
     assert_eq!(plan.targets[0].maintenance_page, None);

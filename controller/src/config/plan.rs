@@ -185,6 +185,10 @@ impl TargetPlan {
         out.insert("network".into(), json!(spec.network_or_default()));
         out.insert("pre_deploy".into(), json!(self.pre_deploy));
         out.insert("post_deploy".into(), json!(self.post_deploy));
+        if let Some(page) = &self.maintenance_page {
+            // The page itself is long; its size says it was read.
+            out.insert("maintenance".into(), json!({"page_bytes": page.len()}));
+        }
         Value::Object(out)
     }
 }
