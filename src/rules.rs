@@ -8,7 +8,9 @@ use std::fmt;
 
 use crate::spec::{VolumeMount, VolumeSource};
 
+mod maintenance;
 mod values;
+pub use maintenance::*;
 pub use values::*;
 
 /// One broken rule: the problem and the fix, both lowercase without a trailing period.

@@ -113,6 +113,19 @@ pub struct StatusReport {
     pub activity: Option<(String, std::time::Duration)>,
     /// Why haloyd left the app as it was after a restart; empty when nothing.
     pub problem: String,
+    /// Set while the app is in maintenance mode.
+    pub maintenance: Option<MaintenanceInfo>,
+}
+
+/// An app's maintenance mode that is on: its domains answer 503 with a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceInfo {
+    /// When it was turned on.
+    pub since: Option<SystemTime>,
+    /// The message on the page; may be empty.
+    pub message: String,
+    /// The app's own page is shown rather than the default one.
+    pub custom_page: bool,
 }
 
 /// A TLS certificate haloyd manages for the app.

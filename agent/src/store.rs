@@ -6,6 +6,7 @@
 //! values and registry credentials are dropped before writing.
 
 pub mod audit;
+pub mod maintenance;
 
 use std::path::Path;
 
@@ -267,6 +268,11 @@ pub struct Store {
     db: sled::Db,
 }
 
+/// A sled or JSON failure as the store reports it.
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
 fn key(app: &str, id: &str) -> Vec<u8> {
     format!("{app}\0{id}").into_bytes()
 }
@@ -304,23 +310,21 @@ impl Store {
                 }
             }
         };
-        let tree = db
-            .open_tree("deployments")
-            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let tree = db.open_tree("deployments").map_err(io)?;
         Ok(Self { tree, db })
     }
 
     /// Writes `record`; once it is finished, the app's oldest finished records past
     /// what [`Store::retained`] keeps go.
     pub fn put(&self, record: &DeploymentRecord) -> Result<(), StoreError> {
-        let value = serde_json::to_vec(record).map_err(|e| StoreError::Io(e.to_string()))?;
+        let value = serde_json::to_vec(record).map_err(io)?;
         self.tree
             .insert(key(&record.app, &record.id), value)
-            .map_err(|e| StoreError::Io(e.to_string()))?;
+            .map_err(io)?;
         if record.phase.is_finished() {
             self.prune(record)?;
         }
-        self.db.flush().map_err(|e| StoreError::Io(e.to_string()))?;
+        self.db.flush().map_err(io)?;
         Ok(())
     }
 
@@ -356,20 +360,15 @@ impl Store {
             }
         }
         if removed > 0 {
-            self.tree
-                .apply_batch(batch)
-                .map_err(|e| StoreError::Io(e.to_string()))?;
+            self.tree.apply_batch(batch).map_err(io)?;
         }
         Ok(())
     }
 
     pub fn get(&self, app: &str, id: &str) -> Result<Option<DeploymentRecord>, StoreError> {
-        let value = self
-            .tree
-            .get(key(app, id))
-            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let value = self.tree.get(key(app, id)).map_err(io)?;
         value
-            .map(|v| serde_json::from_slice(&v).map_err(|e| StoreError::Io(e.to_string())))
+            .map(|v| serde_json::from_slice(&v).map_err(io))
             .transpose()
     }
 
@@ -378,9 +377,8 @@ impl Store {
         let prefix = format!("{app}\0").into_bytes();
         let mut records = Vec::new();
         for item in self.tree.scan_prefix(prefix) {
-            let (_, value) = item.map_err(|e| StoreError::Io(e.to_string()))?;
-            records
-                .push(serde_json::from_slice(&value).map_err(|e| StoreError::Io(e.to_string()))?);
+            let (_, value) = item.map_err(io)?;
+            records.push(serde_json::from_slice(&value).map_err(io)?);
         }
         records.reverse();
         Ok(records)
@@ -390,7 +388,7 @@ impl Store {
     pub fn apps(&self) -> Result<Vec<String>, StoreError> {
         let mut apps: Vec<String> = Vec::new();
         for item in self.tree.iter() {
-            let (key, _) = item.map_err(|e| StoreError::Io(e.to_string()))?;
+            let (key, _) = item.map_err(io)?;
             let app = key.split(|b| *b == 0).next().unwrap_or_default();
             let app = String::from_utf8_lossy(app).to_string();
             if apps.last() != Some(&app) {
@@ -406,7 +404,7 @@ impl Store {
         let Some(item) = self.tree.scan_prefix(&prefix).next_back() else {
             return Ok(None);
         };
-        let (key, _) = item.map_err(|e| StoreError::Io(e.to_string()))?;
+        let (key, _) = item.map_err(io)?;
         Ok(Some(
             String::from_utf8_lossy(&key[prefix.len()..]).to_string(),
         ))

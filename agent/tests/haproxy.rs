@@ -217,7 +217,7 @@ async fn after_a_crash_ensure_running_restores_routes_and_servers() {
         .unwrap();
     h.proxy.drain_server("web", "v1-c").await.unwrap();
 
-    crash(&h).await;
+    h.crash().await;
     assert!(!h.proxy.is_running().await);
     assert_eq!(h.get("example.com", "/").await.status, 0, "nothing listens");
 
@@ -291,7 +291,7 @@ async fn only_b_is_routed(h: &Harness) {
 async fn changes_while_haproxy_is_down_reach_the_restarted_haproxy() {
     let h = Harness::new();
     let _backends = web_on_a_and_b(&h).await;
-    crash(&h).await;
+    h.crash().await;
 
     h.proxy
         .remove_server("web", "v1-a")
@@ -308,17 +308,9 @@ async fn changes_while_haproxy_is_down_reach_the_restarted_haproxy() {
 async fn a_removal_haproxy_missed_reaches_it_when_it_answers_again() {
     let h = Harness::new();
     let _backends = web_on_a_and_b(&h).await;
-    let pids = haproxy_pids(&h).await;
-    let signal = |name: &str| {
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{name}"))
-            .args(pids.iter().map(u32::to_string))
-            .status();
-        assert!(status.unwrap().success(), "kill -{name} {pids:?}");
-    };
-    signal("STOP");
+    let pids = h.signal_haproxy("STOP").await;
     let missed = h.proxy.remove_server("web", "v1-a").await;
-    signal("CONT");
+    support::signal(&pids, "CONT");
     assert!(missed.is_err(), "a stopped HAProxy cannot take a change");
 
     assert!(
@@ -538,27 +530,4 @@ async fn weights_split_requests_without_a_reload_and_survive_one() {
     }
     assert!((9..=11).contains(&share(&bodies)), "{bodies:?}");
     assert!(h.proxy.set_weight("web", "stable", 0).await.is_err());
-}
-
-/// SIGKILLs HAProxy's master and workers, as a crash would, and returns once they
-/// are gone.
-async fn crash(h: &Harness) {
-    let pids = haproxy_pids(h).await;
-    let status = std::process::Command::new("kill")
-        .arg("-9")
-        .args(pids.iter().map(u32::to_string))
-        .status();
-    assert!(status.unwrap().success(), "kill -9 {pids:?}");
-    eventually_async(LIMIT, "HAProxy is gone", || async {
-        pids.iter().all(|p| !support::alive(*p))
-    })
-    .await;
-}
-
-/// HAProxy's master and workers.
-async fn haproxy_pids(h: &Harness) -> Vec<u32> {
-    let processes = h.proxy.processes().await.unwrap();
-    std::iter::once(processes.master)
-        .chain(processes.workers)
-        .collect()
 }

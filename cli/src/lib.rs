@@ -58,7 +58,7 @@ pub enum Command {
     /// List earlier deployments each target can roll back to.
     #[command(name = "rollback-targets")]
     RollbackTargets(commands::rollback_targets::Args),
-    /// Show who deployed, rolled back or stopped the app, when, and how it ended.
+    /// Show the audit log: deploys, rollbacks, execs, stops and maintenance switches.
     History(commands::history::Args),
     /// Roll a target back to an earlier deployment, with zero downtime.
     Rollback(commands::rollback::Args),
@@ -68,6 +68,9 @@ pub enum Command {
     /// Check a config file and show the resolved configuration per target.
     #[command(name = "validate-config")]
     ValidateConfig(commands::validate_config::Args),
+    /// Put the app in maintenance (its domains answer 503 with a page) or take it out.
+    #[command(subcommand)]
+    Maintenance(commands::maintenance::MaintenanceCommand),
     /// Look at or finish a canary release (`haloy deploy --canary <percent>`).
     #[command(subcommand)]
     Canary(commands::canary::CanaryCommand),

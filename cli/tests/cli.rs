@@ -304,6 +304,14 @@ fn help_lists_schema_and_init_with_a_line_each() {
             "Write a starter haloy.yaml for the app in the current directory",
         ),
         ("schema", "Print the JSON Schema of haloy.yaml"),
+        (
+            "maintenance",
+            "Put the app in maintenance (its domains answer 503 with a page) or take it out",
+        ),
+        (
+            "history",
+            "Show the audit log: deploys, rollbacks, execs, stops and maintenance switches",
+        ),
     ] {
         assert!(
             help.lines()
@@ -355,6 +363,21 @@ fn completion_offers_commands_flags_and_target_names() {
     assert!(complete(&s, &["haloy", "init", "--f"]).contains(&"--force".to_string()));
     assert!(complete(&s, &["haloy", "hi"]).contains(&"history".to_string()));
     assert!(complete(&s, &["haloy", "history", "--j"]).contains(&"--json".to_string()));
+    assert!(complete(&s, &["haloy", "mai"]).contains(&"maintenance".to_string()));
+    assert_eq!(
+        complete(&s, &["haloy", "maintenance", ""])
+            .into_iter()
+            .filter(|c| !c.starts_with('-'))
+            .collect::<Vec<_>>(),
+        ["on", "off", "help"]
+    );
+    assert!(
+        complete(&s, &["haloy", "maintenance", "on", "--m"]).contains(&"--message".to_string())
+    );
+    assert_eq!(
+        complete(&s, &["haloy", "maintenance", "off", "-t", "st"]),
+        ["staging"]
+    );
     assert!(complete(&s, &["haloy", "deploy", "--t"]).contains(&"--targets".to_string()));
     assert_eq!(
         complete(&s, &["haloy", "deploy", "-t", ""]),

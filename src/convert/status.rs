@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::spec::DomainSpec;
 use crate::status::{
-    CanaryReport, CertificateInfo, DeploymentInfo, DeploymentStatus, Health, LogEntry, ReplicaInfo,
-    RollbackTarget, StatusReport, VersionTraffic,
+    CanaryReport, CertificateInfo, DeploymentInfo, DeploymentStatus, Health, LogEntry,
+    MaintenanceInfo, ReplicaInfo, RollbackTarget, StatusReport, VersionTraffic,
 };
 use crate::v1;
 
@@ -77,6 +77,7 @@ impl From<v1::StatusResponse> for StatusReport {
                 .activity
                 .map(|a| (a.what, Duration::from_millis(a.running_for_ms))),
             problem: response.problem,
+            maintenance: response.maintenance.map(Into::into),
             app: response.app,
             current: response.current.map(Into::into),
             latest: response.latest.map(Into::into),
@@ -90,6 +91,26 @@ impl From<v1::StatusResponse> for StatusReport {
                 })
                 .collect(),
             certificates: response.certificates.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<v1::MaintenanceState> for MaintenanceInfo {
+    fn from(m: v1::MaintenanceState) -> Self {
+        Self {
+            since: m.since.and_then(|t| SystemTime::try_from(t).ok()),
+            message: m.message,
+            custom_page: m.custom_page,
+        }
+    }
+}
+
+impl From<MaintenanceInfo> for v1::MaintenanceState {
+    fn from(m: MaintenanceInfo) -> Self {
+        Self {
+            since: m.since.map(Into::into),
+            message: m.message,
+            custom_page: m.custom_page,
         }
     }
 }

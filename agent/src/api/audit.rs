@@ -82,6 +82,26 @@ impl Audit {
     }
 }
 
+/// What a maintenance switch is recorded with: the start of its message (control
+/// characters dropped) and whether the app's own page is shown.
+pub fn maintenance_detail(message: &str, custom_page: bool) -> String {
+    let mut detail: String = message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(80)
+        .collect();
+    if message.chars().count() > 80 {
+        detail.push('…');
+    }
+    if custom_page {
+        if !detail.is_empty() {
+            detail.push_str("; ");
+        }
+        detail.push_str("own page");
+    }
+    detail
+}
+
 /// The History RPC.
 pub fn history(
     engine: &Engine,

@@ -11,6 +11,7 @@ use crate::certs::CertificateStatus;
 use crate::engine::{AppStatus, CanaryOutcome, Event, Phase, ReplicaStatus};
 use crate::ids;
 use crate::runtime::LogLine;
+use crate::store::maintenance::Maintenance;
 use crate::store::{DeploymentRecord, Status as RecordStatus};
 
 impl From<RecordStatus> for v1::DeploymentStatus {
@@ -97,7 +98,17 @@ impl From<AppStatus> for v1::StatusResponse {
             replicas: status.replicas.into_iter().map(Into::into).collect(),
             domains,
             certificates: status.certificates.into_iter().map(Into::into).collect(),
+            maintenance: status.maintenance.as_ref().map(maintenance_state),
         }
+    }
+}
+
+/// Maintenance mode that is on, as Status and Maintenance answer with it.
+pub fn maintenance_state(m: &Maintenance) -> v1::MaintenanceState {
+    v1::MaintenanceState {
+        since: Some(ids::to_system_time(m.since_ms).into()),
+        message: m.message.clone(),
+        custom_page: m.page.is_some(),
     }
 }
 

@@ -28,7 +28,9 @@ pub use error::AgentError;
 pub use guard::ApiLimits;
 pub use session::Sessions;
 
-use crate::engine::{DeployOptions, Engine, ImageInput, ImageRequest, StopOptions};
+use crate::engine::{
+    DeployOptions, Engine, ImageInput, ImageRequest, MaintenanceSwitch, StopOptions,
+};
 
 /// Largest message accepted or sent; upload chunks are at most 1 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -294,6 +296,39 @@ impl v1::haloy_server::Haloy for HaloyService {
         let result = canary::abort(&self.engine, app).await;
         audit::Audit::new(&self.engine, caller, app, "canary abort").outcome("", &result);
         Ok(Response::new(result?))
+    }
+
+    async fn maintenance(
+        &self,
+        request: Request<v1::MaintenanceRequest>,
+    ) -> Result<Response<v1::MaintenanceResponse>, Status> {
+        let caller = audit::caller(request.metadata());
+        let request = request.into_inner();
+        let app = app_name(&request.app)?;
+        let (action, switch) = if request.on {
+            let page = (!request.page.is_empty()).then_some(request.page);
+            let detail = audit::maintenance_detail(&request.message, page.is_some());
+            let switch = MaintenanceSwitch::On {
+                message: request.message,
+                page,
+            };
+            (("maintenance on", detail), switch)
+        } else if !request.message.is_empty() || !request.page.is_empty() {
+            return Err(Status::invalid_argument(
+                "message and page go with on: true; to turn maintenance mode off send neither",
+            ));
+        } else {
+            (("maintenance off", String::new()), MaintenanceSwitch::Off)
+        };
+        let result = self
+            .engine
+            .maintenance(app, switch)
+            .await
+            .map_err(AgentError::from);
+        audit::Audit::new(&self.engine, caller, app, action.0).outcome(&action.1, &result);
+        Ok(Response::new(v1::MaintenanceResponse {
+            state: result?.as_ref().map(convert::maintenance_state),
+        }))
     }
 
     async fn history(

@@ -9,6 +9,7 @@
 //! [`Proxy`], [`HealthProbe`], [`Clock`] — so the state machine is tested with fakes
 //! on paused time.
 
+mod accept;
 mod accessory;
 mod canary;
 mod certificates;
@@ -19,6 +20,7 @@ mod events;
 pub mod failpoint;
 mod health;
 mod image;
+mod maintenance;
 mod owner;
 pub mod prune;
 mod reconcile;
@@ -45,6 +47,7 @@ pub use container::ROUTE_LABEL;
 pub use events::{Cancel, EngineError, Event, Events, Outcome, Phase};
 pub use health::{Answer, Exit, HealthProbe, ProbeError, Unhealthy, is_healthy};
 pub use image::{ImageFailure, ImageInput, ImageRequest, PrepareImage, Upload, UploadLimits};
+pub use maintenance::{MaintenanceSwitch, render_page};
 pub use owner::{DeployOptions, DeployRequest, Snapshot, StopOptions, Stopped};
 pub use reconcile::Recovery;
 pub use status::{AppStatus, ReplicaStatus};

@@ -21,13 +21,10 @@ use super::canary::CanaryOutcome;
 use super::events::{Cancel, EngineError, Events};
 pub use super::events::{StopOptions, Stopped};
 use super::image::ImageRequest;
+use super::maintenance::MaintenanceSwitch;
 use super::prune::Pruned;
 use super::recovery::AppPlan;
-use crate::ids;
-use crate::store::{DeploymentRecord, ImageOrigin, JournalPhase, StoredSpec};
-
-/// How far a client's proposed deployment id may be from this server's clock.
-const PROPOSED_ID_SKEW_MS: u64 = 60 * 60 * 1000;
+use crate::store::maintenance::Maintenance;
 
 /// How long an owner with nothing to do waits for a command before it goes away.
 const IDLE: Duration = Duration::from_secs(30);
@@ -78,6 +75,10 @@ pub(super) enum Command {
     /// The watchdog found this unrouted replica of the serving version healthy.
     Reroute(String),
     Snapshot(oneshot::Sender<Snapshot>),
+    Maintenance(
+        MaintenanceSwitch,
+        oneshot::Sender<Result<Option<Maintenance>, EngineError>>,
+    ),
 }
 
 /// How a finished change leaves the app's problem.
@@ -130,7 +131,7 @@ struct Activity {
 impl Engine {
     /// Sends `command` to `app`'s owner, starting one if it has none. Commands are
     /// sent under the map's lock, so an owner that goes away never drops one.
-    fn send(self: &Arc<Self>, app: &str, command: Command) {
+    pub(super) fn send(self: &Arc<Self>, app: &str, command: Command) {
         let mut map = self.owners.lock();
         let command = match map.get(app) {
             Some(inbox) => match inbox.send(command) {
@@ -401,65 +402,20 @@ impl Engine {
                 });
                 Some((what, None, change))
             }
+            Command::Maintenance(switch, reply) => {
+                let app = app.to_string();
+                let what = match switch {
+                    MaintenanceSwitch::On { .. } => "turning maintenance mode on",
+                    MaintenanceSwitch::Off => "turning maintenance mode off",
+                };
+                let change = Box::pin(async move {
+                    let _ = reply.send(engine.switch_maintenance(&app, switch).await);
+                    After::Keep
+                });
+                Some((what.into(), None, change))
+            }
             Command::Snapshot(_) => None,
         }
-    }
-
-    /// Mints the deployment's id and records it as accepted. The id is `proposed`
-    /// (a client's id for a deploy to several servers) when it is newer than the
-    /// app's newest, as ids must keep sorting by time, and within an hour of this
-    /// clock; a fresh one otherwise.
-    pub(super) fn accept(&self, request: &DeployRequest) -> Result<DeploymentRecord, EngineError> {
-        let spec = &request.spec;
-        if let Some(canary) = self.canary_record(&spec.name)? {
-            return Err(EngineError::CanaryRunning {
-                app: spec.name.clone(),
-                deployment: canary.id,
-            });
-        }
-        if request.options.canary_percent.is_some() {
-            self.check_canary(spec)?;
-        }
-        if !request.options.include_protected
-            && let Some(live) = self.live_record(&spec.name)?
-            && (live.spec.protected || spec.is_protected())
-        {
-            return Err(EngineError::Protected {
-                app: spec.name.clone(),
-                action: format!(
-                    "this deploy would replace its running container ({})",
-                    live.id
-                ),
-            });
-        }
-        let newest = self.store.newest_id(&spec.name)?;
-        let now = self.clock.now_ms();
-        let plausible =
-            |id: &str| ids::created_ms(id).is_some_and(|ms| ms.abs_diff(now) < PROPOSED_ID_SKEW_MS);
-        let id = match request.proposed_id.as_deref() {
-            Some(id) if plausible(id) && newest.as_deref().is_none_or(|newest| id > newest) => {
-                id.to_string()
-            }
-            _ => ids::deployment_id(now, newest.as_deref(), &self.settings.instance),
-        };
-        let record = DeploymentRecord {
-            id,
-            app: spec.name.clone(),
-            image: spec.image.reference(),
-            phase: JournalPhase::Accepted,
-            reason: String::new(),
-            started_at_ms: now,
-            finished_at_ms: None,
-            previous: None,
-            containers: Vec::new(),
-            stopping: Vec::new(),
-            image_origin: ImageOrigin::Unknown,
-            canary: None,
-            note: String::new(),
-            spec: StoredSpec::from(spec),
-        };
-        self.store.put(&record)?;
-        Ok(record)
     }
 }
 
@@ -484,6 +440,9 @@ fn refuse(command: Command, error: EngineError) {
         }
         Command::Heal(replica, _) | Command::Reroute(replica) => {
             tracing::info!(%replica, "not restarting the failed replica now: {error}");
+        }
+        Command::Maintenance(_, reply) => {
+            let _ = reply.send(Err(error));
         }
         Command::Snapshot(_) => {}
     }

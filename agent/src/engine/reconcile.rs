@@ -70,7 +70,10 @@ impl Engine {
             plans.push(recovery::plan(&app, &records, &containers, &routed));
         }
         recovery::settle_conflicts(&mut plans);
-        let routes: Vec<_> = plans.iter().filter_map(AppPlan::route).collect();
+        let mut routes: Vec<_> = plans.iter().filter_map(AppPlan::route).collect();
+        for route in &mut routes {
+            route.maintenance = self.maintenance_page(&route.app)?;
+        }
         self.proxy.sync(&routes).await?;
         let mut summary = Recovery {
             routed: routes.len(),

@@ -81,6 +81,8 @@ impl AppPlan {
             domains: self.domains.clone(),
             health_check_path: self.health_check_path.clone(),
             servers,
+            // The engine adds the page from the store.
+            maintenance: None,
         })
     }
 

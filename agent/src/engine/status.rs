@@ -8,6 +8,7 @@ use super::events::EngineError;
 use super::owner::{Snapshot, StopOptions, Stopped};
 use crate::certs::CertificateStatus;
 use crate::runtime::{ContainerState, LogLine, RuntimeError, labels};
+use crate::store::maintenance::Maintenance;
 use crate::store::{DeploymentRecord, Status};
 
 /// One container of an app.
@@ -36,6 +37,8 @@ pub struct AppStatus {
     pub certificates: Vec<CertificateStatus>,
     /// What runs for the app now, and a problem haloyd could not resolve.
     pub snapshot: Snapshot,
+    /// Set while the app is in maintenance mode.
+    pub maintenance: Option<Maintenance>,
 }
 
 impl Engine {
@@ -86,6 +89,7 @@ impl Engine {
                 .map(|c| c.status(app))
                 .unwrap_or_default(),
             snapshot,
+            maintenance: self.store.maintenance(app)?,
         })
     }
 

@@ -97,6 +97,8 @@ impl Engine {
             domains: spec.domains.clone(),
             health_check_path: spec.health_check_path.clone(),
             servers: Vec::new(),
+            // A deploy during maintenance keeps it on, new domains included.
+            maintenance: self.maintenance_page(app)?,
         };
         self.proxy.ensure_app(&route).await?;
         let mut names = Vec::new();

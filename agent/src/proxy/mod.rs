@@ -17,6 +17,9 @@ pub struct AppRoute {
     /// Path HAProxy's own health checks probe, e.g. "/health".
     pub health_check_path: String,
     pub servers: Vec<Backend>,
+    /// While the app is in maintenance: the page its domains answer with (503)
+    /// instead of reaching the servers; ACME challenges still pass.
+    pub maintenance: Option<String>,
 }
 
 /// One server in an app's backend.
@@ -116,6 +119,11 @@ pub trait Proxy: Send + Sync + 'static {
     /// Sets a server's weight (its share of requests), without a reload; a
     /// reload keeps it.
     async fn set_weight(&self, app: &str, name: &str, weight: u16) -> Result<(), ProxyError>;
+    /// Puts the app's domains in maintenance (`Some(page)`: 503 with the page) or
+    /// takes them out (`None`), without a reload; a reload or restart keeps it. An
+    /// app without a backend has nothing to switch (its route carries the page when
+    /// it gets one).
+    async fn set_maintenance(&self, app: &str, page: Option<&str>) -> Result<(), ProxyError>;
     /// Response counters of an app's servers.
     async fn counters(&self, app: &str) -> Result<Vec<ServerCounters>, ProxyError>;
     /// Servers of an app's backend with state and sessions.

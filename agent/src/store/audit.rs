@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, io};
 
 /// How many audit entries a server keeps; the oldest go first.
 pub const AUDIT_KEEP: usize = 1000;
@@ -61,10 +61,6 @@ pub fn first_line(message: &str) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
-}
-
-fn io(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Io(e.to_string())
 }
 
 impl Store {

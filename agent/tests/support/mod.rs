@@ -63,6 +63,32 @@ impl Harness {
         &self.proxy.settings().acme_socket
     }
 
+    /// HAProxy's master and workers.
+    pub async fn haproxy_pids(&self) -> Vec<u32> {
+        let processes = self.proxy.processes().await.expect("show proc");
+        std::iter::once(processes.master)
+            .chain(processes.workers)
+            .collect()
+    }
+
+    /// Sends signal `name` ("STOP", "CONT", "KILL") to HAProxy's master and workers;
+    /// returns their pids.
+    pub async fn signal_haproxy(&self, name: &str) -> Vec<u32> {
+        let pids = self.haproxy_pids().await;
+        signal(&pids, name);
+        pids
+    }
+
+    /// SIGKILLs HAProxy's master and workers, as a crash would, and returns once they
+    /// are gone.
+    pub async fn crash(&self) {
+        let pids = self.signal_haproxy("KILL").await;
+        haloy_testkit::eventually_async(Duration::from_secs(10), "HAProxy is gone", || async {
+            pids.iter().all(|p| !alive(*p))
+        })
+        .await;
+    }
+
     /// The names of an app's servers, in HAProxy's order.
     pub async fn server_names(&self, app: &str) -> Vec<String> {
         let servers = self.proxy.servers(app).await.expect("servers");
@@ -147,6 +173,15 @@ impl Drop for Harness {
 }
 
 /// Whether a process runs (zombies do not).
+/// Sends signal `name` to `pids` (a stopped HAProxy cannot say its pids: keep them).
+pub fn signal(pids: &[u32], name: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .args(pids.iter().map(u32::to_string))
+        .status();
+    assert!(status.unwrap().success(), "kill -{name} {pids:?}");
+}
+
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -166,6 +201,7 @@ pub fn route(app: &str, canonical: &str, aliases: &[&str], servers: Vec<Backend>
         }],
         health_check_path: "/health".into(),
         servers,
+        maintenance: None,
     }
 }
 

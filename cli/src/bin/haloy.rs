@@ -46,6 +46,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::ValidateConfig(args) => {
             commands::validate_config::run(args, &env, &mut out, &mut err)
         }
+        Command::Maintenance(command) => {
+            haloy_cli::block_on(commands::maintenance::run(command, &env, &mut out))
+        }
         Command::Canary(command) => {
             haloy_cli::block_on(commands::canary::run(command, &env, &mut out))
         }

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod history;
 pub mod init;
 pub mod logs;
+pub mod maintenance;
 pub mod prune_images;
 pub mod rollback;
 pub mod rollback_targets;

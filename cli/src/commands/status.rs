@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use haloy_api::status::{CertificateInfo, DeploymentInfo, StatusReport};
+use haloy_api::status::{CertificateInfo, DeploymentInfo, MaintenanceInfo, StatusReport};
 use haloy_api::status::{DeploymentStatus, Health};
 use haloy_controller::client::Client;
 use haloy_controller::fanout;
@@ -80,6 +80,7 @@ fn json(target: &str, server: &str, report: &StatusReport) -> serde_json::Value 
         "app": report.app,
         "activity": report.activity.as_ref().map(|(what, running_for)| serde_json::json!({"what": what, "running_for_ms": u64::try_from(running_for.as_millis()).unwrap_or(u64::MAX)})),
         "problem": report.problem,
+        "maintenance": report.maintenance.as_ref().map(|m| serde_json::json!({"since": m.since.map(unix_seconds), "message": m.message, "custom_page": m.custom_page})),
         "current": report.current.as_ref().map(deployment),
         "latest": report.latest.as_ref().map(deployment),
         "domains": report.domains.iter().map(|d| serde_json::json!({"domain": d.canonical, "aliases": d.aliases})).collect::<Vec<_>>(),
@@ -122,6 +123,22 @@ fn certificate_line(c: &CertificateInfo) -> String {
     line
 }
 
+/// "on, domains answer 503 since 2026-11-30T18:30:00Z (own page): Back at 14:00".
+fn maintenance_line(m: &MaintenanceInfo) -> String {
+    let mut line = "on, domains answer 503".to_string();
+    if let Some(since) = m.since {
+        let since = haloy_api::ids::format_rfc3339(unix_seconds(since) * 1000);
+        line.push_str(&format!(" since {since}"));
+    }
+    if m.custom_page {
+        line.push_str(" (own page)");
+    }
+    if !m.message.is_empty() {
+        line.push_str(&format!(": {}", m.message));
+    }
+    line
+}
+
 fn deployment_line(d: &DeploymentInfo) -> String {
     let mut line = format!("{} {} ({})", d.id, d.status, d.image);
     if d.status == DeploymentStatus::InProgress && !d.phase.is_empty() {
@@ -146,6 +163,9 @@ fn print_report(report: &StatusReport, out: &mut dyn Write) -> anyhow::Result<()
     }
     if !report.problem.is_empty() {
         writeln!(out, "problem:    {}", report.problem)?;
+    }
+    if let Some(m) = &report.maintenance {
+        writeln!(out, "maintenance: {}", maintenance_line(m))?;
     }
     match &report.current {
         Some(current) => writeln!(out, "deployment: {}", deployment_line(current))?,

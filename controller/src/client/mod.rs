@@ -6,11 +6,13 @@ mod convert;
 mod exec;
 mod history;
 mod identity;
+mod maintenance;
 mod tunnel;
 
 pub use canary::{CanaryReport, VersionTraffic};
 pub use exec::{ExecEvent, ExecExit, ExecInput, ExecRequest};
 pub use history::AuditRecord;
+pub use maintenance::MaintenanceChange;
 pub use tunnel::TunnelTarget;
 
 use haloy_api::spec::{AppSpec, Secret};

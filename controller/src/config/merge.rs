@@ -6,8 +6,8 @@
 
 use super::raw::{
     ApiTokenDef, BuilderDef, DomainDef, DurationDef, EnvVarDef, HealthCheckDef, HistoryDef,
-    ImageSourceDef, PortDef, PresetDef, PushDef, RawConfig, RawImage, RawTarget, RegistryDef,
-    ResourcesDef, StrategyDef,
+    ImageSourceDef, MaintenanceDef, PortDef, PresetDef, PushDef, RawConfig, RawImage, RawTarget,
+    RegistryDef, ResourcesDef, StrategyDef,
 };
 
 /// A value and the key path prefix it was written under (`""` or `targets.<name>.`).
@@ -66,6 +66,7 @@ pub struct Merged {
     pub resources: Option<At<ResourcesDef>>,
     pub preset: Option<At<PresetDef>>,
     pub protected: Option<At<bool>>,
+    pub maintenance: Option<At<MaintenanceDef>>,
     /// Key path of the target itself (`targets.<name>`), or `""` without targets.
     pub target_path: String,
 }
@@ -143,6 +144,7 @@ pub fn merge(raw: &RawConfig, target: Option<(&str, &RawTarget)>) -> Merged {
         resources: pick(&raw.resources, t.map(|t| &t.resources), "", &prefix),
         preset: pick(&raw.preset, t.map(|t| &t.preset), "", &prefix),
         protected: pick(&raw.protected, t.map(|t| &t.protected), "", &prefix),
+        maintenance: pick(&raw.maintenance, t.map(|t| &t.maintenance), "", &prefix),
         target_path: target
             .map(|(name, _)| format!("targets.{name}"))
             .unwrap_or_default(),

@@ -28,6 +28,9 @@ pub struct TargetPlan {
     pub build: Option<BuildPlan>,
     pub pre_deploy: Vec<String>,
     pub post_deploy: Vec<String>,
+    /// The HTML of `maintenance.page`, which `haloy maintenance on` sends; `None`
+    /// for the server's default page.
+    pub maintenance_page: Option<String>,
     /// Things that are allowed but probably not what the user wants.
     pub warnings: Vec<crate::error::Issue>,
 }
@@ -182,6 +185,10 @@ impl TargetPlan {
         out.insert("network".into(), json!(spec.network_or_default()));
         out.insert("pre_deploy".into(), json!(self.pre_deploy));
         out.insert("post_deploy".into(), json!(self.post_deploy));
+        if let Some(page) = &self.maintenance_page {
+            // The page itself is long; its size says it was read.
+            out.insert("maintenance".into(), json!({"page_bytes": page.len()}));
+        }
         Value::Object(out)
     }
 }

@@ -8,7 +8,9 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-pub use super::raw_rollout::{CpusDef, DurationDef, HealthCheckDef, PresetDef, ResourcesDef};
+pub use super::raw_rollout::{
+    CpusDef, DurationDef, HealthCheckDef, MaintenanceDef, PresetDef, ResourcesDef,
+};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +54,7 @@ pub struct RawConfig {
     pub resources: Option<ResourcesDef>,
     pub preset: Option<PresetDef>,
     pub protected: Option<bool>,
+    pub maintenance: Option<MaintenanceDef>,
 }
 
 /// A target's overrides. Every field replaces the base's wholesale, except `image`,
@@ -90,6 +93,7 @@ pub struct RawTarget {
     pub resources: Option<ResourcesDef>,
     pub preset: Option<PresetDef>,
     pub protected: Option<bool>,
+    pub maintenance: Option<MaintenanceDef>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

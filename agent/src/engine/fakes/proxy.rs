@@ -40,6 +40,9 @@ pub struct FakeProxy {
     pub counters: Mutex<BTreeMap<String, ServerCounters>>,
     /// Hosts routed to each app; like HAProxy, a host belongs to one app.
     pub hosts: Mutex<BTreeMap<String, Vec<String>>>,
+    /// The maintenance page of each app in maintenance, as routes or
+    /// `set_maintenance` last gave it.
+    pub maintenance: Mutex<BTreeMap<String, String>>,
     pub log: CallLog,
 }
 
@@ -68,6 +71,11 @@ impl FakeProxy {
             }
         }
         hosts.insert(route.app.clone(), wanted);
+        let mut maintenance = self.maintenance.lock().unwrap();
+        match &route.maintenance {
+            Some(page) => maintenance.insert(route.app.clone(), page.clone()),
+            None => maintenance.remove(&route.app),
+        };
         Ok(())
     }
 
@@ -100,6 +108,7 @@ impl Proxy for FakeProxy {
     async fn sync(&self, routes: &[AppRoute]) -> Result<(), ProxyError> {
         self.record("sync".into()).await?;
         self.hosts.lock().unwrap().clear();
+        self.maintenance.lock().unwrap().clear();
         for route in routes {
             self.route_hosts(route)?;
         }
@@ -178,6 +187,19 @@ impl Proxy for FakeProxy {
             .lock()
             .unwrap()
             .insert(name.to_string(), weight);
+        Ok(())
+    }
+    async fn set_maintenance(&self, app: &str, page: Option<&str>) -> Result<(), ProxyError> {
+        self.record(format!("set_maintenance {app} {}", page.is_some()))
+            .await?;
+        if !self.apps.lock().unwrap().contains_key(app) {
+            return Ok(());
+        }
+        let mut maintenance = self.maintenance.lock().unwrap();
+        match page {
+            Some(page) => maintenance.insert(app.to_string(), page.to_string()),
+            None => maintenance.remove(app),
+        };
         Ok(())
     }
     async fn counters(&self, app: &str) -> Result<Vec<ServerCounters>, ProxyError> {

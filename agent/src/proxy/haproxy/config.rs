@@ -1,5 +1,6 @@
-//! Renders `haproxy.cfg`, `hosts.map`, `aliases.map`, `https.map` and the
-//! certificates' `certs.list` from the desired state.
+//! Renders `haproxy.cfg`, `hosts.map`, `aliases.map`, `https.map`,
+//! `maintenance.map`, the certificates' `certs.list` and the maintenance page's
+//! Lua service from the desired state.
 //!
 //! The files always describe everything that runs, runtime-added servers included:
 //! HAProxy forgets runtime changes on reload, and a restart after a crash starts from
@@ -33,6 +34,10 @@ pub(super) struct Paths {
     pub https_map: PathBuf,
     /// The certificates the HTTPS frontend serves, the default one first.
     pub crt_list: PathBuf,
+    /// Hosts of apps in maintenance → their page (base64).
+    pub maintenance_map: PathBuf,
+    /// The Lua service answering with the maintenance page.
+    pub maintenance_lua: PathBuf,
     pub master_socket: PathBuf,
     pub admin_socket: PathBuf,
     pub pid_file: PathBuf,
@@ -46,6 +51,8 @@ impl Paths {
             aliases_map: dir.join("aliases.map"),
             https_map: dir.join("https.map"),
             crt_list: dir.join("certs.list"),
+            maintenance_map: dir.join("maintenance.map"),
+            maintenance_lua: dir.join("maintenance.lua"),
             master_socket: dir.join("master.sock"),
             admin_socket: dir.join("admin.sock"),
             pid_file: dir.join("haproxy.pid"),
@@ -60,8 +67,28 @@ pub(super) struct Files {
     pub hosts_map: String,
     pub aliases_map: String,
     pub https_map: String,
+    pub maintenance_map: String,
     pub crt_list: String,
 }
+
+/// Answers with the page in `txn.maintenance` (base64), status 503. A Lua service
+/// rather than `http-request return ... lf-string`: log-format output percent-encodes
+/// line breaks, and a page must arrive byte for byte.
+pub(super) const MAINTENANCE_LUA: &str = r#"-- Written by haloyd: answers hosts of apps in maintenance with their page.
+core.register_service("haloy_maintenance", "http", function(applet)
+    local page = applet.c:b64dec(applet:get_var("txn.maintenance") or "") or ""
+    if page == "" then
+        page = "This site is down for maintenance.\n"
+    end
+    applet:set_status(503)
+    applet:add_header("content-type", "text/html; charset=utf-8")
+    applet:add_header("cache-control", "no-store")
+    applet:add_header("retry-after", "120")
+    applet:add_header("content-length", tostring(string.len(page)))
+    applet:start_response()
+    applet:send(page)
+end)
+"#;
 
 pub(super) fn render(settings: &HaproxySettings, paths: &Paths, routing: &Routing) -> Files {
     let mut crt_list = format!("{}\n", settings.default_cert().display());
@@ -73,6 +100,7 @@ pub(super) fn render(settings: &HaproxySettings, paths: &Paths, routing: &Routin
         hosts_map: render_map(routing.hosts_map()),
         aliases_map: render_map(routing.aliases_map()),
         https_map: render_map(routing.https_map()),
+        maintenance_map: render_map(routing.maintenance_map()),
         crt_list,
     }
 }
@@ -89,6 +117,7 @@ fn render_config(settings: &HaproxySettings, paths: &Paths, routing: &Routing) -
     let hosts = paths.hosts_map.display();
     let aliases = paths.aliases_map.display();
     let https_hosts = paths.https_map.display();
+    let maintenance = paths.maintenance_map.display();
     let bind = std::net::SocketAddr::new(settings.bind_address, settings.http_port);
     let bind_https = std::net::SocketAddr::new(settings.bind_address, settings.https_port);
     // Redirects name the HTTPS port unless it is the default one.
@@ -100,6 +129,7 @@ fn render_config(settings: &HaproxySettings, paths: &Paths, routing: &Routing) -
 # Written by haloyd after every routing change; edits by hand are lost.
 global
     stats socket {admin} mode 600 level admin expose-fd listeners
+    lua-load {lua}
     stats timeout 30s
     # old workers keep serving their connections after a reload, for at most this long
     hard-stop-after 5m
@@ -126,6 +156,8 @@ frontend http
     http-request redirect code 301 location https://%[var(txn.host)]{https_port}%[pathq] if {{ var(txn.host),map({https_hosts}) -m found }} !acme_challenge
     http-request set-var(txn.canonical) var(txn.host),map({aliases})
     http-request redirect code 301 location http://%[var(txn.canonical)]%[pathq] if {{ var(txn.canonical) -m found }} !acme_challenge
+    http-request set-var(txn.maintenance) var(txn.host),map({maintenance})
+    http-request use-service lua.haloy_maintenance if {{ var(txn.maintenance) -m found }} !acme_challenge
     use_backend {ACME_BACKEND} if acme_challenge
     use_backend %[var(txn.host),map({hosts})]
     default_backend {UNKNOWN_HOST_BACKEND}
@@ -138,6 +170,8 @@ frontend https
     http-request set-var(txn.host) req.hdr(host),field(1,:),lower
     http-request set-var(txn.canonical) var(txn.host),map({aliases})
     http-request redirect code 301 location https://%[var(txn.canonical)]{https_port}%[pathq] if {{ var(txn.canonical) -m found }}
+    http-request set-var(txn.maintenance) var(txn.host),map({maintenance})
+    http-request use-service lua.haloy_maintenance if {{ var(txn.maintenance) -m found }}
 {api_route}    use_backend %[var(txn.host),map({hosts})]
     default_backend {UNKNOWN_HOST_BACKEND}
 
@@ -148,6 +182,7 @@ backend {UNKNOWN_HOST_BACKEND}
     http-request return status 404 content-type text/plain string \"no app is deployed for this domain\"
 ",
         admin = paths.admin_socket.display(),
+        lua = paths.maintenance_lua.display(),
         acme = settings.acme_socket.display(),
         crt_list = paths.crt_list.display(),
         api_route = match &settings.api {
@@ -260,6 +295,7 @@ mod tests {
                     aliases: vec!["www.a.com".into()],
                 }],
                 health_check_path: path.into(),
+                maintenance: None,
                 servers: vec![Server {
                     name: "web-1".into(),
                     addr: "10.0.0.2:8080".parse().unwrap(),
@@ -292,6 +328,35 @@ mod tests {
         );
         assert_eq!(files.hosts_map, "a.com app_web\nwww.a.com app_web\n");
         assert_eq!(files.aliases_map, "www.a.com a.com\n");
+    }
+
+    #[test]
+    fn maintenance_answers_after_acme_and_before_routing_and_needs_no_reload() {
+        let settings = settings();
+        let paths = Paths::new(&settings.dir);
+        let mut down = routing(false, "/up");
+        down.apps.get_mut("web").unwrap().maintenance = Some("<p>later</p>\n".into());
+        let files = render(&settings, &paths, &down);
+        // "<p>later</p>\n" in base64, for the canonical domain and its alias.
+        assert_eq!(
+            files.maintenance_map,
+            "a.com PHA+bGF0ZXI8L3A+Cg==\nwww.a.com PHA+bGF0ZXI8L3A+Cg==\n"
+        );
+        let http = files.config.split("frontend https").next().unwrap();
+        let acme = http.find("acl acme_challenge").unwrap();
+        let service = http
+            .find("use-service lua.haloy_maintenance if { var(txn.maintenance) -m found } !acme_challenge")
+            .unwrap();
+        let routed = http.find("use_backend %[var(txn.host)").unwrap();
+        assert!(acme < service && service < routed, "{http}");
+        assert!(
+            files
+                .config
+                .contains("lua-load /srv/haproxy-config/maintenance.lua\n")
+        );
+        let up = render(&settings, &paths, &routing(false, "/up"));
+        assert_eq!(up.maintenance_map, "");
+        assert_eq!(skeleton(&up.config), skeleton(&files.config));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
-use super::config::{Files, Paths};
+use super::config::{Files, MAINTENANCE_LUA, Paths};
 use crate::proxy::ProxyError;
 
 fn write_error(path: &Path, source: std::io::Error) -> ProxyError {
@@ -52,11 +52,14 @@ pub(super) async fn write_files(paths: &Paths, files: &Files) -> Result<(), Prox
     write_atomic(&paths.config, &files.config).await
 }
 
-/// Everything but the configuration: the maps and the certificate list.
+/// Everything but the configuration: the maps, the maintenance service and the
+/// certificate list.
 pub(super) async fn write_maps(paths: &Paths, files: &Files) -> Result<(), ProxyError> {
     write_atomic(&paths.hosts_map, &files.hosts_map).await?;
     write_atomic(&paths.aliases_map, &files.aliases_map).await?;
     write_atomic(&paths.https_map, &files.https_map).await?;
+    write_atomic(&paths.maintenance_map, &files.maintenance_map).await?;
+    write_atomic(&paths.maintenance_lua, MAINTENANCE_LUA).await?;
     write_atomic(&paths.crt_list, &files.crt_list).await
 }
 
@@ -74,13 +77,23 @@ pub(super) async fn commit_candidate(paths: &Paths, candidate: &Path) -> Result<
         .map_err(|e| write_error(&paths.config, e))
 }
 
-/// The files as they are on disk, if all of them are there.
+/// The files as they are on disk, if all of them are there (and the maintenance
+/// service is this haloyd's).
 pub(super) async fn read_files(paths: &Paths) -> Option<Files> {
+    let lua = tokio::fs::read_to_string(&paths.maintenance_lua)
+        .await
+        .ok()?;
+    if lua != MAINTENANCE_LUA {
+        return None;
+    }
     Some(Files {
         config: tokio::fs::read_to_string(&paths.config).await.ok()?,
         hosts_map: tokio::fs::read_to_string(&paths.hosts_map).await.ok()?,
         aliases_map: tokio::fs::read_to_string(&paths.aliases_map).await.ok()?,
         https_map: tokio::fs::read_to_string(&paths.https_map).await.ok()?,
+        maintenance_map: tokio::fs::read_to_string(&paths.maintenance_map)
+            .await
+            .ok()?,
         crt_list: tokio::fs::read_to_string(&paths.crt_list).await.ok()?,
     })
 }

@@ -272,6 +272,10 @@ impl Haproxy {
         if before.https_map != after.https_map {
             runtime::reconcile_map(&self.cli, &self.paths.https_map, &next.https_map()).await?;
         }
+        if before.maintenance_map != after.maintenance_map {
+            let map = next.maintenance_map();
+            runtime::reconcile_map(&self.cli, &self.paths.maintenance_map, &map).await?;
+        }
         for (app, spec) in &next.apps {
             if current.apps.get(app).map(|a| &a.servers) != Some(&spec.servers) {
                 runtime::reconcile_servers(&self.cli, &backend_name(app), &spec.servers).await?;
@@ -286,6 +290,8 @@ impl Haproxy {
         runtime::reconcile_map(&self.cli, &self.paths.hosts_map, &routing.hosts_map()).await?;
         runtime::reconcile_map(&self.cli, &self.paths.aliases_map, &routing.aliases_map()).await?;
         runtime::reconcile_map(&self.cli, &self.paths.https_map, &routing.https_map()).await?;
+        let maintenance = routing.maintenance_map();
+        runtime::reconcile_map(&self.cli, &self.paths.maintenance_map, &maintenance).await?;
         for (app, spec) in &routing.apps {
             runtime::reconcile_servers(&self.cli, &backend_name(app), &spec.servers).await?;
         }
@@ -392,6 +398,20 @@ impl Proxy for Haproxy {
         self.apply(&mut state, next).await
     }
 
+    async fn set_maintenance(&self, app: &str, page: Option<&str>) -> Result<(), ProxyError> {
+        validate_app_name(app)?;
+        if let Some(page) = page {
+            routing::validate_page(app, page)?;
+        }
+        let mut state = self.lock().await;
+        let mut next = state.routing.clone();
+        let Some(spec) = next.apps.get_mut(app) else {
+            return Ok(());
+        };
+        spec.maintenance = page.map(str::to_string);
+        self.apply(&mut state, next).await
+    }
+
     async fn counters(&self, app: &str) -> Result<Vec<ServerCounters>, ProxyError> {
         validate_app_name(app)?;
         let backend = backend_name(app);
@@ -436,7 +456,7 @@ impl Proxy for Haproxy {
             .filter_map(|row| {
                 Some(ServerStatus {
                     addr: row.addr.parse().ok()?,
-                    state: server_state(&row.status),
+                    state: runtime::server_state(&row.status),
                     sessions: row.sessions,
                     name: row.server,
                 })
@@ -456,33 +476,5 @@ impl Proxy for Haproxy {
         let version = self.cli.processes().await?.version;
         // "2.6.12-1+deb12u4" → "2.6.12": the packaging suffix says nothing about HAProxy.
         Ok(version.split('-').next().unwrap_or(&version).to_string())
-    }
-}
-
-/// `show stat`'s status in the words of [`ServerStatus::state`]: "UP 1/2" (going
-/// down) is still "up", "MAINT (via x/y)" is "maint", "no check" stays.
-fn server_state(status: &str) -> String {
-    let status = status.to_ascii_lowercase();
-    if status.starts_with("no check") {
-        return status;
-    }
-    status
-        .split_whitespace()
-        .next()
-        .unwrap_or("unknown")
-        .to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::server_state;
-
-    #[test]
-    fn server_states_read_as_one_word() {
-        assert_eq!(server_state("UP"), "up");
-        assert_eq!(server_state("UP 1/2"), "up");
-        assert_eq!(server_state("DRAIN"), "drain");
-        assert_eq!(server_state("MAINT (via app_a/s1)"), "maint");
-        assert_eq!(server_state("no check"), "no check");
     }
 }

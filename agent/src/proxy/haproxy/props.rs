@@ -54,24 +54,29 @@ fn route() -> impl Strategy<Value = AppRoute> {
             ),
             0..3,
         ),
+        // Any page at all: it must still render one map line per host.
+        prop::option::of(any::<String>()),
     )
-        .prop_map(|(app, domains, health_check_path, servers)| AppRoute {
-            app,
-            domains: domains
-                .into_iter()
-                .map(|(canonical, aliases)| DomainSpec { canonical, aliases })
-                .collect(),
-            health_check_path,
-            servers: servers
-                .into_iter()
-                .map(|(name, ip, port, draining, weight)| Backend {
-                    name,
-                    addr: SocketAddr::from((Ipv4Addr::from(ip), port)),
-                    draining,
-                    weight,
-                })
-                .collect(),
-        })
+        .prop_map(
+            |(app, domains, health_check_path, servers, maintenance)| AppRoute {
+                app,
+                domains: domains
+                    .into_iter()
+                    .map(|(canonical, aliases)| DomainSpec { canonical, aliases })
+                    .collect(),
+                health_check_path,
+                maintenance,
+                servers: servers
+                    .into_iter()
+                    .map(|(name, ip, port, draining, weight)| Backend {
+                        name,
+                        addr: SocketAddr::from((Ipv4Addr::from(ip), port)),
+                        draining,
+                        weight,
+                    })
+                    .collect(),
+            },
+        )
 }
 
 fn settings() -> HaproxySettings {
@@ -119,6 +124,7 @@ proptest! {
         check_map("hosts.map", &files.hosts_map);
         check_map("aliases.map", &files.aliases_map);
         check_map("https.map", &files.https_map);
+        check_map("maintenance.map", &files.maintenance_map);
         let hosts: usize = routes
             .iter()
             .flat_map(|r| &r.domains)
@@ -157,6 +163,7 @@ fn routes_of_valid_bases_render() {
             aliases: vec!["www.a.com".into()],
         }],
         health_check_path: "/up?x=1&y=(2)".into(),
+        maintenance: Some("<p>back\nsoon</p>".into()),
         servers: vec![Backend {
             name: "web-1".into(),
             addr: "10.0.0.2:8080".parse().unwrap(),
@@ -168,4 +175,14 @@ fn routes_of_valid_bases_render() {
     let settings = settings();
     let files = render(&settings, &Paths::new(&settings.dir), &routing);
     assert_eq!(files.hosts_map.lines().count(), 2);
+    // The page, line breaks and all, is one word per host.
+    assert_eq!(files.maintenance_map.lines().count(), 2);
+    assert!(
+        files
+            .maintenance_map
+            .lines()
+            .all(|l| l.split(' ').count() == 2),
+        "{}",
+        files.maintenance_map
+    );
 }

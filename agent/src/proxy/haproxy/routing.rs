@@ -34,7 +34,14 @@ pub(super) struct App {
     pub health_check_path: String,
     /// In the order they were added, so the rendered file stays stable.
     pub servers: Vec<Server>,
+    /// The page the app's hosts answer with (503) while in maintenance.
+    pub maintenance: Option<String>,
 }
+
+/// The largest maintenance page HAProxy is given, in bytes: base64-encoded in an
+/// `add map` command it must fit HAProxy's 16 KiB command buffer (tried with 2.6:
+/// 14,680 characters of value pass, 16,680 do not), and a map file line likewise.
+pub(super) const MAX_PAGE_BYTES: usize = rules::MAX_MAINTENANCE_ANSWER;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Server {
@@ -82,6 +89,7 @@ impl Routing {
             Some(app) => {
                 app.domains = route.domains.clone();
                 app.health_check_path = route.health_check_path.clone();
+                app.maintenance = route.maintenance.clone();
                 for server in &route.servers {
                     if !app.servers.iter().any(|s| s.name == server.name) {
                         app.servers.push(Server::ready(server));
@@ -136,6 +144,25 @@ impl Routing {
             .collect()
     }
 
+    /// host → the maintenance page in base64 (a map value is one word), for every
+    /// host of an app in maintenance.
+    pub fn maintenance_map(&self) -> BTreeMap<String, String> {
+        use base64::Engine as _;
+        let mut map = BTreeMap::new();
+        for app in self.apps.values() {
+            let Some(page) = &app.maintenance else {
+                continue;
+            };
+            let encoded = base64::engine::general_purpose::STANDARD.encode(page);
+            for domain in &app.domains {
+                for host in std::iter::once(&domain.canonical).chain(&domain.aliases) {
+                    map.insert(host.clone(), encoded.clone());
+                }
+            }
+        }
+        map
+    }
+
     pub fn backends(&self) -> BTreeSet<String> {
         self.apps.keys().map(|app| backend_name(app)).collect()
     }
@@ -170,6 +197,7 @@ impl App {
             domains: route.domains.clone(),
             health_check_path: route.health_check_path.clone(),
             servers: route.servers.iter().map(Server::from_backend).collect(),
+            maintenance: route.maintenance.clone(),
         }
     }
 }
@@ -211,6 +239,9 @@ pub(super) fn validate_route(route: &AppRoute) -> Result<(), ProxyError> {
     }
     rules::distinct_hosts(&route.domains).map_err(|v| invalid(app, &v.to_string()))?;
     rules::health_check_path(&route.health_check_path).map_err(|v| invalid(app, &v.to_string()))?;
+    if let Some(page) = &route.maintenance {
+        validate_page(app, page)?;
+    }
     let mut names = BTreeSet::new();
     for server in &route.servers {
         validate_server(server).map_err(|p| invalid(app, &p.to_string()))?;
@@ -220,6 +251,24 @@ pub(super) fn validate_route(route: &AppRoute) -> Result<(), ProxyError> {
                 &format!("server {} is listed twice", server.name),
             ));
         }
+    }
+    Ok(())
+}
+
+/// A maintenance page HAProxy can take: not empty (a map entry needs a value), at
+/// most [`MAX_PAGE_BYTES`].
+pub(super) fn validate_page(app: &str, page: &str) -> Result<(), ProxyError> {
+    if page.is_empty() {
+        return Err(invalid(app, "its maintenance page is empty"));
+    }
+    if page.len() > MAX_PAGE_BYTES {
+        return Err(invalid(
+            app,
+            &format!(
+                "its maintenance page has {} bytes, more than HAProxy takes ({MAX_PAGE_BYTES}); use a smaller page",
+                page.len()
+            ),
+        ));
     }
     Ok(())
 }
@@ -263,6 +312,7 @@ mod tests {
             }],
             health_check_path: "/health".into(),
             servers: vec![],
+            maintenance: None,
         }
     }
 

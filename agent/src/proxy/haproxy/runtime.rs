@@ -191,3 +191,31 @@ pub(super) async fn reconcile_map(
     }
     Ok(())
 }
+
+/// `show stat`'s status in the words of [`crate::proxy::ServerStatus::state`]: "UP 1/2" (going
+/// down) is still "up", "MAINT (via x/y)" is "maint", "no check" stays.
+pub(super) fn server_state(status: &str) -> String {
+    let status = status.to_ascii_lowercase();
+    if status.starts_with("no check") {
+        return status;
+    }
+    status
+        .split_whitespace()
+        .next()
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_state;
+
+    #[test]
+    fn server_states_read_as_one_word() {
+        assert_eq!(server_state("UP"), "up");
+        assert_eq!(server_state("UP 1/2"), "up");
+        assert_eq!(server_state("DRAIN"), "drain");
+        assert_eq!(server_state("MAINT (via app_a/s1)"), "maint");
+        assert_eq!(server_state("no check"), "no check");
+    }
+}

@@ -116,6 +116,11 @@ pub(crate) const KEYS: &[(&str, Takes)] = &[
     ("resources.cpus", Number("0.5")),
     ("preset", OneOf(&["database", "service"])),
     ("protected", Bool),
+    ("maintenance", Block(&["page"])),
+    (
+        "maintenance.page",
+        Text("an HTML file", "./maintenance.html"),
+    ),
     ("targets", Named("target", &["server", "replicas"])),
     ("targets.*", Block(&["server", "replicas", "image"])),
     ("secret_providers", Block(&["onepassword"])),

@@ -20,6 +20,7 @@ use crate::error::Issue;
 use crate::secrets::{SecretRef, SecretResolver};
 
 mod image;
+mod maintenance;
 
 use image::resolve_image;
 
@@ -160,6 +161,7 @@ pub fn plan_target(
     });
     let pre_deploy = hooks(&merged.pre_deploy, "pre_deploy", &mut issues);
     let post_deploy = hooks(&merged.post_deploy, "post_deploy", &mut issues);
+    let maintenance_page = maintenance::resolve_page(merged, ctx.config_dir, &mut issues);
 
     if !issues.0.is_empty() {
         return Err(issues.0);
@@ -199,6 +201,7 @@ pub fn plan_target(
         build,
         pre_deploy,
         post_deploy,
+        maintenance_page,
         warnings: issues.1,
     })
 }
