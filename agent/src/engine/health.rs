@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::Engine;
 use super::events::{Abort, Cancel, Event, Events, check_cancel};
-use crate::runtime::{ContainerInfo, ContainerState};
+use crate::runtime::{ContainerInfo, ContainerState, labels};
 
 /// An HTTP answer to a health check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,6 +318,9 @@ impl Engine {
                     (None, None) => None,
                 };
                 if let Some(gave_up) = gave_up {
+                    let app = container.labels.get(labels::APP).map_or("", String::as_str);
+                    self.metrics
+                        .health_check_failed(app, crate::metrics::CheckedDuring::Deploy);
                     let unhealthy = self
                         .explain(&info, gave_up, last, started.elapsed(), exit, events)
                         .await;
