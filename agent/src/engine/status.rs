@@ -36,6 +36,8 @@ pub struct AppStatus {
     pub certificates: Vec<CertificateStatus>,
     /// What runs for the app now, and a problem haloyd could not resolve.
     pub snapshot: Snapshot,
+    /// Its requests through HAProxy; `None` without a backend or an answer.
+    pub traffic: Option<super::AppTraffic>,
 }
 
 impl Engine {
@@ -76,7 +78,12 @@ impl Engine {
             })
             .collect();
         replicas.sort_by(|a, b| a.name.cmp(&b.name));
+        let traffic = match self.traffic().await {
+            Ok(apps) => apps.into_iter().find(|t| t.now.app == app),
+            Err(_) => None,
+        };
         Ok(AppStatus {
+            traffic,
             app: app.to_string(),
             current,
             latest,
