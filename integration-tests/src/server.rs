@@ -34,6 +34,8 @@ pub struct Server {
     pub home: tempfile::TempDir,
     pub http_port: u16,
     pub api_port: u16,
+    /// Where haloyd serves Prometheus metrics on loopback (`metrics_address`).
+    pub metrics_port: u16,
     pub instance: String,
     pub network: String,
     /// Extra environment for `haloy` runs (value sources read it).
@@ -103,15 +105,23 @@ impl Server {
         }
         let home = tempfile::tempdir().expect("home");
         let (http_port, https_port, api_port) = (free_port(), free_port(), free_port());
+        let metrics_port = free_port();
         let instance = format!("it-{}-{}", std::process::id(), api_port);
         let relays = engine
             .as_ref()
-            .map(|engine| vec![engine.relay(api_port), engine.relay(http_port)])
+            .map(|engine| {
+                vec![
+                    engine.relay(api_port),
+                    engine.relay(http_port),
+                    engine.relay(metrics_port),
+                ]
+            })
             .unwrap_or_default();
         let server = Self {
             home,
             http_port,
             api_port,
+            metrics_port,
             network: format!("haloy-{instance}"),
             instance,
             env: Vec::new(),
@@ -162,6 +172,8 @@ impl Server {
                 Some("health_check_timeout_secs") => "health_check_timeout_secs: 15".into(),
                 Some("drain_timeout_secs") => "drain_timeout_secs: 3".into(),
                 Some("stop_grace_secs") => "stop_grace_secs: 3".into(),
+                // Many servers run at once: none may take the default port.
+                Some("metrics_address") => format!("metrics_address: 127.0.0.1:{metrics_port}"),
                 _ => line.to_string(),
             })
             .collect::<Vec<_>>()
