@@ -48,10 +48,13 @@ fn per_second(count: u64, window: Duration) -> f64 {
     }
 }
 
-/// (ms, requests, errors) samples per app, oldest first.
+/// One reading of an app's counters: (ms, requests, errors).
+type Sample = (u64, u64, u64);
+
+/// Samples per app, oldest first.
 #[derive(Default)]
 pub(super) struct Meter {
-    samples: Mutex<HashMap<String, VecDeque<(u64, u64, u64)>>>,
+    samples: Mutex<HashMap<String, VecDeque<Sample>>>,
 }
 
 impl Meter {
