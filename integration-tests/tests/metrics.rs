@@ -15,8 +15,19 @@ use integration_tests::{
     reconfigure, require,
 };
 
-/// A busybox httpd image: `/` says ok, `/health` answers, and `/cgi-bin/fail`
-/// answers 500.
+/// Answers 500 while /tmp/sick counts down from what a test writes there.
+const FLAKY: &str = "#!/bin/busybox sh
+n=$(/bin/busybox cat /tmp/sick 2>/dev/null || echo 0)
+if [ \"$n\" -gt 0 ]; then
+  echo $((n - 1)) > /tmp/sick
+  printf 'HTTP/1.0 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nsick\\n'
+else
+  printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'
+fi
+";
+
+/// A busybox httpd image: `/` says ok, `/health` answers, `/cgi-bin/fail` answers
+/// 500, and `/cgi-bin/health` answers 500 while a test makes it ([`FLAKY`]).
 fn httpd_with_failures() -> String {
     let mut recipe = Recipe {
         binaries: vec!["/bin/busybox".into()],
@@ -33,20 +44,27 @@ fn httpd_with_failures() -> String {
             "#!/bin/busybox sh\nprintf 'HTTP/1.0 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nboom\\n'\n".into(),
             true,
         ),
+        ("/www/cgi-bin/health".into(), FLAKY.into(), true),
     ]);
     scratch::build("metrics-web", &recipe)
 }
 
+/// The app `name` at `<name>.test` running `image`; `extra` adds keys (a
+/// `health_check` block replaces the default `/health`).
 fn app(server: &Server, name: &str, image: &str, extra: &str) -> String {
     let (repository, tag) = image.split_once(':').expect("repository:tag");
+    let health = if extra.contains("health_check:") {
+        ""
+    } else {
+        "health_check_path: \"/health\"\n"
+    };
     format!(
         r#"name: "{name}"
 image:
   repository: "{repository}"
   tag: "{tag}"
   source: "local"
-health_check_path: "/health"
-network: "{network}"
+{health}network: "{network}"
 domains:
   - domain: "{name}.test"
 {extra}"#,
@@ -224,6 +242,39 @@ fn deploys_replicas_and_requests_are_counted_and_pass_promtool_and_status_shows_
     // Anything but GET /metrics is refused.
     let (status, _, _) = http_get(server.metrics_port, "127.0.0.1", "/").expect("GET /");
     assert_eq!(status, 404);
+}
+
+#[test]
+fn a_replica_that_fails_while_serving_counts_as_a_health_check_failure() {
+    let image = httpd_with_failures();
+    let server = Server::start();
+    reconfigure(&server, &[("watch_interval_secs", "1".to_string())]);
+    let health = "health_check: {path: /cgi-bin/health}\n";
+    let config = server.app_config("web", &app(&server, "web", &image, health));
+    server.deploy(&config);
+    let victim = server.containers("web")[0].clone();
+    let made_sick = integration_tests::run(server.docker().args([
+        "exec",
+        &victim,
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "echo 8 > /tmp/sick",
+    ]));
+    assert!(made_sick.status.success(), "{}", describe(&made_sick));
+    let text = await_value(
+        &server,
+        r#"haloy_health_check_failures_total{app="web",during="serving"}"#,
+        |v| v == 1.0,
+    );
+    assert!(
+        !text.contains(r#"haloy_health_check_failures_total{app="web",during="deploy"}"#),
+        "the deploy's checks passed:\n{text}"
+    );
+    // The watchdog restarts it and routes it again.
+    await_value(&server, r#"haloy_replicas{app="web",state="up"}"#, |v| {
+        v == 1.0
+    });
 }
 
 /// A server whose certificates come from `pebble`, checked every second.
