@@ -242,3 +242,31 @@ fn print_report(report: &StatusReport, out: &mut dyn Write) -> anyhow::Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn traffic_reads_as_rates_over_the_window_or_counts_until_there_is_one() {
+        let mut traffic = TrafficInfo {
+            requests: 1_000,
+            errors: 40,
+            window_requests: 25,
+            window_errors: 5,
+            window: Duration::from_secs(10),
+            response_avg: Duration::from_millis(3),
+        };
+        assert_eq!(
+            traffic_line(&traffic),
+            "2.50 req/s, 0.50 5xx/s (20.0% errors) over 10 s; 3 ms average response"
+        );
+        traffic.window = Duration::ZERO;
+        assert_eq!(
+            traffic_line(&traffic),
+            "1000 requests, 40 5xx so far; req/s and 5xx/s once haloyd has sampled for a second"
+        );
+    }
+}
