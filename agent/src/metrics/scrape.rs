@@ -124,12 +124,12 @@ async fn traffic(engine: &Engine) -> Vec<MetricFamily> {
     );
     let request_rate = gauge(
         "haloy_app_request_rate",
-        "Requests per second to each app over the last minute, as `haloy status` shows it.",
+        "Requests per second to each app over haloyd's last minute of samples (less just after a start or a reload of HAProxy), as `haloy status` shows it.",
         &["app"],
     );
     let error_rate = gauge(
         "haloy_app_error_rate",
-        "5xx responses per second to each app over the last minute, as `haloy status` shows it.",
+        "5xx responses per second to each app over haloyd's last minute of samples (less just after a start or a reload of HAProxy), as `haloy status` shows it.",
         &["app"],
     );
     let response_avg = gauge(
