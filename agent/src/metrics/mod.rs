@@ -19,6 +19,8 @@ use crate::store::Status;
 mod scrape;
 pub mod serve;
 
+pub use scrape::{CONTENT_TYPE, exposition};
+
 /// Deploy and phase durations, in seconds: from a quick local image swap to a slow
 /// pull with a long health check.
 const DURATION_BUCKETS: &[f64] = &[

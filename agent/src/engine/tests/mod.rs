@@ -16,6 +16,7 @@ use crate::store::{DeploymentRecord, JournalPhase, Status};
 mod certificates;
 mod crash;
 mod deploy;
+mod metrics;
 mod owner;
 mod prune;
 mod traffic;
