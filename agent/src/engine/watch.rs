@@ -151,7 +151,7 @@ impl Engine {
         let (_never, mut cancel) = tokio::sync::watch::channel(false);
         let started = Instant::now();
         match self
-            .wait_healthy(&container, &check, &events, &mut cancel)
+            .wait_healthy(&container, &check, &events, &mut cancel, None)
             .await
         {
             Ok(info) => match backend(&info) {

@@ -76,3 +76,23 @@ async fn haproxy_that_does_not_answer_leaves_status_without_traffic_and_says_so_
         "{text}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deploy_that_fails_its_health_check_counts_as_failed_and_counts_the_failing_replica() {
+    let r = rig();
+    let (v1, _) = r.deploy(&spec("v1"), ImageInput::Pull).await;
+    assert_eq!(v1.status, Status::Succeeded, "{}", v1.reason);
+    let (v2, _) = r.deploy(&spec("v2-unhealthy"), ImageInput::Pull).await;
+    assert_eq!(v2.status, Status::Failed, "{}", v2.reason);
+    let text = crate::metrics::exposition(&r.engine).await;
+    for line in [
+        r#"haloy_deploys_total{app="web",result="failed"} 1"#,
+        r#"haloy_deploys_total{app="web",result="succeeded"} 1"#,
+        r#"haloy_health_check_failures_total{app="web",during="deploy"} 1"#,
+        r#"haloy_deploy_phase_duration_seconds_count{app="web",phase="cleaning_up"} 1"#,
+        // The old version kept serving.
+        r#"haloy_replicas{app="web",state="up"} 2"#,
+    ] {
+        assert!(has(&text, line), "no {line:?} in\n{text}");
+    }
+}
