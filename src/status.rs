@@ -115,6 +115,8 @@ pub struct StatusReport {
     pub problem: String,
     /// Set while the app is in maintenance mode.
     pub maintenance: Option<MaintenanceInfo>,
+    /// Its requests through HAProxy; `None` when the server reported none.
+    pub traffic: Option<TrafficInfo>,
 }
 
 /// An app's maintenance mode that is on: its domains answer 503 with a page.
@@ -126,6 +128,34 @@ pub struct MaintenanceInfo {
     pub message: String,
     /// The app's own page is shown rather than the default one.
     pub custom_page: bool,
+}
+
+/// An app's requests through HAProxy, as counted by haloyd over a window of up to
+/// a minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficInfo {
+    /// Requests and 5xx responses since HAProxy's current worker started.
+    pub requests: u64,
+    pub errors: u64,
+    /// Requests and 5xx responses within the window.
+    pub window_requests: u64,
+    pub window_errors: u64,
+    /// Zero until the server has samples a second apart.
+    pub window: std::time::Duration,
+    /// Average time to the response headers over the last 1,024 requests.
+    pub response_avg: std::time::Duration,
+}
+
+impl TrafficInfo {
+    /// Requests per second over the window; `None` without one.
+    pub fn request_rate(&self) -> Option<f64> {
+        (!self.window.is_zero()).then(|| self.window_requests as f64 / self.window.as_secs_f64())
+    }
+
+    /// 5xx responses per second over the window; `None` without one.
+    pub fn error_rate(&self) -> Option<f64> {
+        (!self.window.is_zero()).then(|| self.window_errors as f64 / self.window.as_secs_f64())
+    }
 }
 
 /// A TLS certificate haloyd manages for the app.

@@ -38,6 +38,11 @@ fn haloyadm_init_local_install_creates_the_layout_and_token() {
         settings.contains("run_as: docker") && settings.contains("haproxy_image: haproxy:2.8"),
         "{settings}"
     );
+    // Metrics on loopback, the setting written out so operators find it.
+    assert!(
+        settings.contains("metrics_address: 127.0.0.1:9101"),
+        "{settings}"
+    );
     let token = s
         .ok("haloyadm", &["api", "token", "--local-install"])
         .trim()

@@ -161,6 +161,17 @@ pub struct HaloydConfig {
     /// HAProxy's image when `run_as` is `docker` (`haloyadm init --haproxy-image`).
     #[serde(default = "default_haproxy_image")]
     pub haproxy_image: String,
+    /// Where haloyd serves Prometheus metrics (`GET /metrics`): `host:port`, or
+    /// `off` (or empty) for none. Loopback by default (see [`crate::metrics`]).
+    #[serde(default = "default_metrics_address")]
+    pub metrics_address: String,
+}
+
+/// Where metrics are served unless haloyd.yaml says otherwise.
+pub const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:9101";
+
+fn default_metrics_address() -> String {
+    DEFAULT_METRICS_ADDRESS.to_string()
 }
 
 /// How haloyd and HAProxy run on the server.
@@ -317,6 +328,9 @@ impl HaloydConfig {
         if let Some(port) = self.api_tls_port {
             ports.push(("api_tls_port", port));
         }
+        if let Some(addr) = self.metrics_addr()? {
+            ports.push(("metrics_address", addr.port()));
+        }
         for &(key, port) in &ports {
             if port == 0 {
                 return Err(ConfigProblem::ZeroPort(key));
@@ -401,6 +415,22 @@ impl HaloydConfig {
         Ok(())
     }
 
+    /// The address metrics are served on; `None` when `metrics_address` is `off` or
+    /// empty. [`HaloydConfig::validate`] has checked it.
+    pub fn metrics_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigProblem> {
+        let text = self.metrics_address.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let addr: std::net::SocketAddr = text
+            .parse()
+            .map_err(|_| ConfigProblem::MetricsAddress(text.to_string()))?;
+        if addr.port() == 0 {
+            return Err(ConfigProblem::ZeroPort("metrics_address"));
+        }
+        Ok(Some(addr))
+    }
+
     /// The upload limits the engine enforces.
     pub fn upload_limits(&self) -> UploadLimits {
         UploadLimits {
@@ -412,60 +442,4 @@ impl HaloydConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uploads_are_limited_by_default_and_the_limits_are_checked() {
-        let defaults = config("").unwrap().upload_limits();
-        assert_eq!(defaults.max_bytes, 10 << 30);
-        assert_eq!(defaults.deadline.as_secs(), 1800);
-        let set = config("max_upload_bytes: 1000\nupload_deadline_secs: 60\n")
-            .unwrap()
-            .upload_limits();
-        assert_eq!((set.max_bytes, set.deadline.as_secs()), (1000, 60));
-        let err = config("max_upload_bytes: 0\n").unwrap_err();
-        assert!(err.contains("max_upload_bytes"), "{err}");
-        let err = config("upload_deadline_secs: 0\n").unwrap_err();
-        assert!(err.contains("upload_deadline_secs"), "{err}");
-    }
-
-    fn config(extra: &str) -> Result<HaloydConfig, String> {
-        let yaml = format!("data_dir: /var/lib/haloy\n{extra}");
-        let config: HaloydConfig = serde_yaml::from_str(&yaml).map_err(|e| e.to_string())?;
-        config
-            .validate()
-            .map(|()| config)
-            .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn the_acme_directory_defaults_to_lets_encrypt_and_is_checked() {
-        assert_eq!(
-            config("").unwrap().acme_directory_url(),
-            crate::certs::LETS_ENCRYPT
-        );
-        assert_eq!(
-            config("acme_staging: true\n").unwrap().acme_directory_url(),
-            crate::certs::LETS_ENCRYPT_STAGING
-        );
-        let custom = config("acme_directory: https://acme.internal/dir\n").unwrap();
-        assert_eq!(custom.acme_directory_url(), "https://acme.internal/dir");
-        let err = config("acme_directory: http://acme.internal/dir\n").unwrap_err();
-        assert!(
-            err.contains("acme_directory") && err.contains("https://"),
-            "{err}"
-        );
-        let err = config("acme_directory: https://a/dir\nacme_staging: true\n").unwrap_err();
-        assert!(err.contains("keep one"), "{err}");
-        let err = config("acme_ca_cert: ca.pem\n").unwrap_err();
-        assert!(
-            err.contains("acme_ca_cert") && err.contains("absolute"),
-            "{err}"
-        );
-        let err = config("cert_check_interval_secs: 0\n").unwrap_err();
-        assert!(err.contains("cert_check_interval_secs"), "{err}");
-        let err = config("api_tls_port: 9999\n").unwrap_err();
-        assert!(err.contains("api_port and api_tls_port"), "{err}");
-    }
-}
+mod tests;

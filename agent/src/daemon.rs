@@ -37,6 +37,13 @@ pub enum DaemonError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "cannot serve metrics on {addr}: {source}; give metrics_address in haloyd.yaml a free port, or off"
+    )]
+    MetricsListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot prepare {}: {source}", path.display())]
     ChallengeSocket {
         path: std::path::PathBuf,
@@ -235,6 +242,20 @@ pub async fn run(
         None => None,
     };
 
+    let sampler = engine.spawn_traffic_sampler();
+    let metrics = match config.metrics_addr().ok().flatten() {
+        Some(addr) => {
+            let listener = crate::metrics::serve::listen(addr)
+                .map_err(|source| DaemonError::MetricsListen { addr, source })?;
+            tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+            Some(tokio::spawn(crate::metrics::serve::serve(
+                listener,
+                engine.clone(),
+            )))
+        }
+        None => None,
+    };
+
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.api_port));
     let listener =
         crate::net::listen(addr).map_err(|source| DaemonError::Listen { addr, source })?;
@@ -249,6 +270,10 @@ pub async fn run(
     .await;
     supervisor.abort();
     renewals.abort();
+    sampler.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod durable;
 pub mod engine;
+pub mod metrics;
 pub use haloy_api::ids;
 pub mod net;
 pub mod probe;

@@ -80,6 +80,10 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         .clone()
         .or_else(|| existing.as_ref().map(|e| e.haproxy_image.clone()))
         .unwrap_or_else(|| crate::config::DEFAULT_HAPROXY_IMAGE.to_string());
+    let metrics_address = existing.as_ref().map_or_else(
+        || crate::config::DEFAULT_METRICS_ADDRESS.to_string(),
+        |e| e.metrics_address.clone(),
+    );
     let instance = match existing {
         Some(existing) => existing.instance,
         None => new_token()
@@ -114,6 +118,7 @@ pub fn init(options: &InitOptions) -> Result<(HaloydConfig, Secret), SetupError>
         upload_deadline_secs: crate::engine::UploadLimits::default().deadline.as_secs(),
         run_as: options.run_as,
         haproxy_image,
+        metrics_address,
     };
     config.validate()?;
 

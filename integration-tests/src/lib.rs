@@ -22,6 +22,7 @@ mod registry;
 pub mod release;
 pub mod scratch;
 mod server;
+mod settings;
 
 pub use engine::Engine;
 pub use haloy_testkit::{Wait, eventually};
@@ -32,6 +33,7 @@ pub use load::*;
 pub use pebble::*;
 pub use registry::*;
 pub use server::*;
+pub use settings::*;
 
 /// Label on every image the tests build, so `scripts/test` can remove them.
 pub const TEST_LABEL: &str = "dev.haloy.test";

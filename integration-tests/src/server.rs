@@ -1,4 +1,4 @@
-//! A local-install haloyd and HAProxy per test, its settings and its HAProxy admin socket.
+//! A local-install haloyd and HAProxy per test and its HAProxy admin socket.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -34,6 +34,8 @@ pub struct Server {
     pub home: tempfile::TempDir,
     pub http_port: u16,
     pub api_port: u16,
+    /// Where haloyd serves Prometheus metrics on loopback (`metrics_address`).
+    pub metrics_port: u16,
     pub instance: String,
     pub network: String,
     /// Extra environment for `haloy` runs (value sources read it).
@@ -103,15 +105,23 @@ impl Server {
         }
         let home = tempfile::tempdir().expect("home");
         let (http_port, https_port, api_port) = (free_port(), free_port(), free_port());
+        let metrics_port = free_port();
         let instance = format!("it-{}-{}", std::process::id(), api_port);
         let relays = engine
             .as_ref()
-            .map(|engine| vec![engine.relay(api_port), engine.relay(http_port)])
+            .map(|engine| {
+                vec![
+                    engine.relay(api_port),
+                    engine.relay(http_port),
+                    engine.relay(metrics_port),
+                ]
+            })
             .unwrap_or_default();
         let server = Self {
             home,
             http_port,
             api_port,
+            metrics_port,
             network: format!("haloy-{instance}"),
             instance,
             env: Vec::new(),
@@ -162,6 +172,8 @@ impl Server {
                 Some("health_check_timeout_secs") => "health_check_timeout_secs: 15".into(),
                 Some("drain_timeout_secs") => "drain_timeout_secs: 3".into(),
                 Some("stop_grace_secs") => "stop_grace_secs: 3".into(),
+                // Many servers run at once: none may take the default port.
+                Some("metrics_address") => format!("metrics_address: 127.0.0.1:{metrics_port}"),
                 _ => line.to_string(),
             })
             .collect::<Vec<_>>()
@@ -471,44 +483,4 @@ impl Drop for Server {
             }
         }
     }
-}
-
-/// HAProxy's HTTPS port of `server`, from its haloyd.yaml.
-pub fn https_port(server: &Server) -> u16 {
-    setting(server, "https_port")
-        .and_then(|v| v.parse().ok())
-        .expect("https_port in haloyd.yaml")
-}
-
-/// One top-level value of `server`'s haloyd.yaml.
-pub fn setting(server: &Server, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(server.config_dir().join("haloyd.yaml")).ok()?;
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        (k == key).then(|| v.trim().to_string())
-    })
-}
-
-/// Sets top-level values of `server`'s haloyd.yaml (replacing the keys given) and
-/// restarts haloyd and HAProxy so they take effect.
-pub fn reconfigure(server: &Server, values: &[(&str, String)]) {
-    let path = server.config_dir().join("haloyd.yaml");
-    let text = std::fs::read_to_string(&path).expect("haloyd.yaml");
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|line| {
-            let key = line.split(':').next().unwrap_or("");
-            !values.iter().any(|(k, _)| *k == key)
-        })
-        .map(str::to_string)
-        .collect();
-    lines.extend(values.iter().map(|(k, v)| format!("{k}: {v}")));
-    std::fs::write(&path, lines.join("\n") + "\n").expect("haloyd.yaml");
-    let output = server.haloyadm(&["restart", "--local-install"]);
-    assert!(
-        output.status.success(),
-        "haloyadm restart:\n{}\n{}",
-        describe(&output),
-        server.log()
-    );
 }

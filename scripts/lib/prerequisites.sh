@@ -5,8 +5,9 @@
 # FROM-scratch app images, hey as the load generator, curl for the demo, and a private
 # registry with htpasswd auth (docker-registry, apache2-utils) for the push tests,
 # pebble (Let's Encrypt's ACME test server) with openssl for the TLS tests, and
-# socat, iproute2 and util-linux (nsenter) for servers on Docker Engines of their own.
-HALOY_TEST_APT_PACKAGES=(haproxy busybox-static hey curl docker-registry apache2-utils pebble openssl socat iproute2 util-linux redis-server redis-tools tmux)
+# socat, iproute2 and util-linux (nsenter) for servers on Docker Engines of their own,
+# and prometheus for `promtool check metrics` on haloyd's metrics.
+HALOY_TEST_APT_PACKAGES=(haproxy busybox-static hey curl docker-registry apache2-utils pebble openssl socat iproute2 util-linux redis-server redis-tools tmux prometheus)
 HALOY_DEMO_APT_PACKAGES=(haproxy busybox-static curl)
 
 step() {
@@ -40,13 +41,20 @@ need_apt_packages() {
 }
 
 # need_docker: a Docker Engine that answers; installs and starts one when missing.
-# stop_package_services: Debian starts some daemons on install (redis-server); the
-# tests only copy their binaries into images, so none may keep running here.
+# stop_package_services: Debian starts some daemons on install (redis-server, and
+# prometheus, which would also take port 9090); the tests only copy their binaries
+# into images or run promtool, so none may keep running here.
 stop_package_services() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   if command -v redis-server >/dev/null && pgrep -x redis-server >/dev/null 2>&1; then
     $sudo service redis-server stop >/dev/null 2>&1 || redis-cli shutdown nosave >/dev/null 2>&1 || true
+  fi
+  if [ -x /usr/bin/prometheus ] && pgrep -x prometheus >/dev/null 2>&1; then
+    $sudo service prometheus stop >/dev/null 2>&1 || true
+  fi
+  if command -v systemctl >/dev/null && systemctl is-enabled prometheus >/dev/null 2>&1; then
+    $sudo systemctl disable prometheus >/dev/null 2>&1 || true
   fi
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use crate::spec::DomainSpec;
 use crate::status::{
     CanaryReport, CertificateInfo, DeploymentInfo, DeploymentStatus, Health, LogEntry,
-    MaintenanceInfo, ReplicaInfo, RollbackTarget, StatusReport, VersionTraffic,
+    MaintenanceInfo, ReplicaInfo, RollbackTarget, StatusReport, TrafficInfo, VersionTraffic,
 };
 use crate::v1;
 
@@ -91,6 +91,20 @@ impl From<v1::StatusResponse> for StatusReport {
                 })
                 .collect(),
             certificates: response.certificates.into_iter().map(Into::into).collect(),
+            traffic: response.traffic.map(Into::into),
+        }
+    }
+}
+
+impl From<v1::Traffic> for TrafficInfo {
+    fn from(t: v1::Traffic) -> Self {
+        Self {
+            requests: t.requests,
+            errors: t.errors,
+            window_requests: t.window_requests,
+            window_errors: t.window_errors,
+            window: Duration::from_millis(t.window_ms),
+            response_avg: Duration::from_millis(t.response_ms_avg),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use haloy_api::v1::{self, deploy_event};
 
 use crate::certs::CertificateStatus;
-use crate::engine::{AppStatus, CanaryOutcome, Event, Phase, ReplicaStatus};
+use crate::engine::{AppStatus, AppTraffic, CanaryOutcome, Event, Phase, ReplicaStatus};
 use crate::ids;
 use crate::runtime::LogLine;
 use crate::store::maintenance::Maintenance;
@@ -99,6 +99,20 @@ impl From<AppStatus> for v1::StatusResponse {
             domains,
             certificates: status.certificates.into_iter().map(Into::into).collect(),
             maintenance: status.maintenance.as_ref().map(maintenance_state),
+            traffic: status.traffic.map(Into::into),
+        }
+    }
+}
+
+impl From<AppTraffic> for v1::Traffic {
+    fn from(t: AppTraffic) -> Self {
+        Self {
+            requests: t.now.requests,
+            errors: t.now.errors,
+            window_requests: t.window_requests,
+            window_errors: t.window_errors,
+            window_ms: u64::try_from(t.window.as_millis()).unwrap_or(u64::MAX),
+            response_ms_avg: t.now.response_ms_avg,
         }
     }
 }

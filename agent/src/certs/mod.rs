@@ -134,13 +134,18 @@ pub struct CertificateStatus {
     pub serial: Option<String>,
     /// The last issuance or renewal error; empty once one succeeds.
     pub last_error: String,
+    /// Attempts to obtain it that failed since haloyd started.
+    pub failed_attempts: u64,
 }
 
 struct Entry {
     wanted: Wanted,
     current: Option<CertInfo>,
     last_error: String,
+    /// Failures in a row, for the back-off.
     failures: u32,
+    /// Every failure since haloyd started, for the metrics.
+    failed_attempts: u64,
     retry_at: Option<SystemTime>,
 }
 
@@ -151,6 +156,7 @@ impl Entry {
             current,
             last_error: String::new(),
             failures: 0,
+            failed_attempts: 0,
             retry_at: None,
         }
     }
@@ -317,15 +323,25 @@ impl Certificates {
 
     /// The certificates of `app` (empty string: haloyd's API domain).
     pub fn status(&self, app: &str) -> Vec<CertificateStatus> {
+        self.statuses(|e| e.wanted.app == app)
+    }
+
+    /// Every certificate haloyd manages, apps' and its own API domain's.
+    pub fn all(&self) -> Vec<CertificateStatus> {
+        self.statuses(|_| true)
+    }
+
+    fn statuses(&self, keep: impl Fn(&Entry) -> bool) -> Vec<CertificateStatus> {
         self.entries()
             .values()
-            .filter(|e| e.wanted.app == app)
+            .filter(|e| keep(e))
             .map(|e| CertificateStatus {
                 domain: e.wanted.domain.clone(),
                 names: e.wanted.names.clone(),
                 not_after: e.current.as_ref().map(|c| c.not_after),
                 serial: e.current.as_ref().map(|c| c.serial.clone()),
                 last_error: e.last_error.clone(),
+                failed_attempts: e.failed_attempts,
             })
             .collect()
     }
@@ -381,6 +397,7 @@ impl Certificates {
                         continue;
                     };
                     entry.failures += 1;
+                    entry.failed_attempts += 1;
                     let wait = policy::retry_after(entry.failures);
                     entry.retry_at = Some(now + started.elapsed() + wait);
                     entry.last_error = format!(

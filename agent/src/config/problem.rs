@@ -54,4 +54,9 @@ pub enum ConfigProblem {
         .0.display()
     )]
     RelativeCaCert(PathBuf),
+    #[error(
+        "metrics_address {0:?} is not an address; give host:port such as {default}, or off to serve no metrics",
+        default = super::DEFAULT_METRICS_ADDRESS
+    )]
+    MetricsAddress(String),
 }

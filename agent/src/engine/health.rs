@@ -12,7 +12,8 @@ use tokio::time::Instant;
 
 use super::Engine;
 use super::events::{Abort, Cancel, Event, Events, check_cancel};
-use crate::runtime::{ContainerInfo, ContainerState};
+use crate::metrics::CheckedDuring;
+use crate::runtime::{ContainerInfo, ContainerState, labels};
 
 /// An HTTP answer to a health check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,13 +268,15 @@ impl Engine {
     /// Waits until `container` answers its health check, and then stays healthy for
     /// `min_ready`; fails at once when it exits, after `retries` failures past the
     /// start period, or at the deadline. A failure streams the container's last log
-    /// lines and explains itself in the reason.
+    /// lines and explains itself in the reason, and is counted in the metrics as
+    /// happening `during` (`None`: not counted, e.g. recovery after a restart).
     pub(super) async fn wait_healthy(
         &self,
         container: &ContainerInfo,
         check: &Check,
         events: &Events,
         cancel: &mut Cancel,
+        during: Option<CheckedDuring>,
     ) -> Result<ContainerInfo, Abort> {
         let rules = &check.rules;
         let started = Instant::now();
@@ -321,6 +324,10 @@ impl Engine {
                     (None, None) => None,
                 };
                 if let Some(gave_up) = gave_up {
+                    if let Some(during) = during {
+                        let app = container.labels.get(labels::APP).map_or("", String::as_str);
+                        self.metrics.health_check_failed(app, during);
+                    }
                     let unhealthy = self
                         .explain(&info, gave_up, last, started.elapsed(), exit, events)
                         .await;

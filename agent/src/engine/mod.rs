@@ -28,6 +28,7 @@ pub mod recovery;
 mod retire;
 mod status;
 mod steps;
+pub mod traffic;
 mod watch;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub use maintenance::{MaintenanceSwitch, render_page};
 pub use owner::{DeployOptions, DeployRequest, Snapshot, StopOptions, Stopped};
 pub use reconcile::Recovery;
 pub use status::{AppStatus, ReplicaStatus};
+pub use traffic::AppTraffic;
 pub use watch::ReplicaHealth;
 
 #[derive(Debug, Clone)]
@@ -105,6 +107,10 @@ pub struct Engine {
     protection: Option<Protection>,
     /// Limits on images uploaded with a deploy.
     upload_limits: UploadLimits,
+    /// What `metrics_address` serves: deploys, durations, health-check failures.
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Samples of HAProxy's counters per app, for request and error rates.
+    traffic_meter: traffic::Meter,
 }
 
 impl Engine {
@@ -122,7 +128,19 @@ impl Engine {
             health_log: Default::default(),
             protection: None,
             upload_limits: UploadLimits::default(),
+            metrics: Arc::default(),
+            traffic_meter: traffic::Meter::default(),
         }
+    }
+
+    /// The counters and histograms the engine keeps.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The settings the engine runs with.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
     }
 
     /// Limits uploads (`max_upload_bytes`, `upload_deadline_secs` in haloyd.yaml).

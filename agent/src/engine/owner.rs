@@ -325,6 +325,7 @@ impl Engine {
                     options,
                     ..
                 } = *request;
+                let events = engine.metrics.tap(&spec.name, events);
                 let change = Box::pin(async move {
                     let outcome = engine
                         .run_deploy(record, spec, image, events, cancel, options.canary_percent)

@@ -183,7 +183,7 @@ impl Engine {
         // Recovery has no client: the log lines of a failure go nowhere.
         let (events, _) = mpsc::channel(32);
         let healthy = match self
-            .wait_healthy(&started, check, &events, &mut cancel)
+            .wait_healthy(&started, check, &events, &mut cancel, None)
             .await
         {
             Ok(info) => info,

@@ -39,6 +39,8 @@ pub struct AppStatus {
     pub snapshot: Snapshot,
     /// Set while the app is in maintenance mode.
     pub maintenance: Option<Maintenance>,
+    /// Its requests through HAProxy; `None` without a backend or an answer.
+    pub traffic: Option<super::AppTraffic>,
 }
 
 impl Engine {
@@ -79,7 +81,12 @@ impl Engine {
             })
             .collect();
         replicas.sort_by(|a, b| a.name.cmp(&b.name));
+        let traffic = match self.traffic().await {
+            Ok(apps) => apps.into_iter().find(|t| t.now.app == app),
+            Err(_) => None,
+        };
         Ok(AppStatus {
+            traffic,
             app: app.to_string(),
             current,
             latest,

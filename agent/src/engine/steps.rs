@@ -10,6 +10,7 @@ use super::container::backend;
 use super::events::{Abort, Cancel, Events, Phase, check_cancel, log, phase};
 use super::health::Check;
 use super::retire::Timing;
+use crate::metrics::CheckedDuring;
 use crate::proxy::AppRoute;
 use crate::runtime::ContainerInfo;
 use crate::store::DeploymentRecord;
@@ -72,7 +73,15 @@ impl Engine {
     ) -> Result<Vec<ContainerInfo>, Abort> {
         let mut healthy = Vec::with_capacity(batch.len());
         for container in batch {
-            let info = self.wait_healthy(&container, check, events, cancel).await?;
+            let info = self
+                .wait_healthy(
+                    &container,
+                    check,
+                    events,
+                    cancel,
+                    Some(CheckedDuring::Deploy),
+                )
+                .await?;
             log(events, &format!("replica {} is healthy", info.name)).await;
             healthy.push(info);
         }

@@ -101,6 +101,8 @@ impl Engine {
                 if failure.1 || *count >= STRIKES {
                     strikes.remove(&container.name);
                     tracing::warn!(app, replica = %container.name, "a serving replica failed: {}", failure.0);
+                    self.metrics
+                        .health_check_failed(&app, crate::metrics::CheckedDuring::Serving);
                     self.heal_later(&app, container.name.clone(), failure.0);
                 }
             }
@@ -149,7 +151,7 @@ impl Engine {
         let (_never, mut cancel) = tokio::sync::watch::channel(false);
         let started = Instant::now();
         match self
-            .wait_healthy(&container, &check, &events, &mut cancel)
+            .wait_healthy(&container, &check, &events, &mut cancel, None)
             .await
         {
             Ok(info) => match backend(&info) {

@@ -57,6 +57,24 @@ pub struct ServerCounters {
     pub errors: u64,
 }
 
+/// An app backend's traffic as HAProxy's current worker counts it (a reload starts
+/// the counts again from zero).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendTraffic {
+    pub app: String,
+    /// HTTP requests the backend received.
+    pub requests: u64,
+    /// Responses with a 5xx status, its servers' or HAProxy's own (e.g. 503 when no
+    /// server is up).
+    pub errors: u64,
+    /// Average time to the response's headers over the last 1,024 requests, in ms.
+    pub response_ms_avg: u64,
+    /// The longest time to a response's headers, in ms.
+    pub response_ms_max: u64,
+    /// Average time of a whole request over the last 1,024 requests, in ms.
+    pub total_ms_avg: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error(
@@ -126,6 +144,10 @@ pub trait Proxy: Send + Sync + 'static {
     async fn set_maintenance(&self, app: &str, page: Option<&str>) -> Result<(), ProxyError>;
     /// Response counters of an app's servers.
     async fn counters(&self, app: &str) -> Result<Vec<ServerCounters>, ProxyError>;
+    /// Every app backend's traffic. Proxies that count nothing say so with none.
+    async fn traffic(&self) -> Result<Vec<BackendTraffic>, ProxyError> {
+        Ok(Vec::new())
+    }
     /// Servers of an app's backend with state and sessions.
     async fn servers(&self, app: &str) -> Result<Vec<ServerStatus>, ProxyError>;
     /// Removes an app's routes and backend.

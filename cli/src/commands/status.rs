@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use haloy_api::status::{CertificateInfo, DeploymentInfo, MaintenanceInfo, StatusReport};
+use haloy_api::status::{
+    CertificateInfo, DeploymentInfo, MaintenanceInfo, StatusReport, TrafficInfo,
+};
 use haloy_api::status::{DeploymentStatus, Health};
 use haloy_controller::client::Client;
 use haloy_controller::fanout;
@@ -85,6 +87,14 @@ fn json(target: &str, server: &str, report: &StatusReport) -> serde_json::Value 
         "latest": report.latest.as_ref().map(deployment),
         "domains": report.domains.iter().map(|d| serde_json::json!({"domain": d.canonical, "aliases": d.aliases})).collect::<Vec<_>>(),
         "replicas": report.replicas.iter().map(|r| serde_json::json!({"name": r.name, "deployment_id": r.deployment_id, "state": r.state, "health": r.health.to_string(), "restarts": r.restarts, "last_failure": r.last_failure})).collect::<Vec<_>>(),
+        "traffic": report.traffic.map(|t| serde_json::json!({
+            "requests": t.requests,
+            "errors": t.errors,
+            "request_rate": t.request_rate(),
+            "error_rate": t.error_rate(),
+            "window_ms": u64::try_from(t.window.as_millis()).unwrap_or(u64::MAX),
+            "response_ms_avg": u64::try_from(t.response_avg.as_millis()).unwrap_or(u64::MAX),
+        })),
         "certificates": report.certificates.iter().map(|c| serde_json::json!({
             "domain": c.domain,
             "names": c.names,
@@ -137,6 +147,28 @@ fn maintenance_line(m: &MaintenanceInfo) -> String {
         line.push_str(&format!(": {}", m.message));
     }
     line
+}
+
+/// "2.50 req/s, 0.50 5xx/s (20.0% errors) over 60 s; 3 ms average response".
+fn traffic_line(t: &TrafficInfo) -> String {
+    let average = format!("{} ms average response", t.response_avg.as_millis());
+    match (t.request_rate(), t.error_rate()) {
+        (Some(requests), Some(errors)) => {
+            let share = if t.window_requests == 0 {
+                0.0
+            } else {
+                t.window_errors as f64 * 100.0 / t.window_requests as f64
+            };
+            format!(
+                "{requests:.2} req/s, {errors:.2} 5xx/s ({share:.1}% errors) over {} s; {average}",
+                t.window.as_secs()
+            )
+        }
+        _ => format!(
+            "{} requests, {} 5xx so far; req/s and 5xx/s once haloyd has sampled for a second",
+            t.requests, t.errors
+        ),
+    }
 }
 
 fn deployment_line(d: &DeploymentInfo) -> String {
@@ -197,6 +229,9 @@ fn print_report(report: &StatusReport, out: &mut dyn Write) -> anyhow::Result<()
     for c in &report.certificates {
         writeln!(out, "tls:        {}", certificate_line(c))?;
     }
+    if let Some(traffic) = &report.traffic {
+        writeln!(out, "traffic:    {}", traffic_line(traffic))?;
+    }
     let healthy = report
         .replicas
         .iter()
@@ -228,4 +263,32 @@ fn print_report(report: &StatusReport, out: &mut dyn Write) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn traffic_reads_as_rates_over_the_window_or_counts_until_there_is_one() {
+        let mut traffic = TrafficInfo {
+            requests: 1_000,
+            errors: 40,
+            window_requests: 25,
+            window_errors: 5,
+            window: Duration::from_secs(10),
+            response_avg: Duration::from_millis(3),
+        };
+        assert_eq!(
+            traffic_line(&traffic),
+            "2.50 req/s, 0.50 5xx/s (20.0% errors) over 10 s; 3 ms average response"
+        );
+        traffic.window = Duration::ZERO;
+        assert_eq!(
+            traffic_line(&traffic),
+            "1000 requests, 40 5xx so far; req/s and 5xx/s once haloyd has sampled for a second"
+        );
+    }
 }

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 
 use super::{CallLog, FakeRuntime};
 use crate::engine::{Answer, HealthProbe, ProbeError};
-use crate::proxy::{AppRoute, Backend, Proxy, ProxyError, ServerCounters, ServerStatus};
+use crate::proxy::{
+    AppRoute, Backend, BackendTraffic, Proxy, ProxyError, ServerCounters, ServerStatus,
+};
 
 /// Answers health checks for the containers of a [`FakeRuntime`].
 pub struct FakeProbe(pub Arc<FakeRuntime>);
@@ -38,6 +40,8 @@ pub struct FakeProxy {
     pub weights: Mutex<BTreeMap<String, u16>>,
     /// What `counters` answers, by server name.
     pub counters: Mutex<BTreeMap<String, ServerCounters>>,
+    /// What `traffic` answers: the app backends' counters.
+    pub traffic: Mutex<Vec<BackendTraffic>>,
     /// Hosts routed to each app; like HAProxy, a host belongs to one app.
     pub hosts: Mutex<BTreeMap<String, Vec<String>>>,
     /// The maintenance page of each app in maintenance, as routes or
@@ -214,6 +218,12 @@ impl Proxy for FakeProxy {
                 })
             })
             .collect())
+    }
+    async fn traffic(&self) -> Result<Vec<BackendTraffic>, ProxyError> {
+        if let Some(message) = self.log.failure("traffic") {
+            return Err(ProxyError::Other(message));
+        }
+        Ok(self.traffic.lock().unwrap().clone())
     }
     async fn servers(&self, app: &str) -> Result<Vec<ServerStatus>, ProxyError> {
         if let Some(message) = self.log.failure("servers") {

@@ -17,6 +17,7 @@ mod certificates;
 mod crash;
 mod deploy;
 mod maintenance;
+mod metrics;
 mod owner;
 mod prune;
 mod traffic;

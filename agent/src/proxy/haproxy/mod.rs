@@ -429,6 +429,10 @@ impl Proxy for Haproxy {
             .collect())
     }
 
+    async fn traffic(&self) -> Result<Vec<crate::proxy::BackendTraffic>, ProxyError> {
+        runtime::backend_traffic(&self.cli).await
+    }
+
     async fn servers(&self, app: &str) -> Result<Vec<ServerStatus>, ProxyError> {
         validate_app_name(app)?;
         let backend = backend_name(app);

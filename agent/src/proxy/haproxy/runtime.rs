@@ -11,7 +11,9 @@ use tokio::time::Instant;
 
 use super::config::CHECK_PARAMS;
 use super::routing::Server;
-use super::socket::{MasterCli, StatRow, parse_show_backend, parse_show_map, parse_show_stat};
+use super::socket::{
+    MasterCli, StatRow, parse_backend_traffic, parse_show_backend, parse_show_map, parse_show_stat,
+};
 use crate::proxy::ProxyError;
 
 /// How long `del server` keeps being retried while connections are closed.
@@ -39,6 +41,19 @@ pub(super) async fn server_rows(
     };
     parse_show_stat(&answer).ok_or_else(|| ProxyError::Refused {
         command,
+        answer: answer.trim().to_string(),
+    })
+}
+
+/// Every app backend's traffic in the current worker.
+pub(super) async fn backend_traffic(
+    cli: &MasterCli,
+) -> Result<Vec<crate::proxy::BackendTraffic>, ProxyError> {
+    // -1: every proxy; 2: backends only; -1: every server (none: backends only).
+    let command = "show stat -1 2 -1";
+    let answer = cli.worker(command).await?;
+    parse_backend_traffic(&answer).ok_or_else(|| ProxyError::Refused {
+        command: command.to_string(),
         answer: answer.trim().to_string(),
     })
 }

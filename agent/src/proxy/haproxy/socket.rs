@@ -256,6 +256,44 @@ pub(super) fn parse_show_stat(text: &str) -> Option<Vec<StatRow>> {
     Some(rows)
 }
 
+/// The BACKEND rows of `show stat` CSV whose backend is an app's (`app_<name>`).
+pub(super) fn parse_backend_traffic(text: &str) -> Option<Vec<crate::proxy::BackendTraffic>> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next()?.strip_prefix("# ")?.split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name);
+    let (px, sv, req_tot, errors) = (
+        column("pxname")?,
+        column("svname")?,
+        column("req_tot")?,
+        column("hrsp_5xx")?,
+    );
+    let (rtime, rtime_max, ttime) = (column("rtime"), column("rtime_max"), column("ttime"));
+    let mut backends = Vec::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let number = |i: Option<usize>| {
+            i.and_then(|i| fields.get(i))
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let (Some(backend), Some(&"BACKEND")) = (fields.get(px), fields.get(sv)) else {
+            continue;
+        };
+        let Some(app) = backend.strip_prefix("app_") else {
+            continue;
+        };
+        backends.push(crate::proxy::BackendTraffic {
+            app: app.to_string(),
+            requests: number(Some(req_tot)),
+            errors: number(Some(errors)),
+            response_ms_avg: number(rtime),
+            response_ms_max: number(rtime_max),
+            total_ms_avg: number(ttime),
+        });
+    }
+    Some(backends)
+}
+
 /// `show map <file>`: `0x55d0c8a1b2c0 example.com app_web` per entry.
 pub(super) fn parse_show_map(text: &str) -> Vec<(String, String)> {
     text.lines()
@@ -294,6 +332,30 @@ mod tests {
             let err = cli.master(command).await.unwrap_err().to_string();
             assert!(err.contains("line break or ';'"), "{command:?}: {err}");
         }
+    }
+
+    #[test]
+    fn reads_app_backends_traffic_from_show_stat() {
+        let text = "# pxname,svname,scur,req_tot,hrsp_5xx,rtime,ttime,rtime_max\n\
+            app_web,BACKEND,0,120,7,3,5,41\n\
+            app_web,web-1,0,,7,3,5,41\n\
+            acme,BACKEND,0,2,0,1,1,1\n\
+            app_api,BACKEND,0,0,0,0,0,0\n";
+        let traffic = parse_backend_traffic(text).unwrap();
+        assert_eq!(traffic.len(), 2);
+        assert_eq!(
+            traffic[0],
+            crate::proxy::BackendTraffic {
+                app: "web".into(),
+                requests: 120,
+                errors: 7,
+                response_ms_avg: 3,
+                response_ms_max: 41,
+                total_ms_avg: 5,
+            }
+        );
+        assert_eq!(traffic[1].app, "api");
+        assert!(parse_backend_traffic("Unknown command\n").is_none());
     }
 
     #[test]
