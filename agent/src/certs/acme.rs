@@ -134,6 +134,19 @@ impl AcmeClient {
         }
     }
 
+    /// While the challenges are set up one name after another: the validation of an
+    /// earlier name may already have failed (a directory that validates at once), and
+    /// the next request gets its problem back. That is the challenge failing too;
+    /// any other problem is the directory's.
+    fn while_validating(&self, e: instant_acme::Error) -> AcmeError {
+        match &e {
+            instant_acme::Error::Api(problem) if is_validation_problem(problem) => {
+                self.challenge_failed(e)
+            }
+            _ => self.unreachable(e),
+        }
+    }
+
     async fn order(
         &self,
         account: &Account,
@@ -148,7 +161,7 @@ impl AcmeClient {
             .map_err(|e| self.unreachable(e))?;
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
-            let mut authz = authz.map_err(|e| self.unreachable(e))?;
+            let mut authz = authz.map_err(|e| self.while_validating(e))?;
             match authz.status {
                 AuthorizationStatus::Valid => continue,
                 AuthorizationStatus::Pending => {}
@@ -169,7 +182,7 @@ impl AcmeClient {
             challenge
                 .set_ready()
                 .await
-                .map_err(|e| self.unreachable(e))?;
+                .map_err(|e| self.while_validating(e))?;
         }
         let retries = RetryPolicy::new()
             .initial_delay(Duration::from_millis(250))
@@ -233,6 +246,23 @@ fn is_reserved(name: &str) -> bool {
             "internal",
         ]
         .contains(&tld)
+}
+
+/// RFC 8555's problem types that mean a name could not be validated (section 6.7).
+fn is_validation_problem(problem: &instant_acme::Problem) -> bool {
+    const VALIDATION: &[&str] = &[
+        "connection",
+        "dns",
+        "unauthorized",
+        "incorrectResponse",
+        "tls",
+        "caa",
+    ];
+    problem
+        .r#type
+        .as_deref()
+        .and_then(|t| t.strip_prefix("urn:ietf:params:acme:error:"))
+        .is_some_and(|kind| VALIDATION.contains(&kind))
 }
 
 /// Why an order became invalid, from its failed challenges.
@@ -316,5 +346,26 @@ mod tests {
         assert_eq!(read(a).email, a);
         assert_eq!(read(b).email, b, "the second address replaced the first");
         assert!(read_account(&files.account_path(a), "https://other.test/dir", a).is_none());
+    }
+
+    #[test]
+    fn only_validation_problems_count_as_the_challenge_failing() {
+        let problem = |kind: Option<&str>| {
+            serde_json::from_value::<instant_acme::Problem>(serde_json::json!({
+                "type": kind,
+                "detail": "x",
+                "status": 400,
+            }))
+            .unwrap()
+        };
+        for kind in ["connection", "dns", "unauthorized", "incorrectResponse"] {
+            let t = format!("urn:ietf:params:acme:error:{kind}");
+            assert!(is_validation_problem(&problem(Some(&t))), "{kind}");
+        }
+        for kind in ["rateLimited", "badNonce", "malformed", "serverInternal"] {
+            let t = format!("urn:ietf:params:acme:error:{kind}");
+            assert!(!is_validation_problem(&problem(Some(&t))), "{kind}");
+        }
+        assert!(!is_validation_problem(&problem(None)));
     }
 }
