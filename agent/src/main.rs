@@ -57,9 +57,14 @@ fn main() -> ExitCode {
     };
     let filter = std::env::var("RUST_LOG")
         .unwrap_or_else(|_| if debug { "haloyd=debug,info" } else { "info" }.to_string());
+    // Colours only for a person at a terminal: `docker logs`, journald and
+    // haloyd.log get plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(colour)
         .init();
     let config_dir = config_path
         .parent()

@@ -101,6 +101,11 @@ fn docker_restarts_a_killed_haloyd_while_haproxy_serves_and_status_shows_it() {
     assert!(out.contains("haloyd: container haloyd-"), "{out}");
     assert!(out.contains("HAProxy: container haloy-haproxy-"), "{out}");
     assert!(out.contains("restarts 0"), "{out}");
+    let log = server.log();
+    assert!(
+        log.contains("INFO") && !log.contains('\u{1b}'),
+        "haloyd's container log is plain text, no colour codes:\n{log}"
+    );
     assert!(
         out.contains(&format!("API: 127.0.0.1:{} answers", server.api_port)),
         "{out}"
