@@ -12,6 +12,12 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   config="$HOME/.config/haloy" data="$HOME/.local/share/haloy" flag=(--local-install) prefix="${PREFIX:-$HOME/.local}"
 fi
+# Containers and images go with Haloy: without Docker nothing is removed, rather
+# than the files without the containers that use them.
+if ! docker info >/dev/null 2>&1; then
+  echo "error: Docker is not reachable (docker info failed), so haloyd's, HAProxy's and the apps' containers cannot be removed; start Docker (or set DOCKER_HOST) and run this again. Nothing was removed." >&2
+  exit 1
+fi
 haloyadm=$(command -v "$prefix/bin/haloyadm" || command -v haloyadm || true)
 instance=$(sed -n 's/^instance: *//p' "$config/haloyd.yaml" 2>/dev/null || true)
 [ -z "$haloyadm" ] || "$haloyadm" stop "${flag[@]}" 2>/dev/null || true

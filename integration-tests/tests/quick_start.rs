@@ -195,6 +195,24 @@ fn the_quick_start_works_on_a_server_with_only_docker_and_uninstalls_cleanly() {
 
     // Uninstall: everything the install made goes, nothing else.
     let uninstall = repo_root().join("deploy/uninstall-server.sh");
+    // With Docker unreachable it stops before it removes anything, and says why.
+    let installed = server_state(&engine);
+    let refused = on_server(
+        &engine,
+        "/usr/bin/env",
+        &[
+            "DOCKER_HOST=unix:///run/haloy-test-no-docker.sock",
+            "/bin/bash",
+            &uninstall.display().to_string(),
+        ],
+    );
+    assert!(!refused.status.success(), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Docker is not reachable"),
+        "{}",
+        describe(&refused)
+    );
+    assert_eq!(server_state(&engine), installed, "nothing removed");
     ok(
         on_server(&engine, "/bin/bash", &[&uninstall.display().to_string()]),
         "uninstall-server.sh",
