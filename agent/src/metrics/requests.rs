@@ -46,7 +46,13 @@ impl RequestLog {
                 match parse(&buffer[..len]) {
                     Line::Request { app, seconds } => metrics.request_answered(app, seconds),
                     Line::NotAnApp => {}
-                    Line::Garbage => metrics.request_log_garbage(),
+                    Line::Garbage => {
+                        metrics.request_log_garbage();
+                        let text = String::from_utf8_lossy(&buffer[..len.min(80)]);
+                        tracing::debug!(
+                            "request log: ignored a datagram that is not a request line: {text:?}"
+                        );
+                    }
                 }
             }
         });
@@ -70,16 +76,35 @@ enum Line<'a> {
     /// A request to an app's backend that took `seconds`.
     Request { app: &'a str, seconds: f64 },
     /// A request answered by HAProxy itself (unknown host, ACME, maintenance, the
-    /// API) or one aborted before it had a time (`%Ta` of -1).
+    /// API), one aborted before it had a time (`%Ta` of -1), or one of HAProxy's
+    /// notices to every log of a proxy ("Proxy app_web stopped (...)." when a
+    /// reload retires the old worker, "Server app_web/x is UP" and the like).
     NotAnApp,
     /// Anything that is not `<backend> <ms> <status>`.
     Garbage,
 }
 
+/// How HAProxy's own messages to a proxy's log begin: proxies pausing, stopping,
+/// servers going up or down ("Server app_web/x is UP/READY (...)"), a backend
+/// without servers. Request lines begin with a backend name and a number.
+const HAPROXY_NOTICES: &[&str] = &[
+    "Proxy ",
+    "Stopping ",
+    "Pausing ",
+    "Resuming ",
+    "Server ",
+    "Backup Server ",
+    "backend ",
+    "Health check ",
+];
+
 fn parse(datagram: &[u8]) -> Line<'_> {
     let Ok(text) = std::str::from_utf8(datagram) else {
         return Line::Garbage;
     };
+    if HAPROXY_NOTICES.iter().any(|n| text.starts_with(n)) {
+        return Line::NotAnApp;
+    }
     let mut fields = text.trim_end_matches(['\n', '\0']).split(' ');
     let (Some(backend), Some(ms), Some(status), None) =
         (fields.next(), fields.next(), fields.next(), fields.next())
@@ -145,6 +170,14 @@ mod tests {
         assert_eq!(parse(b"haloy_unknown_host 0 404\n"), Line::NotAnApp);
         assert_eq!(parse(b"app_web -1 -1\n"), Line::NotAnApp);
         assert_eq!(parse(b"app_web -1 502\n"), Line::NotAnApp);
+        assert_eq!(
+            parse(b"Proxy app_web stopped (cumulated conns: FE: 0, BE: 1).\n"),
+            Line::NotAnApp
+        );
+        assert_eq!(
+            parse(b"Server app_web/web-1 is UP/READY (leaving forced maintenance).\n"),
+            Line::NotAnApp
+        );
         for garbage in [
             &b""[..],
             b"hello",
