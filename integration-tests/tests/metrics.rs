@@ -376,7 +376,7 @@ fn response_time_percentiles_come_from_haproxys_request_log() {
     let socket = server.data_dir().join("haproxy-config/requests.sock");
     let sender = std::os::unix::net::UnixDatagram::unbound().expect("datagram socket");
     sender
-        .send_to(b"not a request line", &socket)
+        .send_to(b"haloy-request not a request line", &socket)
         .expect("send to the request log");
     let text = await_value(&server, "haloy_request_log_malformed_total", |v| v == 1.0);
     assert_eq!(value(&text, count), Some((FAST + SLOW) as f64), "{text}");

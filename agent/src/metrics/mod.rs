@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::engine::{Event, Events, Phase};
 use crate::store::Status;
 
-mod requests;
+pub(crate) mod requests;
 mod scrape;
 pub mod serve;
 

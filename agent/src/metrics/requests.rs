@@ -2,7 +2,7 @@
 //! time histogram, and percentiles estimated from that histogram's buckets.
 //!
 //! HAProxy sends one datagram per HTTP request (`log <socket> format raw`, with the
-//! log-format `%b %Ta %ST`: backend, total active time in ms, status). Datagrams are
+//! log-format `haloy-request %b %Ta %ST`: a marker, backend, total active time in ms, status). Datagrams are
 //! fire and forget: when haloyd is down, slow or its receive buffer is full, HAProxy
 //! drops the line and keeps serving. haloyd is never in the data path.
 
@@ -77,38 +77,33 @@ enum Line<'a> {
     Request { app: &'a str, seconds: f64 },
     /// A request answered by HAProxy itself (unknown host, ACME, maintenance, the
     /// API), one aborted before it had a time (`%Ta` of -1), or one of HAProxy's
-    /// notices to every log of a proxy ("Proxy app_web stopped (...)." when a
-    /// reload retires the old worker, "Server app_web/x is UP" and the like).
+    /// own notices to every log of a proxy ("Proxy app_web stopped (...).",
+    /// "Server app_web/x is UP", ...), which do not carry [`MARKER`].
     NotAnApp,
-    /// Anything that is not `<backend> <ms> <status>`.
+    /// A line with [`MARKER`] that is not `<backend> <ms> <status>` after it, or
+    /// bytes that are not text.
     Garbage,
 }
 
-/// How HAProxy's own messages to a proxy's log begin: proxies pausing, stopping,
-/// servers going up or down ("Server app_web/x is UP/READY (...)"), a backend
-/// without servers. Request lines begin with a backend name and a number.
-const HAPROXY_NOTICES: &[&str] = &[
-    "Proxy ",
-    "Stopping ",
-    "Pausing ",
-    "Resuming ",
-    "Server ",
-    "Backup Server ",
-    "backend ",
-    "Health check ",
-];
+/// The log-format's first word: request lines begin with it, HAProxy's own
+/// messages to the same log never do.
+pub(crate) const MARKER: &str = "haloy-request";
 
 fn parse(datagram: &[u8]) -> Line<'_> {
     let Ok(text) = std::str::from_utf8(datagram) else {
         return Line::Garbage;
     };
-    if HAPROXY_NOTICES.iter().any(|n| text.starts_with(n)) {
+    let Some(rest) = text.strip_prefix(MARKER) else {
         return Line::NotAnApp;
-    }
-    let mut fields = text.trim_end_matches(['\n', '\0']).split(' ');
-    let (Some(backend), Some(ms), Some(status), None) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
+    };
+    let mut fields = rest.trim_end_matches(['\n', '\0']).split(' ');
+    let (Some(""), Some(backend), Some(ms), Some(status), None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
         return Line::Garbage;
     };
     let (Ok(ms), Ok(_status)) = (ms.parse::<i64>(), status.parse::<i16>()) else {
@@ -161,30 +156,35 @@ mod tests {
     #[test]
     fn request_lines_are_read_and_anything_else_is_garbage() {
         assert_eq!(
-            parse(b"app_web 1203 200\n"),
+            parse(b"haloy-request app_web 1203 200\n"),
             Line::Request {
                 app: "web",
                 seconds: 1.203
             }
         );
-        assert_eq!(parse(b"haloy_unknown_host 0 404\n"), Line::NotAnApp);
-        assert_eq!(parse(b"app_web -1 -1\n"), Line::NotAnApp);
-        assert_eq!(parse(b"app_web -1 502\n"), Line::NotAnApp);
         assert_eq!(
-            parse(b"Proxy app_web stopped (cumulated conns: FE: 0, BE: 1).\n"),
+            parse(b"haloy-request haloy_unknown_host 0 404\n"),
             Line::NotAnApp
         );
-        assert_eq!(
-            parse(b"Server app_web/web-1 is UP/READY (leaving forced maintenance).\n"),
-            Line::NotAnApp
-        );
+        assert_eq!(parse(b"haloy-request app_web -1 -1\n"), Line::NotAnApp);
+        assert_eq!(parse(b"haloy-request app_web -1 502\n"), Line::NotAnApp);
+        // HAProxy's own notices, whatever they say, carry no marker.
+        for notice in [
+            &b"Proxy app_web stopped (cumulated conns: FE: 0, BE: 1).\n"[..],
+            b"Server app_web/web-1 is UP/READY (leaving forced maintenance).\n",
+            b"app_web 12 200\n",
+            b"",
+        ] {
+            assert_eq!(parse(notice), Line::NotAnApp, "{notice:?}");
+        }
         for garbage in [
-            &b""[..],
-            b"hello",
-            b"app_web 12",
-            b"app_web 12 200 extra",
-            b"app_web twelve 200",
-            b"app_../x 12 200",
+            &b"haloy-request"[..],
+            b"haloy-request hello",
+            b"haloy-request app_web 12",
+            b"haloy-request app_web 12 200 extra",
+            b"haloy-request app_web twelve 200",
+            b"haloy-request app_../x 12 200",
+            b"haloy-requestapp_web 12 200",
             b"\xff\xfe 1 200",
         ] {
             assert_eq!(parse(garbage), Line::Garbage, "{garbage:?}");

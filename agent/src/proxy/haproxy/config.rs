@@ -40,7 +40,7 @@ pub(super) struct Paths {
     pub maintenance_lua: PathBuf,
     pub master_socket: PathBuf,
     pub admin_socket: PathBuf,
-    /// haloyd's datagram socket where HAProxy logs each request (`%b %Ta %ST`).
+    /// haloyd's datagram socket where HAProxy logs each request (`haloy-request %b %Ta %ST`).
     pub request_log: PathBuf,
     pub pid_file: PathBuf,
 }
@@ -142,7 +142,7 @@ defaults
     # one datagram per request to haloyd (response-time histograms); dropped, never
     # waited for, when haloyd does not read
     log {request_log} format raw local0 info
-    log-format \"%b %Ta %ST\"
+    log-format \"{marker} %b %Ta %ST\"
     option forwardfor
     option redispatch
     retries 3
@@ -190,6 +190,7 @@ backend {UNKNOWN_HOST_BACKEND}
 ",
         admin = paths.admin_socket.display(),
         request_log = paths.request_log.display(),
+        marker = crate::metrics::requests::MARKER,
         lua = paths.maintenance_lua.display(),
         acme = settings.acme_socket.display(),
         crt_list = paths.crt_list.display(),
