@@ -144,6 +144,17 @@ pub struct TrafficInfo {
     pub window: std::time::Duration,
     /// Average time to the response headers over the last 1,024 requests.
     pub response_avg: std::time::Duration,
+    /// Response times within the window; `None` without a window or requests.
+    pub percentiles: Option<ResponsePercentiles>,
+}
+
+/// Percentiles of requests' total time (HAProxy's `%Ta`) within a window:
+/// estimates from a histogram's buckets, linear within a bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponsePercentiles {
+    pub p50: std::time::Duration,
+    pub p95: std::time::Duration,
+    pub p99: std::time::Duration,
 }
 
 impl TrafficInfo {

@@ -50,6 +50,11 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     #[error("cannot prepare {}: {source}", path.display())]
+    RequestLogSocket {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot prepare {}: {source}", path.display())]
     ApiCertificate {
         path: std::path::PathBuf,
         source: AcceptorError,
@@ -188,6 +193,15 @@ pub async fn run(
             ))
             .with_upload_limits(config.upload_limits()),
     );
+    // Before recovery starts HAProxy, so its first requests are counted.
+    let request_log_socket = haproxy.request_log_socket().to_path_buf();
+    let _request_log =
+        crate::metrics::RequestLog::start(&request_log_socket, engine.metrics().clone()).map_err(
+            |source| DaemonError::RequestLogSocket {
+                path: request_log_socket.clone(),
+                source,
+            },
+        )?;
     let recovery = engine.recover().await?;
     // Without an API domain (or an address to request it with), a certificate
     // requested for an earlier one is dropped.

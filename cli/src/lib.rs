@@ -46,7 +46,7 @@ pub enum Command {
     /// Deploy the app to its targets with zero downtime.
     Deploy(commands::deploy::Args),
     /// Show what runs on each target: deployment, replicas and their health, request
-    /// and error rates.
+    /// and error rates, response-time percentiles.
     Status(commands::status::Args),
     /// Show the app's logs from every replica.
     Logs(commands::logs::Args),

@@ -3,7 +3,8 @@
 //! replicas by state, each app's requests, 5xx, rates and response times, and
 //! certificates' expiry and failed renewals at `metrics_address`; every scrape
 //! passes `promtool check metrics`, and `haloy status` shows the request and error
-//! rates. Also with haloyd and HAProxy in containers.
+//! rates. HAProxy's per-request log fills each app's response-time histogram, and
+//! `haloy status` shows its percentiles. Also with haloyd and HAProxy in containers.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -26,8 +27,12 @@ else
 fi
 ";
 
+/// How long `/cgi-bin/slow` takes, in seconds.
+const SLOW_SECONDS: u64 = 1;
+
 /// A busybox httpd image: `/` says ok, `/health` answers, `/cgi-bin/fail` answers
-/// 500, and `/cgi-bin/health` answers 500 while a test makes it ([`FLAKY`]).
+/// 500, `/cgi-bin/slow` answers after [`SLOW_SECONDS`], and `/cgi-bin/health`
+/// answers 500 while a test makes it ([`FLAKY`]).
 fn httpd_with_failures() -> String {
     let mut recipe = Recipe {
         binaries: vec!["/bin/busybox".into()],
@@ -45,6 +50,11 @@ fn httpd_with_failures() -> String {
             true,
         ),
         ("/www/cgi-bin/health".into(), FLAKY.into(), true),
+        (
+            "/www/cgi-bin/slow".into(),
+            format!("#!/bin/busybox sh\n/bin/busybox sleep {SLOW_SECONDS}\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslow\\n'\n"),
+            true,
+        ),
     ]);
     scratch::build("metrics-web", &recipe)
 }
@@ -277,6 +287,106 @@ fn a_replica_that_fails_while_serving_counts_as_a_health_check_failure() {
     });
 }
 
+/// The `traffic:` line of `haloy status` once it shows percentiles.
+fn status_with_percentiles(server: &Server, config: &std::path::Path) -> String {
+    let last = std::cell::RefCell::new(String::new());
+    let context = || last.borrow().clone();
+    Wait::new(Duration::from_secs(20), "percentiles in haloy status")
+        .every(Duration::from_millis(500))
+        .context(&context)
+        .until(|| {
+            let output = server.haloy(&["status", "-c", &config.display().to_string()]);
+            assert!(output.status.success(), "{}", describe(&output));
+            let shown = String::from_utf8_lossy(&output.stdout).to_string();
+            *last.borrow_mut() = shown.clone();
+            let line = shown.lines().find(|l| l.starts_with("traffic:"))?;
+            line.contains(" p99 ").then(|| line.to_string())
+        })
+}
+
+/// The number of milliseconds after `label` in a status line ("p99 2380 ms").
+fn millis_after(line: &str, label: &str) -> u64 {
+    let rest = line
+        .split_once(&format!("{label} "))
+        .unwrap_or_else(|| panic!("no {label} in {line}"))
+        .1;
+    rest.split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {label} in {line}"))
+}
+
+/// Invariants: every request through HAProxy lands in its app's histogram once,
+/// in the bucket of its time; a datagram that is not a request line is counted
+/// and ignored; and HAProxy never waits for haloyd: with haloyd SIGKILLed (its
+/// socket left behind, nobody reading) requests still answer 200.
+#[test]
+fn response_time_percentiles_come_from_haproxys_request_log() {
+    const FAST: u64 = 20;
+    const SLOW: u64 = 3;
+    let image = httpd_with_failures();
+    let server = Server::start();
+    let config = server.app_config("web", &app(&server, "web", &image, ""));
+    server.deploy(&config);
+    // A scrape samples the buckets too: the requests below fall within the window.
+    await_value(&server, r#"haloy_app_requests_total{app="web"}"#, |v| {
+        v == 0.0
+    });
+    for _ in 0..FAST {
+        assert_eq!(get(&server, "web.test", "/"), 200);
+    }
+    for _ in 0..SLOW {
+        assert_eq!(get(&server, "web.test", "/cgi-bin/slow"), 200);
+    }
+    let count = r#"haloy_http_request_duration_seconds_count{app="web"}"#;
+    let text = await_value(&server, count, |v| v >= (FAST + SLOW) as f64);
+    promtool_passes(&text);
+    let bucket = |le: &str| {
+        let series =
+            format!(r#"haloy_http_request_duration_seconds_bucket{{app="web",le="{le}"}}"#);
+        value(&text, &series).unwrap_or_else(|| panic!("{series} in\n{text}"))
+    };
+    assert_eq!(value(&text, count), Some((FAST + SLOW) as f64), "{text}");
+    assert_eq!(bucket("+Inf"), (FAST + SLOW) as f64, "{text}");
+    // The slow ones took more than 250 ms, the fast ones less.
+    assert_eq!(bucket("0.25"), FAST as f64, "{text}");
+    assert_eq!(
+        value(&text, "haloy_request_log_malformed_total"),
+        Some(0.0),
+        "HAProxy's own lines all read:\n{text}\n{}",
+        server.log()
+    );
+
+    let line = status_with_percentiles(&server, &config);
+    let (p50, p95, p99) = (
+        millis_after(&line, "p50"),
+        millis_after(&line, "p95"),
+        millis_after(&line, "p99"),
+    );
+    assert!(p50 < 250 && p50 <= p95 && p95 <= p99, "{line}");
+    assert!(p99 >= SLOW_SECONDS * 1000, "{line}");
+    assert!(line.contains("(estimated)"), "{line}");
+    let output = server.haloy(&["status", "-c", &config.display().to_string(), "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", describe(&output)));
+    let p99_json = json["traffic"]["response_ms_percentiles"]["p99"].as_u64();
+    assert!(p99_json.is_some_and(|p| p >= SLOW_SECONDS * 1000), "{json}");
+
+    // Something else on the socket is counted and changes nothing.
+    let socket = server.data_dir().join("haproxy-config/requests.sock");
+    let sender = std::os::unix::net::UnixDatagram::unbound().expect("datagram socket");
+    sender
+        .send_to(b"haloy-request not a request line", &socket)
+        .expect("send to the request log");
+    let text = await_value(&server, "haloy_request_log_malformed_total", |v| v == 1.0);
+    assert_eq!(value(&text, count), Some((FAST + SLOW) as f64), "{text}");
+
+    server.kill_haloyd();
+    for _ in 0..5 {
+        assert_eq!(get(&server, "web.test", "/"), 200, "with haloyd dead");
+    }
+}
+
 /// A server whose certificates come from `pebble`, checked every second.
 fn use_pebble(server: &Server, pebble: &Pebble) {
     reconfigure(
@@ -370,9 +480,15 @@ fn metrics_are_served_when_haloyd_and_haproxy_run_in_containers() {
     for _ in 0..10 {
         assert_eq!(get(&server, "web.test", "/"), 200);
     }
-    let text = await_value(&server, r#"haloy_app_requests_total{app="web"}"#, |v| {
+    await_value(&server, r#"haloy_app_requests_total{app="web"}"#, |v| {
         v >= 10.0
     });
+    // HAProxy's request log reaches haloyd's container through the shared directory.
+    let text = await_value(
+        &server,
+        r#"haloy_http_request_duration_seconds_count{app="web"}"#,
+        |v| v >= 10.0,
+    );
     assert_eq!(
         value(
             &text,

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use crate::spec::DomainSpec;
 use crate::status::{
     CanaryReport, CertificateInfo, DeploymentInfo, DeploymentStatus, Health, LogEntry,
-    MaintenanceInfo, ReplicaInfo, RollbackTarget, StatusReport, TrafficInfo, VersionTraffic,
+    MaintenanceInfo, ReplicaInfo, ResponsePercentiles, RollbackTarget, StatusReport, TrafficInfo,
+    VersionTraffic,
 };
 use crate::v1;
 
@@ -105,6 +106,11 @@ impl From<v1::Traffic> for TrafficInfo {
             window_errors: t.window_errors,
             window: Duration::from_millis(t.window_ms),
             response_avg: Duration::from_millis(t.response_ms_avg),
+            percentiles: t.percentiles.map(|p| ResponsePercentiles {
+                p50: Duration::from_millis(p.p50_ms),
+                p95: Duration::from_millis(p.p95_ms),
+                p99: Duration::from_millis(p.p99_ms),
+            }),
         }
     }
 }

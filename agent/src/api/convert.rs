@@ -113,6 +113,14 @@ impl From<AppTraffic> for v1::Traffic {
             window_errors: t.window_errors,
             window_ms: u64::try_from(t.window.as_millis()).unwrap_or(u64::MAX),
             response_ms_avg: t.now.response_ms_avg,
+            percentiles: t.percentiles.map(|p| {
+                let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                v1::ResponsePercentiles {
+                    p50_ms: ms(p.p50),
+                    p95_ms: ms(p.p95),
+                    p99_ms: ms(p.p99),
+                }
+            }),
         }
     }
 }

@@ -52,7 +52,7 @@ pub use maintenance::{MaintenanceSwitch, render_page};
 pub use owner::{DeployOptions, DeployRequest, Snapshot, StopOptions, Stopped};
 pub use reconcile::Recovery;
 pub use status::{AppStatus, ReplicaStatus};
-pub use traffic::AppTraffic;
+pub use traffic::{AppTraffic, Percentiles};
 pub use watch::ReplicaHealth;
 
 #[derive(Debug, Clone)]

@@ -10,14 +10,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 use tokio::sync::mpsc;
 
 use crate::engine::{Event, Events, Phase};
 use crate::store::Status;
 
+pub(crate) mod requests;
 mod scrape;
 pub mod serve;
+
+pub use requests::{RequestLog, percentile};
 
 pub use scrape::{CONTENT_TYPE, exposition};
 
@@ -25,6 +28,12 @@ pub use scrape::{CONTENT_TYPE, exposition};
 /// pull with a long health check.
 const DURATION_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+/// Response times of requests through HAProxy, in seconds: from a static file on
+/// loopback to a request near HAProxy's server timeout.
+pub const REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// What a deploy's health check failure happened during.
@@ -52,6 +61,8 @@ pub struct Metrics {
     deploy_seconds: HistogramVec,
     phase_seconds: HistogramVec,
     health_failures: IntCounterVec,
+    request_seconds: HistogramVec,
+    request_log_garbage: IntCounter,
 }
 
 impl Default for Metrics {
@@ -74,12 +85,14 @@ impl Metrics {
             "haloy_deploy_duration_seconds",
             "How long deploys took from acceptance to their end, by app and result.",
             &["app", "result"],
+            DURATION_BUCKETS,
         );
         let phase_seconds = histogram(
             &registry,
             "haloy_deploy_phase_duration_seconds",
             "How long each phase of a deploy took, by app and phase.",
             &["app", "phase"],
+            DURATION_BUCKETS,
         );
         let health_failures = counter(
             &registry,
@@ -87,12 +100,29 @@ impl Metrics {
             "Replicas that failed their health check: during a deploy (never became healthy) or while serving (taken out and restarted by the watchdog).",
             &["app", "during"],
         );
+        let request_seconds = histogram(
+            &registry,
+            "haloy_http_request_duration_seconds",
+            "Time of each HTTP request to an app through HAProxy, from its first byte to the last byte of the response (HAProxy's %Ta), from HAProxy's per-request log.",
+            &["app"],
+            REQUEST_BUCKETS,
+        );
+        let request_log_garbage = IntCounter::new(
+            "haloy_request_log_malformed_total",
+            "Datagrams on haloyd's request log socket that were not HAProxy's request lines; they were ignored.",
+        )
+        .expect("a valid metric");
+        registry
+            .register(Box::new(request_log_garbage.clone()))
+            .expect("a new metric");
         Self {
             registry,
             deploys,
             deploy_seconds,
             phase_seconds,
             health_failures,
+            request_seconds,
+            request_log_garbage,
         }
     }
 
@@ -101,6 +131,36 @@ impl Metrics {
         self.health_failures
             .with_label_values(&[app, during.as_str()])
             .inc();
+    }
+
+    /// Counts one request to `app` that took `seconds`.
+    pub fn request_answered(&self, app: &str, seconds: f64) {
+        self.request_seconds
+            .with_label_values(&[app])
+            .observe(seconds);
+    }
+
+    /// Counts a datagram on the request log that was not a request line.
+    pub fn request_log_garbage(&self) {
+        self.request_log_garbage.inc();
+    }
+
+    /// `app`'s requests so far by [`REQUEST_BUCKETS`], cumulative as Prometheus
+    /// counts them, and all of them last (the `+Inf` bucket).
+    pub fn request_buckets(&self, app: &str) -> Vec<u64> {
+        let Ok(histogram) = self.request_seconds.get_metric_with_label_values(&[app]) else {
+            return Vec::new();
+        };
+        // One snapshot, so the buckets and the total agree.
+        let metric = prometheus::core::Metric::metric(&histogram);
+        let snapshot = metric.get_histogram();
+        let mut counts: Vec<u64> = snapshot
+            .get_bucket()
+            .iter()
+            .map(|b| b.cumulative_count())
+            .collect();
+        counts.push(snapshot.get_sample_count());
+        counts
     }
 
     /// Passes a deploy's events on to `events` and times them: each phase until the
@@ -201,8 +261,14 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
     vec
 }
 
-fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
     // As for `counter`: constant, valid and distinct names and buckets.
     let vec = HistogramVec::new(opts, labels).expect("a valid metric");
     registry

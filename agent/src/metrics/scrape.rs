@@ -3,7 +3,9 @@
 //! HAProxy's statistics (requests, 5xx, rates, response times).
 //!
 //! HAProxy 2.6's statistics carry averages over the last 1,024 requests and maxima,
-//! not percentiles; those are what is exposed, named for what they are.
+//! not percentiles; those are exposed here, named for what they are. Percentiles
+//! come from `haloy_http_request_duration_seconds`, the histogram haloyd fills from
+//! HAProxy's request log (`requests.rs`).
 
 use std::collections::BTreeMap;
 use std::time::UNIX_EPOCH;
@@ -134,7 +136,7 @@ async fn traffic(engine: &Engine) -> Vec<MetricFamily> {
     );
     let response_avg = gauge(
         "haloy_app_response_time_average_seconds",
-        "Average time to the response headers over each app's last 1,024 requests (HAProxy's rtime; HAProxy 2.6 keeps no percentiles).",
+        "Average time to the response headers over each app's last 1,024 requests (HAProxy's rtime; percentiles: haloy_http_request_duration_seconds).",
         &["app"],
     );
     let response_max = gauge(

@@ -94,6 +94,11 @@ fn json(target: &str, server: &str, report: &StatusReport) -> serde_json::Value 
             "error_rate": t.error_rate(),
             "window_ms": u64::try_from(t.window.as_millis()).unwrap_or(u64::MAX),
             "response_ms_avg": u64::try_from(t.response_avg.as_millis()).unwrap_or(u64::MAX),
+            "response_ms_percentiles": t.percentiles.map(|p| serde_json::json!({
+                "p50": u64::try_from(p.p50.as_millis()).unwrap_or(u64::MAX),
+                "p95": u64::try_from(p.p95.as_millis()).unwrap_or(u64::MAX),
+                "p99": u64::try_from(p.p99.as_millis()).unwrap_or(u64::MAX),
+            })),
         })),
         "certificates": report.certificates.iter().map(|c| serde_json::json!({
             "domain": c.domain,
@@ -149,9 +154,19 @@ fn maintenance_line(m: &MaintenanceInfo) -> String {
     line
 }
 
-/// "2.50 req/s, 0.50 5xx/s (20.0% errors) over 60 s; 3 ms average response".
+/// "2.50 req/s, 0.50 5xx/s (20.0% errors) over 60 s; 3 ms average response;
+/// p50 4 ms, p95 180 ms, p99 1200 ms (estimated)". The percentiles are of the window's
+/// requests, estimated from histogram buckets; the average is HAProxy's own.
 fn traffic_line(t: &TrafficInfo) -> String {
-    let average = format!("{} ms average response", t.response_avg.as_millis());
+    let mut average = format!("{} ms average response", t.response_avg.as_millis());
+    if let Some(p) = t.percentiles {
+        average.push_str(&format!(
+            "; p50 {} ms, p95 {} ms, p99 {} ms (estimated)",
+            p.p50.as_millis(),
+            p.p95.as_millis(),
+            p.p99.as_millis()
+        ));
+    }
     match (t.request_rate(), t.error_rate()) {
         (Some(requests), Some(errors)) => {
             let share = if t.window_requests == 0 {
@@ -280,10 +295,20 @@ mod tests {
             window_errors: 5,
             window: Duration::from_secs(10),
             response_avg: Duration::from_millis(3),
+            percentiles: None,
         };
         assert_eq!(
             traffic_line(&traffic),
             "2.50 req/s, 0.50 5xx/s (20.0% errors) over 10 s; 3 ms average response"
+        );
+        traffic.percentiles = Some(haloy_api::status::ResponsePercentiles {
+            p50: Duration::from_millis(4),
+            p95: Duration::from_millis(180),
+            p99: Duration::from_millis(1_200),
+        });
+        assert_eq!(
+            traffic_line(&traffic),
+            "2.50 req/s, 0.50 5xx/s (20.0% errors) over 10 s; 3 ms average response; p50 4 ms, p95 180 ms, p99 1200 ms (estimated)"
         );
         traffic.window = Duration::ZERO;
         assert_eq!(

@@ -40,6 +40,8 @@ pub(super) struct Paths {
     pub maintenance_lua: PathBuf,
     pub master_socket: PathBuf,
     pub admin_socket: PathBuf,
+    /// haloyd's datagram socket where HAProxy logs each request (`haloy-request %b %Ta %ST`).
+    pub request_log: PathBuf,
     pub pid_file: PathBuf,
 }
 
@@ -55,6 +57,7 @@ impl Paths {
             maintenance_lua: dir.join("maintenance.lua"),
             master_socket: dir.join("master.sock"),
             admin_socket: dir.join("admin.sock"),
+            request_log: dir.join("requests.sock"),
             pid_file: dir.join("haproxy.pid"),
         }
     }
@@ -136,6 +139,10 @@ global
 
 defaults
     mode http
+    # one datagram per request to haloyd (response-time histograms); dropped, never
+    # waited for, when haloyd does not read
+    log {request_log} format raw local0 info
+    log-format \"{marker} %b %Ta %ST\"
     option forwardfor
     option redispatch
     retries 3
@@ -182,6 +189,8 @@ backend {UNKNOWN_HOST_BACKEND}
     http-request return status 404 content-type text/plain string \"no app is deployed for this domain\"
 ",
         admin = paths.admin_socket.display(),
+        request_log = paths.request_log.display(),
+        marker = crate::metrics::requests::MARKER,
         lua = paths.maintenance_lua.display(),
         acme = settings.acme_socket.display(),
         crt_list = paths.crt_list.display(),

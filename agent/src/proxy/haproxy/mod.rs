@@ -138,11 +138,13 @@ impl Haproxy {
         }
         let paths = Paths::new(&settings.dir);
         // sun_path holds 108 bytes; leave room for HAProxy's temporary suffix.
-        if paths.master_socket.as_os_str().len() > 90 {
-            return Err(ProxyError::Other(format!(
-                "{} is too long for a unix socket; use a shorter data directory",
-                paths.master_socket.display()
-            )));
+        for socket in [&paths.master_socket, &paths.request_log] {
+            if socket.as_os_str().len() > 90 {
+                return Err(ProxyError::Other(format!(
+                    "{} is too long for a unix socket; use a shorter data directory",
+                    socket.display()
+                )));
+            }
         }
         Ok(Self {
             cli: MasterCli::new(paths.master_socket.clone()),
@@ -162,6 +164,11 @@ impl Haproxy {
 
     pub fn config_file(&self) -> &Path {
         &self.paths.config
+    }
+
+    /// Where haloyd binds the socket HAProxy logs each request to.
+    pub fn request_log_socket(&self) -> &Path {
+        &self.paths.request_log
     }
 
     pub fn pid_file(&self) -> &Path {
