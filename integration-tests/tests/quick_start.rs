@@ -42,7 +42,13 @@ fn ok(output: std::process::Output, what: &str) -> String {
 
 /// What the server holds: containers, images, and the files written into its own
 /// directories (directories copied up by the overlays are not files).
-fn server_state(engine: &Engine) -> (String, String, Vec<String>) {
+fn server_state(engine: &Engine) -> (Vec<String>, Vec<String>, Vec<String>) {
+    // Docker lists images created in the same second in either order.
+    let sorted = |text: String| {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
     let containers = ok(
         run(engine
             .docker()
@@ -70,7 +76,7 @@ fn server_state(engine: &Engine) -> (String, String, Vec<String>) {
         files.extend(found.lines().map(str::to_string));
     }
     files.sort();
-    (containers, images, files)
+    (sorted(containers), sorted(images), files)
 }
 
 fn write_app(dir: &Path) {

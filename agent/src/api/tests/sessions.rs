@@ -27,21 +27,25 @@ fn tunnel_open(app: &str, port: u32) -> v1::TunnelData {
     }
 }
 
-async fn exec(token: Option<&str>, rig: &super::Rig, input: Vec<v1::ExecInput>) -> tonic::Status {
-    let mut client = rig.client(token);
-    match client.exec(tokio_stream::iter(input)).await {
-        Err(status) => status,
-        Ok(response) => {
-            let mut output = response.into_inner();
-            loop {
-                match output.message().await {
-                    Err(status) => break status,
-                    Ok(None) => panic!("Exec ended without an error"),
-                    Ok(Some(_)) => {}
-                }
-            }
+/// The error a session ends with: at once, or after whatever it sent first.
+async fn error_of<T>(
+    answer: Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>,
+) -> tonic::Status {
+    let mut output = match answer {
+        Err(status) => return status,
+        Ok(response) => response.into_inner(),
+    };
+    loop {
+        match output.message().await {
+            Err(status) => return status,
+            Ok(None) => panic!("the session ended without an error"),
+            Ok(Some(_)) => {}
         }
     }
+}
+
+async fn exec(token: Option<&str>, rig: &super::Rig, input: Vec<v1::ExecInput>) -> tonic::Status {
+    error_of(rig.client(token).exec(tokio_stream::iter(input)).await).await
 }
 
 async fn tunnel(
@@ -49,20 +53,7 @@ async fn tunnel(
     rig: &super::Rig,
     input: Vec<v1::TunnelData>,
 ) -> tonic::Status {
-    let mut client = rig.client(token);
-    match client.tunnel(tokio_stream::iter(input)).await {
-        Err(status) => status,
-        Ok(response) => {
-            let mut output = response.into_inner();
-            loop {
-                match output.message().await {
-                    Err(status) => break status,
-                    Ok(None) => panic!("Tunnel ended without an error"),
-                    Ok(Some(_)) => {}
-                }
-            }
-        }
-    }
+    error_of(rig.client(token).tunnel(tokio_stream::iter(input)).await).await
 }
 
 #[tokio::test]
