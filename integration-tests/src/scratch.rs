@@ -38,6 +38,18 @@ impl Recipe {
         }
     }
 
+    /// busybox httpd in the foreground on port 8080, serving `/www` (files and
+    /// `cgi-bin/` scripts the test adds).
+    pub fn busybox_httpd() -> Self {
+        Self {
+            binaries: vec!["/bin/busybox".into()],
+            entrypoint: ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]
+                .map(String::from)
+                .to_vec(),
+            ..Self::default()
+        }
+    }
+
     /// Debian's redis-server on port 6379, data in /data, reachable from other
     /// containers (protected mode off), with `extra` arguments.
     pub fn redis_server(extra: &[&str]) -> Self {

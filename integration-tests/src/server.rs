@@ -286,6 +286,16 @@ impl Server {
         }
     }
 
+    /// Runs `script` with busybox's shell inside `container` (through Docker, not
+    /// haloy) and asserts it succeeded.
+    pub fn docker_sh(&self, container: &str, script: &str) {
+        let output =
+            run(self
+                .docker()
+                .args(["exec", container, "/bin/busybox", "sh", "-c", script]));
+        assert!(output.status.success(), "{script}: {}", describe(&output));
+    }
+
     pub fn haloyadm(&self, args: &[&str]) -> Output {
         run(self.command("haloyadm").args(args))
     }

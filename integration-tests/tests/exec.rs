@@ -12,13 +12,7 @@ use integration_tests::{Server, describe, eventually, require, run};
 
 /// busybox httpd (for the health check) with the applets the tests run as commands.
 fn shell_image() -> String {
-    let mut recipe = Recipe {
-        binaries: vec!["/bin/busybox".into()],
-        entrypoint: ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]
-            .map(String::from)
-            .to_vec(),
-        ..Recipe::default()
-    };
+    let mut recipe = Recipe::busybox_httpd();
     recipe
         .files
         .push(("/www/health".into(), "ok\n".into(), false));

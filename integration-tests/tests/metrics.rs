@@ -34,13 +34,7 @@ const SLOW_SECONDS: u64 = 1;
 /// 500, `/cgi-bin/slow` answers after [`SLOW_SECONDS`], and `/cgi-bin/health`
 /// answers 500 while a test makes it ([`FLAKY`]).
 fn httpd_with_failures() -> String {
-    let mut recipe = Recipe {
-        binaries: vec!["/bin/busybox".into()],
-        entrypoint: ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]
-            .map(String::from)
-            .to_vec(),
-        ..Recipe::default()
-    };
+    let mut recipe = Recipe::busybox_httpd();
     recipe.files.extend([
         ("/www/index.html".into(), "ok".into(), false),
         ("/www/health".into(), "ok\n".into(), false),
@@ -263,15 +257,7 @@ fn a_replica_that_fails_while_serving_counts_as_a_health_check_failure() {
     let config = server.app_config("web", &app(&server, "web", &image, health));
     server.deploy(&config);
     let victim = server.containers("web")[0].clone();
-    let made_sick = integration_tests::run(server.docker().args([
-        "exec",
-        &victim,
-        "/bin/busybox",
-        "sh",
-        "-c",
-        "echo 8 > /tmp/sick",
-    ]));
-    assert!(made_sick.status.success(), "{}", describe(&made_sick));
+    server.docker_sh(&victim, "echo 8 > /tmp/sick");
     let text = await_value(
         &server,
         r#"haloy_health_check_failures_total{app="web",during="serving"}"#,

@@ -288,15 +288,7 @@ fn the_watchdog_restarts_a_replica_that_fails_while_serving() {
     );
     server.deploy(&config);
     let victim = server.containers("web")[0].clone();
-    let made_sick = integration_tests::run(server.docker().args([
-        "exec",
-        &victim,
-        "/bin/busybox",
-        "sh",
-        "-c",
-        "echo 8 > /tmp/sick",
-    ]));
-    assert!(made_sick.status.success(), "{}", describe(&made_sick));
+    server.docker_sh(&victim, "echo 8 > /tmp/sick");
     let status = eventually(
         Duration::from_secs(30),
         "the watchdog restarts the replica",

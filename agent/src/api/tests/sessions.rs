@@ -56,6 +56,18 @@ async fn tunnel(
     error_of(rig.client(token).tunnel(tokio_stream::iter(input)).await).await
 }
 
+/// A rig where the app `web` runs.
+async fn web_deployed() -> super::Rig {
+    let rig = rig().await;
+    deploy(
+        &rig,
+        vec![start(spec("v1"), image_source::Source::Pull(v1::Pull {}))],
+    )
+    .await
+    .unwrap();
+    rig
+}
+
 #[tokio::test]
 async fn exec_refuses_what_is_not_a_start_an_unknown_app_and_no_token() {
     let rig = rig().await;
@@ -81,13 +93,7 @@ async fn exec_refuses_what_is_not_a_start_an_unknown_app_and_no_token() {
 
 #[tokio::test]
 async fn exec_wants_a_command() {
-    let rig = rig().await;
-    deploy(
-        &rig,
-        vec![start(spec("v1"), image_source::Source::Pull(v1::Pull {}))],
-    )
-    .await
-    .unwrap();
+    let rig = web_deployed().await;
     let status = exec(Some(TOKEN), &rig, vec![exec_start("web", &[])]).await;
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("command"), "{status:?}");
@@ -95,13 +101,7 @@ async fn exec_wants_a_command() {
 
 #[tokio::test]
 async fn tunnel_refuses_what_is_not_an_open_a_port_out_of_range_and_no_token() {
-    let rig = rig().await;
-    deploy(
-        &rig,
-        vec![start(spec("v1"), image_source::Source::Pull(v1::Pull {}))],
-    )
-    .await
-    .unwrap();
+    let rig = web_deployed().await;
 
     let data_first = v1::TunnelData {
         frame: Some(tunnel_data::Frame::Data(b"PING\r\n".to_vec())),

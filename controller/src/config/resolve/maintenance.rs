@@ -32,66 +32,51 @@ pub(super) fn resolve_page(
         );
         return None;
     }
-    let file = config_dir.join(page);
-    let shown = file.display();
-    let metadata = match std::fs::metadata(&file) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            issues.add(
-                path,
-                format!("{shown} does not exist"),
-                "create it, or fix the path (it is relative to the config file's directory)",
-            );
-            return None;
-        }
-        Err(e) => {
-            issues.add(
-                path,
-                format!("{shown} cannot be read: {e}"),
-                "make it a readable HTML file",
-            );
-            return None;
-        }
-    };
-    if !metadata.is_file() {
-        issues.add(
-            path,
-            format!("{shown} is not a file"),
-            "name an HTML file, e.g. `page: ./maintenance.html`",
-        );
-        return None;
-    }
-    if metadata.len() > MAX_MAINTENANCE_PAGE as u64 {
-        issues.add(
-            path,
-            format!(
-                "{shown} has {} bytes, more than the {MAX_MAINTENANCE_PAGE} HAProxy can answer with",
-                metadata.len()
-            ),
-            "make it smaller: inline no images or fonts, link them instead",
-        );
-        return None;
-    }
-    let text = match std::fs::read(&file).map(String::from_utf8) {
-        Ok(Ok(text)) => text,
-        Ok(Err(_)) => {
-            issues.add(
-                path,
-                format!("{shown} is not UTF-8 text"),
-                "save it as UTF-8",
-            );
-            return None;
-        }
-        Err(e) => {
-            issues.add(
-                path,
-                format!("{shown} cannot be read: {e}"),
-                "make it a readable HTML file",
-            );
+    let text = match read_page(&config_dir.join(page)) {
+        Ok(text) => text,
+        Err((problem, fix)) => {
+            issues.add(path, problem, fix);
             return None;
         }
     };
     issues
         .check(path, rules::maintenance_page(&text))
         .map(|()| text)
+}
+
+/// The file's text, or what is wrong with it and the fix.
+fn read_page(file: &Path) -> Result<String, (String, &'static str)> {
+    let shown = file.display();
+    let unreadable = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            (
+                format!("{shown} does not exist"),
+                "create it, or fix the path (it is relative to the config file's directory)",
+            )
+        } else {
+            (
+                format!("{shown} cannot be read: {e}"),
+                "make it a readable HTML file",
+            )
+        }
+    };
+    let metadata = std::fs::metadata(file).map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err((
+            format!("{shown} is not a file"),
+            "name an HTML file, e.g. `page: ./maintenance.html`",
+        ));
+    }
+    // Checked before reading: a large file is never read whole.
+    if metadata.len() > MAX_MAINTENANCE_PAGE as u64 {
+        return Err((
+            format!(
+                "{shown} has {} bytes, more than the {MAX_MAINTENANCE_PAGE} HAProxy can answer with",
+                metadata.len()
+            ),
+            "make it smaller: inline no images or fonts, link them instead",
+        ));
+    }
+    String::from_utf8(std::fs::read(file).map_err(unreadable)?)
+        .map_err(|_| (format!("{shown} is not UTF-8 text"), "save it as UTF-8"))
 }
