@@ -19,15 +19,19 @@ if ! docker info >/dev/null 2>&1; then
   exit 1
 fi
 haloyadm=$(command -v "$prefix/bin/haloyadm" || command -v haloyadm || true)
-instance=$(sed -n 's/^instance: *//p' "$config/haloyd.yaml" 2>/dev/null || true)
-[ -z "$haloyadm" ] || "$haloyadm" stop "${flag[@]}" 2>/dev/null || true
+# YAML quotes an instance that reads as a number ('123456789012').
+instance=$(sed -n "s/^instance: *//p" "$config/haloyd.yaml" 2>/dev/null | tr -d "'\"" || true)
+if [ -n "$haloyadm" ] && ! stopped=$("$haloyadm" stop "${flag[@]}" 2>&1); then
+  echo "warning: haloyadm stop failed, removing haloyd's and HAProxy's containers directly: $stopped" >&2
+fi
 if [ -n "$instance" ]; then
+  # haloyd goes first: while it runs, its supervisor brings back an app container
+  # removed under it.
+  docker ps -aq --filter "label=dev.haloy.server=$instance" | xargs -r docker rm -f >/dev/null
   # The apps' images (every tag of each app's repository: deploys and history) go
   # with their containers.
   repositories=$(docker ps -a --filter "label=dev.haloy.instance=$instance" --format '{{.Image}}' | sed 's/:[^:/]*$//' | sort -u)
-  for label in dev.haloy.instance dev.haloy.server; do
-    docker ps -aq --filter "label=$label=$instance" | xargs -r docker rm -f >/dev/null
-  done
+  docker ps -aq --filter "label=dev.haloy.instance=$instance" | xargs -r docker rm -f >/dev/null
   for repository in $repositories; do
     docker images -q "$repository" | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
   done

@@ -201,6 +201,28 @@ fn the_quick_start_works_on_a_server_with_only_docker_and_uninstalls_cleanly() {
 
     // Uninstall: everything the install made goes, nothing else.
     let uninstall = repo_root().join("deploy/uninstall-server.sh");
+    // YAML quotes an instance that reads as a number; quoting this one keeps its
+    // value, and the script must still find the apps by it.
+    ok(
+        on_server(
+            &engine,
+            "/bin/sed",
+            &[
+                "-i",
+                "s/^instance: *\\([0-9a-f]*\\)$/instance: '\\1'/",
+                "/etc/haloy/haloyd.yaml",
+            ],
+        ),
+        "quote the instance",
+    );
+    ok(
+        on_server(
+            &engine,
+            "/bin/grep",
+            &["-q", "^instance: '", "/etc/haloy/haloyd.yaml"],
+        ),
+        "the instance is quoted",
+    );
     // With Docker unreachable it stops before it removes anything, and says why.
     let installed = server_state(&engine);
     let refused = on_server(
