@@ -2,8 +2,7 @@
 //! image (built once per test process with `scripts/haproxy-image`, then loaded into
 //! each server's own engine), and the containers' pids and logs.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::*;
@@ -51,27 +50,7 @@ fn haproxy_image_archive() -> &'static [u8] {
 
 /// Loads HAProxy's image into `engine`; returns its reference there.
 pub fn load_haproxy_image(engine: &Engine) -> String {
-    let archive = haproxy_image_archive();
-    let mut child = engine
-        .docker()
-        .args(["load", "-q"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("docker load");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(archive)
-        .expect("write the image to docker load");
-    let output = child.wait_with_output().expect("docker load");
-    assert!(
-        output.status.success(),
-        "docker load: {}",
-        describe(&output)
-    );
+    engine.load_archive(haproxy_image_archive());
     HAPROXY_IMAGE.to_string()
 }
 

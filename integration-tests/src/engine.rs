@@ -12,6 +12,7 @@
 //! port to the same port inside (socat), and the workstation side of a test (`haloy`,
 //! HTTP requests) runs unchanged.
 
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -139,6 +140,41 @@ impl Engine {
         let mut command = Command::new("docker");
         command.env("DOCKER_HOST", self.docker_host());
         command
+    }
+
+    /// Copies `image` from this machine's Docker into this engine.
+    pub fn load_image(&self, image: &str) {
+        let saved = run(Command::new("docker").args(["save", image]));
+        assert!(
+            saved.status.success(),
+            "docker save {image}: {}",
+            describe(&saved)
+        );
+        self.load_archive(&saved.stdout);
+    }
+
+    /// Loads an image archive (`docker save`'s output) into this engine.
+    pub fn load_archive(&self, archive: &[u8]) {
+        let mut child = self
+            .docker()
+            .args(["load", "-q"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker load");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(archive)
+            .expect("write the image to docker load");
+        let output = child.wait_with_output().expect("docker load");
+        assert!(
+            output.status.success(),
+            "docker load: {}",
+            describe(&output)
+        );
     }
 
     /// `program` run inside the namespace, against this engine.

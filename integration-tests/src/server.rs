@@ -286,6 +286,13 @@ impl Server {
         }
     }
 
+    /// Puts `image` from this machine's Docker on the server's own engine, if it has one.
+    pub fn load_image(&self, image: &str) {
+        if let Some(engine) = &self.engine {
+            engine.load_image(image);
+        }
+    }
+
     /// Runs `script` with busybox's shell inside `container` (through Docker, not
     /// haloy) and asserts it succeeded.
     pub fn docker_sh(&self, container: &str, script: &str) {

@@ -38,11 +38,7 @@ fn serving_app(name: &str) -> (Server, ImageFamily, std::path::PathBuf) {
     let server = Server::start_containerised();
     // The images are on the server's own engine: load them there.
     for tag in ["v1", "v2"] {
-        let archive = tempfile::NamedTempFile::new().expect("temp file");
-        family.save(&format!("{}:{tag}", family.repository), archive.path());
-        let loaded =
-            integration_tests::run(server.docker().arg("load").arg("-i").arg(archive.path()));
-        assert!(loaded.status.success(), "{}", describe(&loaded));
+        server.load_image(&format!("{}:{tag}", family.repository));
     }
     let path = server.app_config("v1", &config(&server, &family.repository, "v1"));
     server.deploy(&path);

@@ -258,10 +258,7 @@ fn after_a_reboot_the_app_serves_again() {
     let mut servers = Server::start_isolated(1);
     let server = &mut servers[0];
     // The image is on the server's own engine: load it there.
-    let archive = tempfile::NamedTempFile::new().expect("temp file");
-    family.save(&format!("{}:v1", family.repository), archive.path());
-    let loaded = integration_tests::run(server.docker().arg("load").arg("-i").arg(archive.path()));
-    assert!(loaded.status.success(), "{}", describe(&loaded));
+    server.load_image(&format!("{}:v1", family.repository));
     let config = server.app_config(
         "v1",
         &config(server, &family.repository, "v1", 2, "rolling"),

@@ -456,10 +456,7 @@ fn metrics_are_served_when_haloyd_and_haproxy_run_in_containers() {
     let family = ImageFamily::new("metrics-containerised");
     family.build("v1", "v1");
     let server = Server::start_containerised();
-    let archive = tempfile::NamedTempFile::new().expect("temp file");
-    family.save(&format!("{}:v1", family.repository), archive.path());
-    let loaded = integration_tests::run(server.docker().arg("load").arg("-i").arg(archive.path()));
-    assert!(loaded.status.success(), "{}", describe(&loaded));
+    server.load_image(&format!("{}:v1", family.repository));
     let image = format!("{}:v1", family.repository);
     let config = server.app_config("web", &app(&server, "web", &image, ""));
     server.deploy(&config);

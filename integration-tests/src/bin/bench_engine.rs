@@ -250,10 +250,7 @@ async fn main() {
     drop(server);
     let mut servers = Server::start_isolated(1);
     let isolated = &mut servers[0];
-    let archive = tempfile::NamedTempFile::new().expect("temp file");
-    family.save(&image, archive.path());
-    let out = run(isolated.docker().arg("load").arg("-i").arg(archive.path()));
-    assert!(out.status.success(), "{}", describe(&out));
+    isolated.load_image(&image);
     let config = isolated.app_config("reboot", &app_yaml(isolated, "reboot", &family.repository));
     isolated.deploy(&config);
     isolated.kill_haloyd();
